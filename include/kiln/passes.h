@@ -1,0 +1,46 @@
+// kiln — graph passes a user may call directly (the builder runs them too).
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/graph.h"
+
+namespace kiln {
+
+struct PropagateOptions {
+  // Fail on an op with no registered schema (the default: such a graph cannot be optimized).
+  // When false the op's outputs are left unknown and reported.
+  bool allow_unknown_ops = false;
+  // Largest tensor (bytes) computed at build time. Folding never creates a constant larger than this.
+  size_t max_folded_bytes = size_t{64} << 20;
+};
+
+struct NotFolded {
+  std::string node;    // Node::label()
+  std::string reason;  // one line
+};
+
+struct PropagateReport {
+  size_t nodes_visited = 0;
+  size_t values_computed = 0;      // tensors whose value became known at build time
+  size_t unknown_shapes = 0;       // tensors whose rank or some dimension is still unknown
+  size_t folded_nodes = 0;         // fold_constants only
+  std::vector<NotFolded> not_folded;  // nodes whose inputs were all known but were not folded
+  std::vector<std::string> unknown_ops;
+};
+
+// Infers every tensor's dtype and shape, evaluating constant subgraphs (Shape→Gather→Concat→Reshape
+// chains, padded Slice arithmetic, ...) with the reference kernels on the way. The graph's structure is
+// not changed. Throws kiln::Error naming the file, node and op on inconsistent input.
+PropagateReport infer_shapes(Graph& graph, const PropagateOptions& options = {});
+
+// infer_shapes, then replaces every node whose outputs are all known at build time by Constant tensors
+// (dtypes kept exactly), and removes what no longer reaches an output.
+PropagateReport fold_constants(Graph& graph, const PropagateOptions& options = {});
+
+// Number of tensors whose shape is not fully known (rank unknown, or a dim neither static nor symbolic).
+size_t count_unknown_shapes(const Graph& graph);
+
+}  // namespace kiln

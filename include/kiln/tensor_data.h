@@ -1,0 +1,104 @@
+// kiln — element types and dense host tensors (constant values, reference-kernel operands).
+#pragma once
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+// Numbering follows ONNX TensorProto.DataType so conversion is a cast.
+enum class DType : int32_t {
+  Undefined = 0,
+  Float = 1,
+  UInt8 = 2,
+  Int8 = 3,
+  UInt16 = 4,
+  Int16 = 5,
+  Int32 = 6,
+  Int64 = 7,
+  String = 8,
+  Bool = 9,
+  Float16 = 10,
+  Double = 11,
+  UInt32 = 12,
+  UInt64 = 13,
+  Complex64 = 14,
+  Complex128 = 15,
+  BFloat16 = 16,
+};
+
+// Bytes per element; 0 for String and Undefined.
+size_t dtype_size(DType t);
+// "float32", "int64", ... (numpy names, which users read most often).
+const char* dtype_name(DType t);
+bool dtype_is_float(DType t);
+bool dtype_is_integer(DType t);
+
+// Dense row-major host tensor. Copies share the buffer (copy-on-write is the caller's job:
+// use clone() before mutating shared data).
+class TensorData {
+ public:
+  TensorData() = default;
+  TensorData(DType dtype, std::vector<int64_t> dims);  // zero-initialized
+
+  template <typename T>
+  static TensorData from_vector(DType dtype, std::vector<int64_t> dims, const std::vector<T>& values);
+  static TensorData scalar_int64(int64_t v);
+  static TensorData vector_int64(const std::vector<int64_t>& v);
+  static TensorData scalar_float(float v);
+
+  DType dtype() const { return dtype_; }
+  const std::vector<int64_t>& dims() const { return dims_; }
+  int64_t rank() const { return static_cast<int64_t>(dims_.size()); }
+  int64_t numel() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
+  bool empty_type() const { return dtype_ == DType::Undefined; }
+
+  void* raw() { return bytes_ ? bytes_->data() : nullptr; }
+  const void* raw() const { return bytes_ ? bytes_->data() : nullptr; }
+  template <typename T>
+  T* data() { return static_cast<T*>(raw()); }
+  template <typename T>
+  const T* data() const { return static_cast<const T*>(raw()); }
+
+  // String tensors keep their elements here instead of in the byte buffer.
+  std::vector<std::string>& strings() { return *strings_; }
+  const std::vector<std::string>& strings() const { return *strings_; }
+
+  // Element i converted to double / int64, whatever the dtype (for shape arithmetic and tests).
+  double as_double(int64_t i) const;
+  int64_t as_int64(int64_t i) const;
+  // All elements as int64 (integer or bool tensors; floats are truncated).
+  std::vector<int64_t> to_int64_vector() const;
+
+  TensorData clone() const;  // deep copy
+  TensorData reshaped(std::vector<int64_t> dims) const;  // shares the buffer
+  bool same_values(const TensorData& other) const;  // dtype, dims and bytes equal
+
+ private:
+  DType dtype_ = DType::Undefined;
+  std::vector<int64_t> dims_;
+  std::shared_ptr<std::vector<unsigned char>> bytes_;
+  std::shared_ptr<std::vector<std::string>> strings_;
+};
+
+template <typename T>
+TensorData TensorData::from_vector(DType dtype, std::vector<int64_t> dims, const std::vector<T>& values) {
+  TensorData t(dtype, std::move(dims));
+  if (static_cast<size_t>(t.numel()) != values.size() || sizeof(T) != dtype_size(dtype))
+    throw std::invalid_argument("TensorData::from_vector: size or element type mismatch");
+  std::copy(values.begin(), values.end(), t.data<T>());
+  return t;
+}
+
+// IEEE half and bfloat16 conversions (used by Cast and by importers).
+float half_to_float(uint16_t h);
+uint16_t float_to_half(float f);
+float bfloat16_to_float(uint16_t b);
+uint16_t float_to_bfloat16(float f);
+
+}  // namespace kiln

@@ -1,0 +1,197 @@
+#include "kiln/tensor_data.h"
+
+#include <cstring>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+size_t dtype_size(DType t) {
+  switch (t) {
+    case DType::Float: case DType::Int32: case DType::UInt32: return 4;
+    case DType::UInt8: case DType::Int8: case DType::Bool: return 1;
+    case DType::UInt16: case DType::Int16: case DType::Float16: case DType::BFloat16: return 2;
+    case DType::Int64: case DType::Double: case DType::UInt64: case DType::Complex64: return 8;
+    case DType::Complex128: return 16;
+    case DType::String: case DType::Undefined: return 0;
+  }
+  return 0;
+}
+
+const char* dtype_name(DType t) {
+  switch (t) {
+    case DType::Undefined: return "undefined";
+    case DType::Float: return "float32";
+    case DType::UInt8: return "uint8";
+    case DType::Int8: return "int8";
+    case DType::UInt16: return "uint16";
+    case DType::Int16: return "int16";
+    case DType::Int32: return "int32";
+    case DType::Int64: return "int64";
+    case DType::String: return "string";
+    case DType::Bool: return "bool";
+    case DType::Float16: return "float16";
+    case DType::Double: return "float64";
+    case DType::UInt32: return "uint32";
+    case DType::UInt64: return "uint64";
+    case DType::Complex64: return "complex64";
+    case DType::Complex128: return "complex128";
+    case DType::BFloat16: return "bfloat16";
+  }
+  return "invalid";
+}
+
+bool dtype_is_float(DType t) {
+  return t == DType::Float || t == DType::Double || t == DType::Float16 || t == DType::BFloat16;
+}
+
+bool dtype_is_integer(DType t) {
+  switch (t) {
+    case DType::UInt8: case DType::Int8: case DType::UInt16: case DType::Int16: case DType::Int32:
+    case DType::Int64: case DType::UInt32: case DType::UInt64: return true;
+    default: return false;
+  }
+}
+
+TensorData::TensorData(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
+  for (int64_t d : dims_)
+    if (d < 0) throw Error("tensor dimension " + std::to_string(d) + " is negative");
+  if (dtype_ == DType::String)
+    strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(numel()));
+  else
+    bytes_ = std::make_shared<std::vector<unsigned char>>(nbytes());
+}
+
+TensorData TensorData::scalar_int64(int64_t v) { return from_vector<int64_t>(DType::Int64, {}, {v}); }
+TensorData TensorData::vector_int64(const std::vector<int64_t>& v) {
+  return from_vector<int64_t>(DType::Int64, {static_cast<int64_t>(v.size())}, v);
+}
+TensorData TensorData::scalar_float(float v) { return from_vector<float>(DType::Float, {}, {v}); }
+
+int64_t TensorData::numel() const {
+  int64_t n = 1;
+  for (int64_t d : dims_) n *= d;
+  return n;
+}
+
+double TensorData::as_double(int64_t i) const {
+  switch (dtype_) {
+    case DType::Float: return data<float>()[i];
+    case DType::Double: return data<double>()[i];
+    case DType::Float16: return half_to_float(data<uint16_t>()[i]);
+    case DType::BFloat16: return bfloat16_to_float(data<uint16_t>()[i]);
+    case DType::UInt8: return data<uint8_t>()[i];
+    case DType::Int8: return data<int8_t>()[i];
+    case DType::UInt16: return data<uint16_t>()[i];
+    case DType::Int16: return data<int16_t>()[i];
+    case DType::Int32: return data<int32_t>()[i];
+    case DType::Int64: return static_cast<double>(data<int64_t>()[i]);
+    case DType::UInt32: return data<uint32_t>()[i];
+    case DType::UInt64: return static_cast<double>(data<uint64_t>()[i]);
+    case DType::Bool: return data<uint8_t>()[i] ? 1.0 : 0.0;
+    default: throw Error(std::string("cannot read ") + dtype_name(dtype_) + " elements as numbers");
+  }
+}
+
+int64_t TensorData::as_int64(int64_t i) const {
+  switch (dtype_) {
+    case DType::Int64: return data<int64_t>()[i];
+    case DType::Int32: return data<int32_t>()[i];
+    case DType::UInt64: return static_cast<int64_t>(data<uint64_t>()[i]);
+    default: return static_cast<int64_t>(as_double(i));
+  }
+}
+
+std::vector<int64_t> TensorData::to_int64_vector() const {
+  std::vector<int64_t> v(static_cast<size_t>(numel()));
+  for (int64_t i = 0; i < numel(); ++i) v[i] = as_int64(i);
+  return v;
+}
+
+TensorData TensorData::clone() const {
+  TensorData t;
+  t.dtype_ = dtype_;
+  t.dims_ = dims_;
+  if (bytes_) t.bytes_ = std::make_shared<std::vector<unsigned char>>(*bytes_);
+  if (strings_) t.strings_ = std::make_shared<std::vector<std::string>>(*strings_);
+  return t;
+}
+
+TensorData TensorData::reshaped(std::vector<int64_t> dims) const {
+  TensorData t = *this;
+  t.dims_ = std::move(dims);
+  if (t.numel() != numel()) throw Error("reshape changes the element count");
+  return t;
+}
+
+bool TensorData::same_values(const TensorData& o) const {
+  if (dtype_ != o.dtype_ || dims_ != o.dims_) return false;
+  if (dtype_ == DType::String) return strings() == o.strings();
+  return nbytes() == 0 || std::memcmp(raw(), o.raw(), nbytes()) == 0;
+}
+
+// IEEE 754 binary16 <-> binary32, round to nearest even.
+float half_to_float(uint16_t h) {
+  uint32_t sign = static_cast<uint32_t>(h & 0x8000) << 16;
+  uint32_t exp = (h >> 10) & 0x1f;
+  uint32_t mant = h & 0x3ff;
+  uint32_t bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: normalize
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) {
+        mant <<= 1;
+        --exp;
+      }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t float_to_half(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  uint16_t sign = static_cast<uint16_t>((x >> 16) & 0x8000);
+  uint32_t abs = x & 0x7fffffff;
+  if (abs >= 0x7f800000u) return sign | 0x7c00 | (abs > 0x7f800000u ? 0x200 : 0);  // inf / nan
+  if (abs >= 0x477ff000u) return sign | 0x7c00;                                    // overflow → inf
+  if (abs < 0x38800000u) {  // subnormal half (or zero)
+    if (abs < 0x33000000u) return sign;
+    uint32_t exp = abs >> 23;
+    uint32_t mant = (abs & 0x7fffff) | 0x800000;
+    uint32_t shift = 126 - exp;  // 14 + (112 - exp) … aligns to half's subnormal scale
+    uint32_t half_mant = mant >> shift;
+    uint32_t rem = mant & ((1u << shift) - 1);
+    uint32_t halfway = 1u << (shift - 1);
+    if (rem > halfway || (rem == halfway && (half_mant & 1))) ++half_mant;
+    return sign | static_cast<uint16_t>(half_mant);
+  }
+  uint32_t rounded = abs + 0xfff + ((abs >> 13) & 1);  // round to nearest even at bit 13
+  return sign | static_cast<uint16_t>((rounded - 0x38000000u) >> 13);
+}
+
+float bfloat16_to_float(uint16_t b) {
+  uint32_t bits = static_cast<uint32_t>(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t float_to_bfloat16(float f) {
+  uint32_t x;
+  std::memcpy(&x, &f, 4);
+  if ((x & 0x7fffffff) > 0x7f800000u) return static_cast<uint16_t>((x >> 16) | 0x40);  // keep NaN a NaN
+  x += 0x7fff + ((x >> 16) & 1);
+  return static_cast<uint16_t>(x >> 16);
+}
+
+}  // namespace kiln

@@ -1,0 +1,236 @@
+// Shape/type inference with value propagation, and constant folding on top of it.
+//
+// One walk in topological order. For each node the op schema infers output dtypes and shapes from what is
+// known about the inputs, including input *values* when they are constants or were computed earlier in
+// the walk (the output of Shape on a static tensor, the Concat of such values, ...). When every input
+// value is known and the op has a reference kernel, the kernel computes the outputs' values too. That is
+// what resolves PyTorch's Shape→Gather→Concat→Reshape chains: ONNX's own inference stops at them.
+#include <unordered_map>
+
+#include "kiln/passes.h"
+#include "ops/op.h"
+
+namespace kiln {
+namespace {
+
+// Constants at most this big are handed to shape inference even when the node cannot be evaluated
+// (Reshape's target shape, Pad's pads, Resize's scales). Weights are never loaded just for inference.
+constexpr size_t kShapeValueBytes = 64 << 10;
+
+std::string where(const Graph& g, const Node& n) {
+  return (g.source.empty() ? std::string() : g.source + ": ") + "node " + n.label() + ": ";
+}
+
+bool shape_is_known(const Tensor& t) {
+  if (!t.shape) return false;
+  for (const Dim& d : *t.shape)
+    if (!d.is_static() && d.symbol.empty()) return false;
+  return true;
+}
+
+std::optional<size_t> static_bytes(DType dtype, const std::optional<Shape>& shape) {
+  if (!shape || !is_static(*shape) || dtype == DType::Undefined || dtype == DType::String) return std::nullopt;
+  size_t n = dtype_size(dtype);
+  for (const Dim& d : *shape) n *= static_cast<size_t>(d.value);
+  return n;
+}
+
+// Merge an inferred shape into what the tensor already declares: inferred static dims win over unknown
+// ones; two different static sizes are an error (the file's value_info contradicts its own graph).
+void merge_shape(const Graph& g, const Node& n, Tensor& t, const std::optional<Shape>& inferred) {
+  if (!inferred) return;
+  if (!t.shape || t.shape->size() != inferred->size()) {
+    if (t.shape && is_static(*t.shape) && is_static(*inferred))
+      throw Error(where(g, n) + "output '" + t.name + "' is declared " + to_string(*t.shape) +
+                  " but computes " + to_string(*inferred));
+    t.shape = inferred;
+    return;
+  }
+  for (size_t k = 0; k < inferred->size(); ++k) {
+    Dim& have = (*t.shape)[k];
+    const Dim& got = (*inferred)[k];
+    if (have.is_static() && got.is_static() && have.value != got.value)
+      throw Error(where(g, n) + "output '" + t.name + "' is declared " + to_string(*t.shape) +
+                  " but computes " + to_string(*inferred));
+    if (got.is_static() || (!have.is_static() && have.symbol.empty())) have = got;
+  }
+}
+
+class Propagator {
+ public:
+  Propagator(Graph& g, const PropagateOptions& o) : graph_(g), options_(o) {}
+
+  PropagateReport run() {
+    graph_.toposort();
+    for (const auto& node : graph_.nodes()) visit(*node);
+    report_.unknown_shapes = count_unknown_shapes(graph_);
+    return report_;
+  }
+
+  // Values computed during the walk, by tensor (Variables only; Constants carry their own).
+  std::unordered_map<const Tensor*, TensorData>& values() { return values_; }
+
+ private:
+  const TensorData* known_value(const Tensor* t, bool load_large) {
+    if (auto it = values_.find(t); it != values_.end()) return &it->second;
+    if (auto* c = dynamic_cast<const Constant*>(t)) {
+      auto bytes = static_bytes(c->dtype, c->shape);
+      if (load_large || (bytes && *bytes <= kShapeValueBytes)) return &c->values();
+    }
+    return nullptr;
+  }
+
+  bool is_known(const Tensor* t) const { return t->is_constant() || values_.count(t); }
+
+  void visit(const Node& node) {
+    ++report_.nodes_visited;
+    const ops::OpSchema* schema = ops::find_op(node.domain, node.op);
+    if (!schema) {
+      std::string id = (node.domain.empty() ? "" : node.domain + ".") + node.op;
+      if (!options_.allow_unknown_ops)
+        throw Error(where(graph_, node) + "unknown op '" + id +
+                    "': kiln has no schema for it, so it cannot infer shapes or fold it");
+      report_.unknown_ops.push_back(node.label());
+      return;
+    }
+    const int64_t opset = graph_.opset(node.domain);
+    bool all_known = !node.inputs().empty() || node.op == "Constant" || schema->min_inputs == 0;
+    for (Tensor* t : node.inputs())
+      if (t && !is_known(t)) all_known = false;
+
+    ops::InferContext ctx(node, opset);
+    for (Tensor* t : node.inputs()) {
+      ops::InputInfo info;
+      if (t) {
+        info.present = true;
+        info.dtype = t->dtype;
+        info.shape = t->shape;
+        info.value = known_value(t, all_known);
+      }
+      ctx.in.push_back(info);
+    }
+    ctx.out.resize(node.outputs().size());
+    try {
+      ops::infer_node(*schema, ctx);
+    } catch (const Error& e) {
+      throw Error(prefixed(e.what()));
+    }
+    for (size_t k = 0; k < node.outputs().size(); ++k) {
+      Tensor* t = node.output(k);
+      if (!t) continue;
+      if (ctx.out[k].dtype != DType::Undefined) t->dtype = ctx.out[k].dtype;
+      merge_shape(graph_, node, *t, ctx.out[k].shape);
+      if (ctx.out[k].value) store_value(node, *t, std::move(*ctx.out[k].value));
+    }
+    if (all_known) evaluate(node, *schema, opset);
+  }
+
+  std::string prefixed(const std::string& message) const {
+    // Inference errors already name the node; add the file once.
+    if (graph_.source.empty() || message.rfind(graph_.source, 0) == 0) return message;
+    return graph_.source + ": " + message;
+  }
+
+  void store_value(const Node& node, Tensor& t, TensorData v) {
+    t.dtype = v.dtype();
+    merge_shape(graph_, node, t, make_shape(v.dims()));
+    if (values_.emplace(&t, std::move(v)).second) ++report_.values_computed;
+  }
+
+  void evaluate(const Node& node, const ops::OpSchema& schema, int64_t opset) {
+    bool done = true;
+    for (Tensor* t : node.outputs())
+      if (t && !values_.count(t)) done = false;
+    if (done) return;
+    if (!schema.reference) {
+      not_folded(node, "op has no reference kernel yet");
+      return;
+    }
+    for (Tensor* t : node.outputs()) {
+      if (!t) continue;
+      auto bytes = static_bytes(t->dtype, t->shape);
+      if (bytes && *bytes > options_.max_folded_bytes) {
+        not_folded(node, "output '" + t->name + "' would be " + std::to_string(*bytes) +
+                             " bytes, over the fold cap of " + std::to_string(options_.max_folded_bytes));
+        return;
+      }
+    }
+    ops::KernelContext kctx(node, opset);
+    for (Tensor* t : node.inputs()) kctx.in.push_back(t ? known_value(t, true) : nullptr);
+    kctx.out.resize(node.outputs().size());
+    try {
+      ops::run_reference(schema, kctx);
+    } catch (const Error& e) {
+      throw Error(prefixed(e.what()));
+    }
+    for (size_t k = 0; k < node.outputs().size(); ++k) {
+      Tensor* t = node.output(k);
+      if (!t) continue;
+      if (kctx.out[k].nbytes() > options_.max_folded_bytes) {
+        not_folded(node, "output '" + t->name + "' is over the fold cap");
+        values_.erase(t);
+        continue;
+      }
+      store_value(node, *t, std::move(kctx.out[k]));
+    }
+  }
+
+  void not_folded(const Node& node, const std::string& reason) {
+    report_.not_folded.push_back({node.label(), reason});
+  }
+
+  Graph& graph_;
+  const PropagateOptions& options_;
+  PropagateReport report_;
+  std::unordered_map<const Tensor*, TensorData> values_;
+};
+
+}  // namespace
+
+size_t count_unknown_shapes(const Graph& graph) {
+  size_t n = 0;
+  for (const Tensor* t : graph.all_tensors())
+    if (!shape_is_known(*t)) ++n;
+  return n;
+}
+
+PropagateReport infer_shapes(Graph& graph, const PropagateOptions& options) {
+  return Propagator(graph, options).run();
+}
+
+PropagateReport fold_constants(Graph& graph, const PropagateOptions& options) {
+  Propagator propagator(graph, options);
+  PropagateReport report = propagator.run();
+  auto& values = propagator.values();
+
+  // Snapshot the foldable nodes first: rewiring while iterating graph.nodes() would invalidate it.
+  std::vector<Node*> foldable;
+  for (const auto& node : graph.nodes()) {
+    bool all_outputs_known = !node->outputs().empty();
+    for (Tensor* t : node->outputs())
+      if (t && !values.count(t)) all_outputs_known = false;
+    if (all_outputs_known) foldable.push_back(node.get());
+  }
+  for (Node* node : foldable) {
+    std::vector<Tensor*> outs = node->outputs();
+    graph.remove_node(node);
+    for (Tensor* t : outs) {
+      if (!t) continue;
+      // Keep the tensor's name: a folded graph output must still be found by name.
+      std::string name = t->name;
+      std::string doc = t->doc_string;
+      t->name = graph.unique_name(name + "__folding");
+      Constant* c = graph.add_constant(name, std::move(values.at(t)));
+      c->doc_string = doc;
+      values.erase(t);
+      graph.replace_all_uses(t, c);
+      std::replace(graph.inputs.begin(), graph.inputs.end(), t, static_cast<Tensor*>(c));
+    }
+    ++report.folded_nodes;
+  }
+  graph.cleanup();
+  report.unknown_shapes = count_unknown_shapes(graph);
+  return report;
+}
+
+}  // namespace kiln
