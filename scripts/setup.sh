@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs everything kiln needs on a fresh Debian 12 machine (as root) and makes the Python venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DEBIAN_FRONTEND=noninteractive
+if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends \
+    cmake g++ make pkg-config \
+    libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler \
+    libgtest-dev libcli11-dev nlohmann-json3-dev \
+    python3 python3-venv python3-pip python3-numpy python3-torch python3-onnx >/dev/null
+fi
+# PyPI side: onnxruntime (peer and oracle), pytest. --system-site-packages keeps Debian's torch visible;
+# numpy stays < 2 because that torch is built against numpy 1.x.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+.venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest onnx
+echo "setup: done"
