@@ -94,6 +94,8 @@ class Constant final : public Tensor {
   // Defers loading: dtype and dims must be given so shapes are known without reading data.
   void set_loader(DType dtype, std::vector<int64_t> dims, Loader loader);
   bool loaded() const { return values_.has_value(); }
+  // The deferred loader (empty once loaded); copies of a graph share it.
+  const Loader& pending_loader() const { return loader_; }
   // Where the data came from, when it was external (kept for round trips).
   std::vector<std::pair<std::string, std::string>> external_data;
 
@@ -259,8 +261,9 @@ class Graph {
   std::unique_ptr<Graph> extract(const std::vector<std::string>& input_names,
                                  const std::vector<std::string>& output_names) const;
 
-  // Structural check: every tensor has at most one producer, unique names, no dangling pointers,
-  // every node input is produced, a constant, a graph input or an outer-scope name (subgraphs).
+  // Structural check: unique tensor names, every node input/output and graph input/output is owned by
+  // this graph, no node writes a constant or a graph input. (Inputs nobody defines are legal here — they
+  // are outer-scope names in subgraphs; the importer rejects them at the top level.)
   void validate() const;
 
   // Names a subgraph reads from enclosing scopes (recursively), for If/Loop/Scan bodies.

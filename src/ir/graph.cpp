@@ -459,7 +459,7 @@ std::unique_ptr<Graph> Graph::copy() const {
         cc->set_values(k->values());
       } else {
         std::vector<int64_t> dims = k->shape ? static_dims(*k->shape) : std::vector<int64_t>{};
-        cc->set_loader(k->dtype, dims, [k] { return k->values(); });
+        cc->set_loader(k->dtype, dims, k->pending_loader());
       }
       c = std::move(cc);
     } else {
