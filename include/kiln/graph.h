@@ -244,6 +244,10 @@ class Graph {
   void replace_all_uses(Tensor* from, Tensor* to);
   // Remove a single-input/single-output node, wiring its consumers to its input.
   void bypass(Node* n, size_t input_idx = 0, size_t output_idx = 0);
+  // Insert a one-input node on tensor t: every current consumer of t (and the graph output, if t is one)
+  // reads the new node's output instead. Returns the new node; its output is named after t.
+  Node* insert_after(Tensor* t, const std::string& op, const std::string& name = "",
+                     const std::string& domain = "");
   // Replace the nodes in `old_nodes` by one new node reading `inputs` and writing `outputs`.
   Node* replace_nodes(const std::vector<Node*>& old_nodes, const std::string& op,
                       const std::vector<Tensor*>& inputs, const std::vector<Tensor*>& outputs,

@@ -325,6 +325,16 @@ void Graph::bypass(Node* n, size_t input_idx, size_t output_idx) {
   remove_node(n);
 }
 
+Node* Graph::insert_after(Tensor* t, const std::string& op, const std::string& name,
+                          const std::string& domain) {
+  Variable* out = add_variable(unique_name(t->name + "_" + op), t->dtype, t->shape);
+  std::vector<std::pair<Node*, size_t>> uses = t->uses();
+  Node* n = add_node(op, {t}, {out}, name.empty() ? unique_name(op) : name, domain);
+  for (const auto& [node, slot] : uses) node->set_input(slot, out);
+  std::replace(outputs.begin(), outputs.end(), static_cast<Tensor*>(t), static_cast<Tensor*>(out));
+  return n;
+}
+
 Node* Graph::replace_nodes(const std::vector<Node*>& old_nodes, const std::string& op,
                            const std::vector<Tensor*>& ins, const std::vector<Tensor*>& outs,
                            const std::string& name, const std::string& domain) {

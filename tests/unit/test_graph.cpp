@@ -154,6 +154,20 @@ TEST(Graph, BypassAndReplaceNodes) {
   n.g.validate();
 }
 
+TEST(Graph, InsertAfterReroutesConsumersAndOutputs) {
+  Chain m;
+  Node* clip = m.g.insert_after(m.a, "Clip", "clip");
+  EXPECT_EQ(clip->i(0), m.relu);
+  EXPECT_EQ(m.sigmoid->i(0), clip);
+  EXPECT_EQ(m.tanh->i(0), clip);
+  EXPECT_EQ(m.a->consumers(), std::vector<Node*>{clip});
+  Node* last = m.g.insert_after(m.y, "Identity");
+  EXPECT_EQ(m.g.outputs[0], last->output(0));
+  EXPECT_NE(m.g.outputs[0]->name, "y");
+  m.g.toposort();
+  m.g.validate();
+}
+
 TEST(Graph, MisuseGivesClearErrors) {
   Graph g;
   auto* x = g.add_variable("x");
