@@ -86,5 +86,8 @@ void run_reference(const OpSchema& schema, KernelContext& ctx);
 #define KILN_OP_CONCAT_INNER(a, b) a##b
 #define KILN_OP_CONCAT(a, b) KILN_OP_CONCAT_INNER(a, b)
 // Registers an OpSchema at load time: KILN_REGISTER_OP({.op = "Relu", ...});
-#define KILN_REGISTER_OP(...) \
-  static const bool KILN_OP_CONCAT(kiln_op_registered_, __COUNTER__) = ::kiln::ops::register_op(__VA_ARGS__)
+// (Designated initializers may leave fields at their defaults; GCC's -Wextra would warn about each.)
+#define KILN_REGISTER_OP(...)                                                                             \
+  _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wmissing-field-initializers\"")     \
+  static const bool KILN_OP_CONCAT(kiln_op_registered_, __COUNTER__) = ::kiln::ops::register_op(__VA_ARGS__); \
+  _Pragma("GCC diagnostic pop")

@@ -1,0 +1,164 @@
+// Elementwise unary ops and activations, plus Identity/Dropout (inference: pass-through) and Softmax
+// (shape only). Values compute in the element's own type (float16/bfloat16 in float), so int64 Neg/Abs
+// stay exact.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ops/util.h"
+
+namespace kiln::ops {
+namespace {
+
+struct Params {
+  double alpha = 0, beta = 0;
+};
+
+void infer_same(InferContext& ctx) { set_out(ctx, 0, ctx.input(0).dtype, in_shape(ctx, 0)); }
+
+void infer_not(InferContext& ctx) {
+  if (ctx.input(0).dtype != DType::Bool && ctx.input(0).dtype != DType::Undefined)
+    ctx.fail(std::string("expects bool input, got ") + dtype_name(ctx.input(0).dtype));
+  set_out(ctx, 0, DType::Bool, in_shape(ctx, 0));
+}
+
+// Applies f(x, params) to every element.
+template <class F>
+void map_kernel(KernelContext& ctx, F f, Params p = {}, bool floats_only = false) {
+  const TensorData& x = ctx.input(0);
+  TensorData out(x.dtype(), x.dims());
+  dispatch(ctx, x.dtype(), [&](auto ty) {
+    using T = decltype(ty);
+    using S = typename T::storage;
+    using C = typename T::compute;
+    if constexpr (T::is_bool) {
+      unsupported(ctx, x.dtype());
+    } else {
+      if (floats_only && !T::is_float) unsupported(ctx, x.dtype());
+      const S* src = x.data<S>();
+      S* dst = out.data<S>();
+      for (int64_t i = 0; i < x.numel(); ++i) dst[i] = T::store(static_cast<C>(f(T::load(src[i]), p)));
+    }
+  });
+  ctx.out[0] = out;
+}
+
+#define KILN_UNARY(NAME, FLOATS_ONLY, EXPR)                                                           \
+  void kernel_##NAME(KernelContext& ctx) {                                                          \
+    map_kernel(ctx, [](auto x, const Params&) { return EXPR; }, {}, FLOATS_ONLY);                   \
+  }                                                                                                 \
+  KILN_REGISTER_OP({.op = #NAME, .infer = infer_same, .reference = kernel_##NAME})
+
+using std::abs;
+KILN_UNARY(Neg, false, -x);
+KILN_UNARY(Abs, false, x < 0 ? -x : x);
+KILN_UNARY(Sign, false, (x > 0) - (x < 0));
+KILN_UNARY(Relu, false, x > 0 ? x : decltype(x)(0));
+KILN_UNARY(Sqrt, true, std::sqrt(x));
+KILN_UNARY(Exp, true, std::exp(x));
+KILN_UNARY(Log, true, std::log(x));
+KILN_UNARY(Floor, true, std::floor(x));
+KILN_UNARY(Ceil, true, std::ceil(x));
+KILN_UNARY(Round, true, std::nearbyint(x));  // ONNX rounds half to even, as does the default FP mode
+KILN_UNARY(Reciprocal, true, decltype(x)(1) / x);
+KILN_UNARY(Sigmoid, true, 1 / (1 + std::exp(-x)));
+KILN_UNARY(Tanh, true, std::tanh(x));
+KILN_UNARY(Erf, true, std::erf(x));
+KILN_UNARY(Sin, true, std::sin(x));
+KILN_UNARY(Cos, true, std::cos(x));
+
+// Activations with attributes.
+void elu(KernelContext& ctx) {
+  Params p{ctx.node.attrs.get_float("alpha", 1.0f)};
+  map_kernel(ctx, [](auto x, const Params& p) { return x >= 0 ? double(x) : p.alpha * (std::exp(double(x)) - 1); }, p, true);
+}
+void leaky_relu(KernelContext& ctx) {
+  Params p{ctx.node.attrs.get_float("alpha", 0.01f)};
+  map_kernel(ctx, [](auto x, const Params& p) { return x >= 0 ? double(x) : p.alpha * double(x); }, p, true);
+}
+void hard_sigmoid(KernelContext& ctx) {
+  Params p{ctx.node.attrs.get_float("alpha", 0.2f), ctx.node.attrs.get_float("beta", 0.5f)};
+  map_kernel(ctx, [](auto x, const Params& p) { return std::clamp(p.alpha * double(x) + p.beta, 0.0, 1.0); }, p, true);
+}
+void hard_swish(KernelContext& ctx) {
+  map_kernel(ctx, [](auto x, const Params&) { return double(x) * std::clamp(double(x) / 6 + 0.5, 0.0, 1.0); }, {}, true);
+}
+KILN_REGISTER_OP({.op = "Elu", .infer = infer_same, .reference = elu});
+KILN_REGISTER_OP({.op = "LeakyRelu", .infer = infer_same, .reference = leaky_relu});
+KILN_REGISTER_OP({.op = "HardSigmoid", .infer = infer_same, .reference = hard_sigmoid});
+KILN_REGISTER_OP({.op = "HardSwish", .infer = infer_same, .reference = hard_swish});
+
+// Clip: min/max are attributes before opset 11, optional scalar inputs after.
+void clip(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  TensorData out(x.dtype(), x.dims());
+  dispatch(ctx, x.dtype(), [&](auto ty) {
+    using T = decltype(ty);
+    using S = typename T::storage;
+    using C = typename T::compute;
+    if constexpr (T::is_bool) {
+      unsupported(ctx, x.dtype());
+    } else {
+      C lo = std::numeric_limits<C>::lowest(), hi = std::numeric_limits<C>::max();
+      if (ctx.opset < 11) {
+        lo = static_cast<C>(ctx.node.attrs.get_float("min", -std::numeric_limits<float>::max()));
+        hi = static_cast<C>(ctx.node.attrs.get_float("max", std::numeric_limits<float>::max()));
+      }
+      for (size_t k : {1, 2})
+        if (ctx.has_input(k)) {
+          const TensorData& b = ctx.input(k);
+          if (b.numel() != 1) ctx.fail("min/max must be scalars");
+          if (b.dtype() != x.dtype()) ctx.fail("min/max dtype differs from the input's");
+          (k == 1 ? lo : hi) = T::load(b.data<S>()[0]);
+        }
+      for (int64_t i = 0; i < x.numel(); ++i) {
+        C v = T::load(x.data<S>()[i]);
+        out.data<S>()[i] = T::store(v < lo ? lo : (v > hi ? hi : v));
+      }
+    }
+  });
+  ctx.out[0] = out;
+}
+KILN_REGISTER_OP({.op = "Clip", .min_inputs = 1, .max_inputs = 3, .infer = infer_same, .reference = clip});
+
+void not_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  if (x.dtype() != DType::Bool) unsupported(ctx, x.dtype());
+  TensorData out(DType::Bool, x.dims());
+  for (int64_t i = 0; i < x.numel(); ++i) out.data<uint8_t>()[i] = x.data<uint8_t>()[i] ? 0 : 1;
+  ctx.out[0] = out;
+}
+KILN_REGISTER_OP({.op = "Not", .infer = infer_not, .reference = not_kernel});
+
+void identity(KernelContext& ctx) { ctx.out[0] = ctx.input(0); }  // values are immutable: share the buffer
+KILN_REGISTER_OP({.op = "Identity", .infer = infer_same, .reference = identity});
+
+// Dropout is the identity at inference; the optional mask output is all true.
+void infer_dropout(InferContext& ctx) {
+  infer_same(ctx);
+  set_out(ctx, 1, DType::Bool, in_shape(ctx, 0));
+}
+void dropout(KernelContext& ctx) {
+  // training_mode = true draws a random mask: nothing to fold, and no oracle could agree with it.
+  if (ctx.has_input(2) && ctx.input(2).numel() == 1 && ctx.input(2).as_int64(0) != 0)
+    ctx.fail("training_mode Dropout is random and has no reference kernel");
+  ctx.out[0] = ctx.input(0);
+  if (ctx.out.size() > 1) {
+    TensorData mask(DType::Bool, ctx.input(0).dims());
+    std::fill_n(mask.data<uint8_t>(), mask.numel(), 1);
+    ctx.out[1] = mask;
+  }
+}
+KILN_REGISTER_OP({.op = "Dropout", .min_inputs = 1, .max_inputs = 3, .max_outputs = 2, .infer = infer_dropout,
+                  .reference = dropout});
+
+void infer_softmax(InferContext& ctx) {
+  const int64_t r = ctx.rank(0);
+  if (r >= 0) normalize_axis(ctx, ctx.node.attrs.get_int("axis", ctx.opset < 13 ? 1 : -1), r);
+  infer_same(ctx);
+}
+KILN_REGISTER_OP({.op = "Softmax", .infer = infer_softmax});
+KILN_REGISTER_OP({.op = "LogSoftmax", .infer = infer_softmax});
+
+}  // namespace
+}  // namespace kiln::ops
