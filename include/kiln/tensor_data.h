@@ -58,8 +58,12 @@ class TensorData {
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype_); }
   bool empty_type() const { return dtype_ == DType::Undefined; }
 
-  void* raw() { return bytes_ ? bytes_->data() : nullptr; }
-  const void* raw() const { return bytes_ ? bytes_->data() : nullptr; }
+  // Wraps memory owned elsewhere (an engine's arena, a user's buffer) without copying. The caller keeps
+  // the memory alive for as long as the view and its copies are used.
+  static TensorData view(DType dtype, std::vector<int64_t> dims, void* data);
+
+  void* raw() { return bytes_.get(); }
+  const void* raw() const { return bytes_.get(); }
   template <typename T>
   T* data() { return static_cast<T*>(raw()); }
   template <typename T>
@@ -82,7 +86,7 @@ class TensorData {
  private:
   DType dtype_ = DType::Undefined;
   std::vector<int64_t> dims_;
-  std::shared_ptr<std::vector<unsigned char>> bytes_;
+  std::shared_ptr<unsigned char> bytes_;  // 64-byte aligned when owned (SIMD loads)
   std::shared_ptr<std::vector<std::string>> strings_;
 };
 

@@ -1,10 +1,20 @@
 #include "kiln/tensor_data.h"
 
 #include <cstring>
+#include <new>
 
 #include "kiln/error.h"
 
 namespace kiln {
+namespace {
+constexpr std::align_val_t kAlignment{64};
+
+std::shared_ptr<unsigned char> allocate_bytes(size_t n) {
+  auto* p = static_cast<unsigned char*>(::operator new(std::max<size_t>(n, 1), kAlignment));
+  std::memset(p, 0, n);
+  return std::shared_ptr<unsigned char>(p, [](unsigned char* q) { ::operator delete(q, kAlignment); });
+}
+}  // namespace
 
 size_t dtype_size(DType t) {
   switch (t) {
@@ -59,7 +69,16 @@ TensorData::TensorData(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), 
   if (dtype_ == DType::String)
     strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(numel()));
   else
-    bytes_ = std::make_shared<std::vector<unsigned char>>(nbytes());
+    bytes_ = allocate_bytes(nbytes());
+}
+
+TensorData TensorData::view(DType dtype, std::vector<int64_t> dims, void* data) {
+  if (dtype == DType::String) throw Error("string tensors cannot be views");
+  TensorData t;
+  t.dtype_ = dtype;
+  t.dims_ = std::move(dims);
+  t.bytes_ = std::shared_ptr<unsigned char>(static_cast<unsigned char*>(data), [](unsigned char*) {});
+  return t;
 }
 
 TensorData TensorData::scalar_int64(int64_t v) { return from_vector<int64_t>(DType::Int64, {}, {v}); }
@@ -112,7 +131,10 @@ TensorData TensorData::clone() const {
   TensorData t;
   t.dtype_ = dtype_;
   t.dims_ = dims_;
-  if (bytes_) t.bytes_ = std::make_shared<std::vector<unsigned char>>(*bytes_);
+  if (bytes_) {
+    t.bytes_ = allocate_bytes(nbytes());
+    std::memcpy(t.bytes_.get(), bytes_.get(), nbytes());
+  }
   if (strings_) t.strings_ = std::make_shared<std::vector<std::string>>(*strings_);
   return t;
 }

@@ -1,0 +1,215 @@
+// Engine::build: graph → optimized graph → layers with kernels → memory plan.
+#include <algorithm>
+#include <chrono>
+#include <thread>
+#include <unordered_map>
+
+#include "kiln/engine.h"
+#include "kiln/passes.h"
+#include "ops/op.h"
+#include "runtime/plan.h"
+
+namespace kiln {
+namespace {
+
+std::string prefix(const Graph& g) { return g.source.empty() ? "" : g.source + ": "; }
+
+void log(const BuildOptions& o, const std::string& message) {
+  if (o.log) o.log("[build] " + message);
+}
+
+// Fix input shapes the user gave (symbolic batch, unknown dims) before inference.
+void apply_input_shapes(Graph& g, const BuildOptions& o) {
+  for (const auto& [name, dims] : o.input_shapes) {
+    auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](Tensor* t) { return t->name == name; });
+    if (it == g.inputs.end()) throw Error(prefix(g) + "--shapes names '" + name + "', which is not a model input");
+    Tensor* t = *it;
+    if (t->shape && t->shape->size() != dims.size())
+      throw Error(prefix(g) + "input '" + name + "' has rank " + std::to_string(t->shape->size()) +
+                  ", but the given shape " + to_string(make_shape(dims)) + " has rank " +
+                  std::to_string(dims.size()));
+    if (t->shape)
+      for (size_t k = 0; k < dims.size(); ++k)
+        if ((*t->shape)[k].is_static() && (*t->shape)[k].value != dims[k])
+          throw Error(prefix(g) + "input '" + name + "' is " + to_string(*t->shape) + ", not " +
+                      to_string(make_shape(dims)));
+    t->shape = make_shape(dims);
+  }
+}
+
+std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLayer& layer) {
+  const Node& n = *layer.node;
+  backend::LayerDesc desc = describe_layer(plan, layer);
+  for (const backend::KernelFactory* f : backend::kernels_for(plan.options.device, n.domain, n.op)) {
+    if (!f->supports(desc)) continue;
+    layer.info.kernel = f->name;
+    return f->create(desc);
+  }
+  std::string registered;
+  throw Error(prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device + " kernel supports op '" +
+              n.op + "' with these inputs" +
+              (ops::find_op(n.domain, n.op) ? "" : " (kiln does not know this op)"));
+}
+
+}  // namespace
+
+size_t ValueSlot::nbytes() const {
+  size_t n = dtype_size(dtype);
+  for (int64_t d : dims) n *= static_cast<size_t>(d);
+  return n;
+}
+
+void index_values(EnginePlan& plan) {
+  Graph& g = *plan.graph;
+  std::unordered_map<const Tensor*, int> index;
+  auto value_of = [&](Tensor* t) -> int {
+    if (!t) return -1;
+    if (auto it = index.find(t); it != index.end()) return it->second;
+    if (!t->has_static_shape() || t->dtype == DType::Undefined)
+      throw Error(prefix(g) + "tensor '" + t->name + "'" +
+                  (t->producer() ? " (output of node " + t->producer()->label() + ")" : "") +
+                  " has no static shape after inference (" + (t->shape ? to_string(*t->shape) : "unknown rank") +
+                  "); give input shapes with --shapes");
+    ValueSlot v;
+    v.dtype = t->dtype;
+    v.dims = static_dims(*t->shape);
+    if (auto* c = dynamic_cast<const Constant*>(t)) {
+      v.kind = ValueSlot::Kind::Constant;
+      v.constant = c;
+    } else if (std::find(g.inputs.begin(), g.inputs.end(), t) != g.inputs.end()) {
+      v.kind = ValueSlot::Kind::Input;
+    }
+    plan.values.push_back(v);
+    return index[t] = static_cast<int>(plan.values.size()) - 1;
+  };
+  plan.inputs.clear();
+  plan.outputs.clear();
+  plan.input_values.clear();
+  plan.output_values.clear();
+  for (Tensor* t : g.inputs) {
+    if (t->is_constant()) continue;  // an initializer listed as input is not something users bind
+    plan.input_values.push_back(value_of(t));
+    plan.inputs.push_back({t->name, t->dtype, plan.values.back().dims});
+  }
+  for (PlannedLayer& layer : plan.layers) {
+    layer.inputs.clear();
+    layer.outputs.clear();
+    for (Tensor* t : layer.node->inputs()) layer.inputs.push_back(value_of(t));
+    for (Tensor* t : layer.node->outputs()) layer.outputs.push_back(value_of(t));
+  }
+  for (Tensor* t : g.outputs) {
+    plan.output_values.push_back(value_of(t));
+    plan.outputs.push_back({t->name, t->dtype, plan.values[plan.output_values.back()].dims});
+  }
+}
+
+backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer) {
+  backend::LayerDesc d;
+  d.node = layer.node;
+  d.opset = plan.graph->opset(layer.node->domain);
+  d.threads = plan.options.threads;
+  auto operand = [&](int v) {
+    backend::LayerDesc::Operand o;
+    if (v < 0) return o;
+    const ValueSlot& s = plan.values[static_cast<size_t>(v)];
+    o.present = true;
+    o.dtype = s.dtype;
+    o.dims = s.dims;
+    if (s.constant) o.constant = &s.constant->values();
+    return o;
+  };
+  for (int v : layer.inputs) d.inputs.push_back(operand(v));
+  for (int v : layer.outputs) d.outputs.push_back(operand(v));
+  return d;
+}
+
+void plan_memory(EnginePlan& plan) {
+  // Lifetime of each arena value in layer steps: [first write, last read]. Inputs are written before
+  // step 0; graph outputs are read after the last step.
+  const int end = static_cast<int>(plan.layers.size());
+  std::vector<int> first(plan.values.size(), end + 1), last(plan.values.size(), -2);
+  for (int v : plan.input_values) first[static_cast<size_t>(v)] = -1;
+  for (int step = 0; step < end; ++step) {
+    for (int v : plan.layers[static_cast<size_t>(step)].outputs)
+      if (v >= 0) first[static_cast<size_t>(v)] = std::min(first[static_cast<size_t>(v)], step);
+    for (int v : plan.layers[static_cast<size_t>(step)].inputs)
+      if (v >= 0) last[static_cast<size_t>(v)] = std::max(last[static_cast<size_t>(v)], step);
+  }
+  for (int v : plan.output_values) last[static_cast<size_t>(v)] = end;
+  std::vector<size_t> order;
+  plan.total_activation_bytes = 0;
+  constexpr size_t kAlign = 64;
+  auto aligned = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
+  for (size_t v = 0; v < plan.values.size(); ++v) {
+    if (plan.values[v].kind == ValueSlot::Kind::Constant) continue;
+    last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
+    order.push_back(v);
+    plan.total_activation_bytes += aligned(plan.values[v].nbytes());
+  }
+  // Largest first, each at the lowest offset that doesn't overlap a placed value alive at the same time.
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return plan.values[a].nbytes() > plan.values[b].nbytes(); });
+  std::vector<size_t> placed;
+  plan.arena_bytes = 0;
+  for (size_t v : order) {
+    const size_t size = aligned(plan.values[v].nbytes());
+    std::vector<std::pair<size_t, size_t>> busy;
+    for (size_t p : placed)
+      if (first[p] <= last[v] && first[v] <= last[p])
+        busy.emplace_back(plan.values[p].offset, plan.values[p].offset + aligned(plan.values[p].nbytes()));
+    std::sort(busy.begin(), busy.end());
+    size_t offset = 0;
+    for (const auto& [lo, hi] : busy) {
+      if (offset + size <= lo) break;
+      offset = std::max(offset, hi);
+    }
+    plan.values[v].offset = offset;
+    plan.arena_bytes = std::max(plan.arena_bytes, offset + size);
+    placed.push_back(v);
+  }
+}
+
+std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& options) {
+  auto t0 = std::chrono::steady_clock::now();
+  auto plan = std::make_unique<EnginePlan>();
+  plan->options = options;
+  if (plan->options.threads <= 0)
+    plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (plan->options.device != "cpu")
+    throw Error(prefix(source) + "device '" + plan->options.device + "' is not available in this build");
+  plan->graph = source.copy();
+  Graph& g = *plan->graph;
+  apply_input_shapes(g, options);
+  log(options, "folding constants and inferring shapes (" + std::to_string(g.num_nodes()) + " nodes)");
+  PropagateReport r = fold_constants(g, options.fold);
+  log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
+  g.cleanup();
+  g.toposort();
+
+  for (const auto& node : g.nodes()) {
+    PlannedLayer layer;
+    layer.node = node.get();
+    layer.info.name = node->name.empty() ? g.unique_name(node->op) : node->name;
+    layer.info.op = node->op;
+    layer.info.fused = {layer.info.name};
+    plan->layers.push_back(std::move(layer));
+  }
+  index_values(*plan);
+  size_t step = 0;
+  for (PlannedLayer& layer : plan->layers) {
+    layer.kernel = choose_kernel(*plan, layer);
+    if (options.verbose) log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
+    if (++step % 100 == 0) log(options, "kernels chosen for " + std::to_string(step) + "/" +
+                                            std::to_string(plan->layers.size()) + " layers");
+  }
+  plan_memory(*plan);
+  for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);
+  double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +
+                   std::to_string(plan->arena_bytes) + " bytes planned (" +
+                   std::to_string(plan->total_activation_bytes) + " without reuse), built in " +
+                   std::to_string(static_cast<int>(ms)) + " ms");
+  return std::unique_ptr<Engine>(new Engine(std::move(plan)));
+}
+
+}  // namespace kiln

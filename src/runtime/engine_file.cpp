@@ -1,0 +1,148 @@
+// Engine files: a versioned header with a checksum, JSON metadata (layers and their kernels), then the
+// optimized graph as ONNX bytes (weights included). Loading re-instantiates the recorded kernels by name;
+// it does not re-run the optimizer.
+//
+//   offset 0  "KILNENG\0"         magic
+//          8  u32 format version   (kFormatVersion)
+//         12  u32 reserved (0)
+//         16  u64 metadata bytes
+//         24  u64 model bytes
+//         32  u64 FNV-1a 64 of metadata+model
+//         40  metadata JSON, then the ONNX model
+#include <cstdio>
+#include <cstring>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "kiln/engine.h"
+#include "kiln/onnx.h"
+#include "kiln/passes.h"
+#include "runtime/plan.h"
+
+namespace kiln {
+namespace {
+
+constexpr char kMagic[8] = {'K', 'I', 'L', 'N', 'E', 'N', 'G', '\0'};
+constexpr uint32_t kFormatVersion = 1;
+constexpr size_t kHeaderBytes = 40;
+
+uint64_t fnv1a(const std::string& a, const std::string& b) {
+  uint64_t h = 1469598103934665603ull;
+  for (const std::string* s : {&a, &b})
+    for (unsigned char c : *s) h = (h ^ c) * 1099511628211ull;
+  return h;
+}
+
+template <typename T>
+void put(std::string& out, T v) {
+  out.append(reinterpret_cast<const char*>(&v), sizeof(T));
+}
+template <typename T>
+T get(const std::string& in, size_t offset) {
+  T v;
+  std::memcpy(&v, in.data() + offset, sizeof(T));
+  return v;
+}
+
+}  // namespace
+
+void Engine::save(const std::string& path) const {
+  nlohmann::json meta;
+  meta["kiln_version"] = "0.1.0";
+  meta["device"] = plan_->options.device;
+  meta["threads"] = plan_->options.threads;
+  nlohmann::json layers = nlohmann::json::array();
+  for (const PlannedLayer& l : plan_->layers)
+    layers.push_back({{"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}});
+  meta["layers"] = layers;
+  const std::string meta_bytes = meta.dump();
+  const std::string model = export_onnx_bytes(*plan_->graph);
+
+  std::string header(kMagic, sizeof(kMagic));
+  put<uint32_t>(header, kFormatVersion);
+  put<uint32_t>(header, 0);
+  put<uint64_t>(header, meta_bytes.size());
+  put<uint64_t>(header, model.size());
+  put<uint64_t>(header, fnv1a(meta_bytes, model));
+
+  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    f << header << meta_bytes << model;
+    f.flush();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw Error(path + ": cannot write the engine file");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw Error(path + ": cannot write the engine file: " + ec.message());
+  }
+}
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions& options) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Error(path + ": cannot open the engine file");
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  const std::string bytes = ss.str();
+  if (bytes.size() < kHeaderBytes || std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0)
+    throw Error(path + ": not a kiln engine file");
+  const uint32_t version = get<uint32_t>(bytes, 8);
+  if (version != kFormatVersion)
+    throw Error(path + ": engine format version " + std::to_string(version) + ", this kiln reads version " +
+                std::to_string(kFormatVersion) + "; rebuild the engine");
+  const uint64_t meta_len = get<uint64_t>(bytes, 16), model_len = get<uint64_t>(bytes, 24);
+  if (meta_len > bytes.size() || model_len > bytes.size() || kHeaderBytes + meta_len + model_len != bytes.size())
+    throw Error(path + ": engine file is truncated or has trailing bytes");
+  const std::string meta_bytes = bytes.substr(kHeaderBytes, meta_len);
+  const std::string model = bytes.substr(kHeaderBytes + meta_len);
+  if (fnv1a(meta_bytes, model) != get<uint64_t>(bytes, 32)) throw Error(path + ": engine file is corrupt (checksum)");
+
+  nlohmann::json meta = nlohmann::json::parse(meta_bytes, nullptr, false);
+  if (meta.is_discarded() || !meta.contains("layers")) throw Error(path + ": engine metadata is unreadable");
+
+  auto plan = std::make_unique<EnginePlan>();
+  plan->options = options;
+  plan->options.device = meta.value("device", "cpu");
+  if (options.threads <= 0) plan->options.threads = meta.value("threads", 1);
+  plan->graph = import_onnx_bytes(model, path);
+  infer_shapes(*plan->graph);  // restores shapes of every tensor (and checks the graph is whole)
+  const auto& layers = meta["layers"];
+  if (layers.size() != plan->graph->num_nodes())
+    throw Error(path + ": engine metadata lists " + std::to_string(layers.size()) + " layers for " +
+                std::to_string(plan->graph->num_nodes()) + " nodes");
+  for (size_t k = 0; k < layers.size(); ++k) {
+    PlannedLayer layer;
+    layer.node = plan->graph->nodes()[k].get();
+    layer.info.name = layers[k].value("name", "");
+    layer.info.op = layers[k].value("op", "");
+    layer.info.kernel = layers[k].value("kernel", "");
+    layer.info.fused = layers[k].value("fused", std::vector<std::string>{});
+    plan->layers.push_back(std::move(layer));
+  }
+  index_values(*plan);
+  for (PlannedLayer& layer : plan->layers) {
+    const Node& n = *layer.node;
+    const backend::KernelFactory* factory = backend::find_kernel(plan->options.device, n.domain, n.op, layer.info.kernel);
+    if (!factory)
+      throw Error(path + ": layer '" + layer.info.name + "' needs kernel '" + layer.info.kernel + "' for " + n.op +
+                  ", which this kiln build does not have; rebuild the engine");
+    backend::LayerDesc desc = describe_layer(*plan, layer);
+    if (!factory->supports(desc))
+      throw Error(path + ": kernel '" + layer.info.kernel + "' no longer supports layer '" + layer.info.name + "'");
+    layer.kernel = factory->create(desc);
+  }
+  plan_memory(*plan);
+  for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);
+  return std::unique_ptr<Engine>(new Engine(std::move(plan)));
+}
+
+}  // namespace kiln

@@ -1,0 +1,48 @@
+// kiln — the executable plan inside an Engine: layers with their kernels, and where every tensor lives.
+#pragma once
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/kernel.h"
+#include "kiln/engine.h"
+#include "kiln/graph.h"
+
+namespace kiln {
+
+// Where a tensor's bytes are during a run.
+struct ValueSlot {
+  enum class Kind { Activation, Constant, Input } kind = Kind::Activation;
+  DType dtype = DType::Undefined;
+  std::vector<int64_t> dims;
+  size_t offset = 0;                  // Activation/Input: byte offset in the context's arena
+  const Constant* constant = nullptr;  // Constant
+  size_t nbytes() const;
+};
+
+struct PlannedLayer {
+  const Node* node = nullptr;
+  LayerInfo info;
+  std::vector<int> inputs, outputs;  // indices into EnginePlan::values, -1 for an omitted optional operand
+  std::unique_ptr<backend::Kernel> kernel;
+};
+
+struct EnginePlan {
+  std::unique_ptr<Graph> graph;  // optimized; owns the nodes and constants the layers point at
+  BuildOptions options;
+  std::vector<ValueSlot> values;
+  std::vector<PlannedLayer> layers;
+  std::vector<TensorInfo> inputs, outputs;
+  std::vector<int> input_values, output_values;  // value index of each engine input / output
+  std::vector<LayerInfo> layer_infos;
+  size_t arena_bytes = 0;
+  size_t total_activation_bytes = 0;
+};
+
+// Builder steps shared by build() and load(): index the graph's tensors as values, describe a layer,
+// instantiate a kernel by name, plan memory.
+void index_values(EnginePlan& plan);
+backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer);
+void plan_memory(EnginePlan& plan);
+
+}  // namespace kiln
