@@ -65,11 +65,17 @@ void index_values(EnginePlan& plan) {
   auto value_of = [&](Tensor* t) -> int {
     if (!t) return -1;
     if (auto it = index.find(t); it != index.end()) return it->second;
-    if (!t->has_static_shape() || t->dtype == DType::Undefined)
-      throw Error(prefix(g) + "tensor '" + t->name + "'" +
-                  (t->producer() ? " (output of node " + t->producer()->label() + ")" : "") +
-                  " has no static shape after inference (" + (t->shape ? to_string(*t->shape) : "unknown rank") +
-                  "); give input shapes with --shapes");
+    const std::string what = "tensor '" + t->name + "'" +
+                             (t->producer() ? " (output of node " + t->producer()->label() + ")" : "");
+    if (t->dtype == DType::String) throw Error(prefix(g) + what + ": string tensors are not supported by the engine");
+    if (!t->has_static_shape() || t->dtype == DType::Undefined) {
+      const bool inputs_static = std::all_of(g.inputs.begin(), g.inputs.end(),
+                                             [](const Tensor* in) { return in->has_static_shape(); });
+      throw Error(prefix(g) + what + " has no static shape after inference (" +
+                  (t->shape ? to_string(*t->shape) : "unknown rank") + "); " +
+                  (inputs_static ? "it depends on input values: data-dependent shapes are not supported"
+                                 : "give input shapes with --shapes"));
+    }
     ValueSlot v;
     v.dtype = t->dtype;
     v.dims = static_dims(*t->shape);
@@ -185,6 +191,13 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
   g.cleanup();
   g.toposort();
+  // Convolution fusions (constants are folded now, so Pad amounts are known). Conv+activation becomes
+  // kiln.FusedConv, so it is done only where the device has a kernel for that op.
+  const size_t pads_fused = fuse_pad_into_conv(g);
+  const size_t acts_fused =
+      backend::kernels_for(plan->options.device, "kiln", "FusedConv").empty() ? 0 : fuse_conv_activation(g);
+  log(options, "fused " + std::to_string(pads_fused) + " Pad into Conv, " + std::to_string(acts_fused) +
+                   " activations into Conv");
 
   for (const auto& node : g.nodes()) {
     PlannedLayer layer;
