@@ -9,5 +9,6 @@ using Command = std::function<int()>;
 
 Command add_inspect(CLI::App& app);
 Command add_surgeon(CLI::App& app);
+Command add_exec(CLI::App& app);
 
 }  // namespace kiln::cli

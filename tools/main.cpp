@@ -18,6 +18,10 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand("surgeon", "Rewrite an ONNX model and save it as ONNX");
     add(sub, kiln::cli::add_surgeon(*sub));
   }
+  {
+    CLI::App* sub = app.add_subcommand("exec", "Build or load an engine, run and time it (trtexec-style flags)");
+    add(sub, kiln::cli::add_exec(*sub));
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
