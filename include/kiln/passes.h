@@ -43,4 +43,13 @@ PropagateReport fold_constants(Graph& graph, const PropagateOptions& options = {
 // Number of tensors whose shape is not fully known (rank unknown, or a dim neither static nor symbolic).
 size_t count_unknown_shapes(const Graph& graph);
 
+// Folds a zero, constant-mode Pad on spatial axes into the Conv that is its only consumer (explicit pads
+// only) and bypasses the Pad. Every constant is validated; anything else is left alone. Returns the count.
+// The Conv records the original node names in its "kiln_fused" strings attribute.
+size_t fuse_pad_into_conv(Graph& graph);
+
+// Replaces Conv → Relu/Elu/Sigmoid (the Conv output read only by the activation) by one kiln.FusedConv node
+// (domain "kiln": Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
+size_t fuse_conv_activation(Graph& graph);
+
 }  // namespace kiln

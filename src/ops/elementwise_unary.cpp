@@ -1,5 +1,5 @@
-// Elementwise unary ops and activations, plus Identity/Dropout (inference: pass-through) and Softmax
-// (shape only). Values compute in the element's own type (float16/bfloat16 in float), so int64 Neg/Abs
+// Elementwise unary ops and activations, plus Identity/Dropout (inference: pass-through) and
+// Softmax/LogSoftmax. Values compute in the element's own type (float16/bfloat16 in float), so int64 Neg/Abs
 // stay exact.
 #include <algorithm>
 #include <cmath>
@@ -139,9 +139,11 @@ void infer_dropout(InferContext& ctx) {
   set_out(ctx, 1, DType::Bool, in_shape(ctx, 0));
 }
 void dropout(KernelContext& ctx) {
-  // training_mode = true draws a random mask: nothing to fold, and no oracle could agree with it.
-  if (ctx.has_input(2) && ctx.input(2).numel() == 1 && ctx.input(2).as_int64(0) != 0)
-    ctx.fail("training_mode Dropout is random and has no reference kernel");
+  // training_mode with a non-zero ratio draws a random mask: no oracle could agree with it. With ratio 0
+  // (or inference) it is the identity.
+  const bool training = ctx.has_input(2) && ctx.input(2).numel() == 1 && ctx.input(2).as_int64(0) != 0;
+  const double ratio = ctx.has_input(1) && ctx.input(1).numel() == 1 ? ctx.input(1).as_double(0) : 0.5;
+  if (training && ratio != 0.0) ctx.fail("training_mode Dropout with a non-zero ratio is random: not supported");
   ctx.out[0] = ctx.input(0);
   if (ctx.out.size() > 1) {
     TensorData mask(DType::Bool, ctx.input(0).dims());
@@ -157,8 +159,47 @@ void infer_softmax(InferContext& ctx) {
   if (r >= 0) normalize_axis(ctx, ctx.node.attrs.get_int("axis", ctx.opset < 13 ? 1 : -1), r);
   infer_same(ctx);
 }
-KILN_REGISTER_OP({.op = "Softmax", .infer = infer_softmax});
-KILN_REGISTER_OP({.op = "LogSoftmax", .infer = infer_softmax});
+
+// Softmax over one axis (opset >= 13), or before 13 over the input coerced to 2-D at `axis` (every dim from
+// axis on is one row). Computed in double with the row maximum subtracted.
+template <bool is_log>
+void softmax_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  const int64_t r = x.rank();
+  const int64_t axis = normalize_axis(ctx, ctx.node.attrs.get_int("axis", ctx.opset < 13 ? 1 : -1), r);
+  const auto& d = x.dims();
+  const int64_t outer = numel({d.begin(), d.begin() + axis});
+  // Elements of one row are `n` apart by `step`; `inner` rows interleave inside each outer block.
+  const int64_t n = ctx.opset < 13 ? numel({d.begin() + axis, d.end()}) : d[axis];
+  const int64_t inner = ctx.opset < 13 ? 1 : numel({d.begin() + axis + 1, d.end()});
+  TensorData out(x.dtype(), d);
+  dispatch(ctx, x.dtype(), [&](auto ty) {
+    using T = decltype(ty);
+    using S = typename T::storage;
+    if constexpr (!T::is_float) {
+      unsupported(ctx, x.dtype());
+    } else {
+      const S* src = x.data<S>();
+      S* dst = out.data<S>();
+      std::vector<double> e(static_cast<size_t>(n));
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t in = 0; in < inner; ++in) {
+          const int64_t base = o * n * inner + in;
+          double mx = -std::numeric_limits<double>::infinity();
+          for (int64_t k = 0; k < n; ++k) mx = std::max(mx, static_cast<double>(T::load(src[base + k * inner])));
+          double sum = 0;
+          for (int64_t k = 0; k < n; ++k) sum += e[k] = std::exp(static_cast<double>(T::load(src[base + k * inner])) - mx);
+          for (int64_t k = 0; k < n; ++k) {
+            const double v = is_log ? static_cast<double>(T::load(src[base + k * inner])) - mx - std::log(sum) : e[k] / sum;
+            dst[base + k * inner] = T::store(static_cast<typename T::compute>(v));
+          }
+        }
+    }
+  });
+  ctx.out[0] = out;
+}
+KILN_REGISTER_OP({.op = "Softmax", .infer = infer_softmax, .reference = softmax_kernel<false>});
+KILN_REGISTER_OP({.op = "LogSoftmax", .infer = infer_softmax, .reference = softmax_kernel<true>});
 
 }  // namespace
 }  // namespace kiln::ops

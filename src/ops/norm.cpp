@@ -1,4 +1,7 @@
-// BatchNormalization, InstanceNormalization, GroupNormalization, LayerNormalization: shape inference only.
+// BatchNormalization (inference mode), InstanceNormalization, GroupNormalization, LayerNormalization: shape
+// inference and reference kernels. Statistics are two-pass (mean, then variance about it) in double.
+#include <cmath>
+
 #include "ops/util.h"
 
 namespace kiln::ops {
@@ -72,10 +75,171 @@ void infer_layer_norm(InferContext& ctx) {
   for (size_t k = 1; k < ctx.out.size(); ++k) set_out(ctx, k, stash, stats);
 }
 
-KILN_REGISTER_OP({.op = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .max_outputs = 5, .infer = infer_batch_norm});
-KILN_REGISTER_OP({.op = "InstanceNormalization", .min_inputs = 3, .max_inputs = 3, .infer = infer_instance_norm});
-KILN_REGISTER_OP({.op = "GroupNormalization", .min_inputs = 3, .max_inputs = 3, .infer = infer_group_norm});
-KILN_REGISTER_OP({.op = "LayerNormalization", .min_inputs = 2, .max_inputs = 3, .max_outputs = 3, .infer = infer_layer_norm});
+// ------------------------------------------------------------------------------------ reference kernels
+// The kernels compute in double and round once into the output dtype (float, double, float16, bfloat16).
+template <class F>
+void dispatch_float(const KernelContext& ctx, DType t, F&& f) {
+  dispatch(ctx, t, [&](auto ty) {
+    if constexpr (decltype(ty)::is_float) f(ty);
+    else unsupported(ctx, t);
+  });
+}
+std::vector<double> load_real(const KernelContext& ctx, const TensorData& t) {
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  dispatch_float(ctx, t.dtype(), [&](auto ty) {
+    using T = decltype(ty);
+    const auto* src = t.data<typename T::storage>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = T::load(src[i]);
+  });
+  return v;
+}
+TensorData store_real(const KernelContext& ctx, DType dt, const std::vector<int64_t>& dims, const std::vector<double>& v) {
+  TensorData out(dt, dims);
+  dispatch_float(ctx, dt, [&](auto ty) {
+    using T = decltype(ty);
+    auto* dst = out.data<typename T::storage>();
+    for (size_t i = 0; i < v.size(); ++i) dst[i] = T::store(static_cast<typename T::compute>(v[i]));
+  });
+  return out;
+}
+
+// Input k as doubles, checked to hold `n` entries.
+std::vector<double> load_vector(const KernelContext& ctx, size_t k, int64_t n, const char* what) {
+  const TensorData& t = ctx.input(k);
+  if (t.numel() != n) ctx.fail(std::string(what) + " has " + std::to_string(t.numel()) + " entries, expected " + std::to_string(n));
+  return load_real(ctx, t);
+}
+
+struct Stats {
+  double mean, var;
+};
+// Mean and (biased) variance of v[0..n), two-pass.
+Stats stats_of(const double* v, int64_t n) {
+  double sum = 0;
+  for (int64_t i = 0; i < n; ++i) sum += v[i];
+  const double mean = n > 0 ? sum / static_cast<double>(n) : 0.0;
+  double sq = 0;
+  for (int64_t i = 0; i < n; ++i) sq += (v[i] - mean) * (v[i] - mean);
+  return {mean, n > 0 ? sq / static_cast<double>(n) : 0.0};
+}
+
+// Y = scale[c] * (X - mean[c]) / sqrt(var[c] + epsilon) + B[c], channels on axis 1.
+void batch_norm_kernel(KernelContext& ctx) {
+  if (ctx.node.attrs.get_int("training_mode", 0) != 0)
+    ctx.fail("training_mode BatchNormalization (batch statistics, running-stat outputs) is not supported");
+  if (ctx.opset < 9 && ctx.node.attrs.get_int("spatial", 1) == 0)
+    ctx.fail("BatchNormalization with spatial=0 is not supported");
+  if (ctx.out.size() > 1) ctx.fail("BatchNormalization's training outputs (running mean/var) are not supported");
+  const TensorData& x = ctx.input(0);
+  if (x.rank() < 2) ctx.fail("input must be at least 2-D [N, C, ...]");
+  const int64_t batch = x.dims()[0], c = x.dims()[1], inner = numel({x.dims().begin() + 2, x.dims().end()});
+  const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
+  const auto scale = load_vector(ctx, 1, c, "scale"), bias = load_vector(ctx, 2, c, "bias");
+  const auto mean = load_vector(ctx, 3, c, "mean"), var = load_vector(ctx, 4, c, "var");
+  std::vector<double> y = load_real(ctx, x);
+  for (int64_t n = 0; n < batch; ++n)
+    for (int64_t ch = 0; ch < c; ++ch) {
+      const double a = scale[ch] / std::sqrt(var[ch] + eps);
+      double* p = y.data() + (n * c + ch) * inner;
+      for (int64_t i = 0; i < inner; ++i) p[i] = a * (p[i] - mean[ch]) + bias[ch];
+    }
+  ctx.out[0] = store_real(ctx, x.dtype(), x.dims(), y);
+}
+
+// Normalizes each contiguous run of `len` values (one per (n, group)), then applies scale/bias of the
+// parameter each value belongs to: (run * len + i) / per_param % n_params.
+void normalize_runs(std::vector<double>& y, int64_t len, int64_t per_param, int64_t n_params, double eps,
+                    const std::vector<double>& scale, const std::vector<double>& bias) {
+  const int64_t runs = len > 0 ? static_cast<int64_t>(y.size()) / len : 0;
+  for (int64_t r = 0; r < runs; ++r) {
+    double* p = y.data() + r * len;
+    const Stats s = stats_of(p, len);
+    const double inv = 1.0 / std::sqrt(s.var + eps);
+    for (int64_t i = 0; i < len; ++i) {
+      const int64_t ch = ((r * len + i) / per_param) % n_params;
+      p[i] = (p[i] - s.mean) * inv * scale[ch] + bias[ch];
+    }
+  }
+}
+
+// Per (n, c): statistics over the spatial dims.
+void instance_norm_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  if (x.rank() < 3) ctx.fail("input must be at least 3-D [N, C, spatial...]");
+  const int64_t c = x.dims()[1], inner = numel({x.dims().begin() + 2, x.dims().end()});
+  const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
+  const auto scale = load_vector(ctx, 1, c, "scale"), bias = load_vector(ctx, 2, c, "bias");
+  std::vector<double> y = load_real(ctx, x);
+  normalize_runs(y, inner, inner, c, eps, scale, bias);
+  ctx.out[0] = store_real(ctx, x.dtype(), x.dims(), y);
+}
+
+// Per (n, group): statistics over the group's C/G channels and the spatial dims. Scale/bias have one entry
+// per group (opset 18) or per channel (opset 21).
+void group_norm_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  if (x.rank() < 2) ctx.fail("input must be at least 2-D [N, C, ...]");
+  const int64_t c = x.dims()[1], inner = numel({x.dims().begin() + 2, x.dims().end()});
+  const int64_t groups = ctx.node.attrs.get_int("num_groups", 0);
+  if (groups < 1 || c % groups != 0) ctx.fail("num_groups must be >= 1 and divide the channels");
+  const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
+  const bool per_channel = ctx.opset >= 21;
+  const int64_t n_params = per_channel ? c : groups;
+  const auto scale = load_vector(ctx, 1, n_params, "scale"), bias = load_vector(ctx, 2, n_params, "bias");
+  std::vector<double> y = load_real(ctx, x);
+  const int64_t len = (c / groups) * inner;
+  normalize_runs(y, len, per_channel ? inner : len, n_params, eps, scale, bias);
+  ctx.out[0] = store_real(ctx, x.dtype(), x.dims(), y);
+}
+
+// Statistics over X[axis:] per leading index; scale (and bias) broadcast to X[axis:]. Optional outputs
+// Mean and InvStdDev have X's rank with 1s from axis on, in stash_type.
+void layer_norm_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  const int64_t r = x.rank();
+  const int64_t axis = normalize_axis(ctx, ctx.node.attrs.get_int("axis", -1), r);
+  const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
+  const std::vector<int64_t> norm_dims(x.dims().begin() + axis, x.dims().end());
+  const int64_t inner = numel(norm_dims), outer = numel({x.dims().begin(), x.dims().begin() + axis});
+  // scale/bias expanded to one value per normalized position.
+  auto expanded = [&](size_t k, double def) {
+    std::vector<double> v(static_cast<size_t>(inner), def);
+    if (!ctx.has_input(k)) return v;
+    const TensorData& t = ctx.input(k);
+    if (broadcast_dims(ctx, {norm_dims, t.dims()}) != norm_dims)
+      ctx.fail(std::string(k == 1 ? "scale " : "bias ") + to_string(make_shape(t.dims())) + " does not broadcast to " +
+               to_string(make_shape(norm_dims)));
+    const auto src = load_real(ctx, t);
+    const auto str = broadcast_strides(t.dims(), norm_dims);
+    int64_t i = 0;
+    for_each_index(norm_dims, [&](const std::vector<int64_t>& idx) { v[i++] = src[dot(idx, str)]; });
+    return v;
+  };
+  const auto scale = expanded(1, 1.0), bias = expanded(2, 0.0);
+  std::vector<double> y = load_real(ctx, x), mean(outer), inv_std(outer);
+  for (int64_t o = 0; o < outer; ++o) {
+    double* p = y.data() + o * inner;
+    const Stats s = stats_of(p, inner);
+    mean[o] = s.mean;
+    inv_std[o] = 1.0 / std::sqrt(s.var + eps);
+    for (int64_t i = 0; i < inner; ++i) p[i] = (p[i] - s.mean) * inv_std[o] * scale[i] + bias[i];
+  }
+  ctx.out[0] = store_real(ctx, x.dtype(), x.dims(), y);
+  std::vector<int64_t> stat_dims(x.dims().begin(), x.dims().begin() + axis);
+  stat_dims.resize(static_cast<size_t>(r), 1);
+  const DType stash = static_cast<DType>(ctx.node.attrs.get_int("stash_type", 1));
+  if (ctx.out.size() > 1) ctx.out[1] = store_real(ctx, stash, stat_dims, mean);
+  if (ctx.out.size() > 2) ctx.out[2] = store_real(ctx, stash, stat_dims, inv_std);
+}
+
+KILN_REGISTER_OP({.op = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .max_outputs = 5, .infer = infer_batch_norm,
+                  .reference = batch_norm_kernel});
+KILN_REGISTER_OP({.op = "InstanceNormalization", .min_inputs = 3, .max_inputs = 3, .infer = infer_instance_norm,
+                  .reference = instance_norm_kernel});
+KILN_REGISTER_OP({.op = "GroupNormalization", .min_inputs = 3, .max_inputs = 3, .infer = infer_group_norm,
+                  .reference = group_norm_kernel});
+KILN_REGISTER_OP({.op = "LayerNormalization", .min_inputs = 2, .max_inputs = 3, .max_outputs = 3, .infer = infer_layer_norm,
+                  .reference = layer_norm_kernel});
 
 }  // namespace
 }  // namespace kiln::ops

@@ -1,13 +1,15 @@
 // ReduceX (axes attribute before opset 13 for ReduceSum / 18 for the others, input since; keepdims;
-// noop_with_empty_axes) and ArgMax/ArgMin. Reference kernels for Sum/Prod/Min/Max/Mean and ArgMax/ArgMin.
+// noop_with_empty_axes) and ArgMax/ArgMin. Reference kernels for all of them (L1/L2/SumSquare/LogSumExp:
+// float types only, accumulated in double).
 #include <algorithm>
+#include <cmath>
 
 #include "ops/util.h"
 
 namespace kiln::ops {
 namespace {
 
-enum class Red { Sum, Prod, Min, Max, Mean };
+enum class Red { Sum, Prod, Min, Max, Mean, L1, L2, SumSquare, LogSumExp };
 
 // Normalized reduced axes (all when none are given, unless noop_with_empty_axes). nullopt: unknown.
 template <class Ctx>
@@ -52,10 +54,13 @@ void reduce_kernel(KernelContext& ctx) {
   for (int64_t a : axes) count *= x.dims()[a];
   if ((op == Red::Min || op == Red::Max) && count == 0 && numel(out_dims) > 0) ctx.fail("reducing an empty axis");
   TensorData out(x.dtype(), out_dims);
+  constexpr bool floats_only = op == Red::L1 || op == Red::L2 || op == Red::SumSquare || op == Red::LogSumExp;
   dispatch(ctx, x.dtype(), [&](auto ty) {
     using T = decltype(ty);
     using S = typename T::storage;
-    using C = std::conditional_t<T::is_bool, int64_t, typename T::compute>;
+    if constexpr (floats_only && !T::is_float) unsupported(ctx, x.dtype());
+    // Float L1/L2/SumSquare/LogSumExp accumulate in double; the others in the element's compute type.
+    using C = std::conditional_t<floats_only, double, std::conditional_t<T::is_bool, int64_t, typename T::compute>>;
     std::vector<C> acc(static_cast<size_t>(numel(out_dims)), op == Red::Prod ? C(1) : C(0));
     std::vector<bool> seen(acc.size(), false);
     const S* src = x.data<S>();
@@ -64,6 +69,9 @@ void reduce_kernel(KernelContext& ctx) {
       const int64_t o = dot(idx, ostr);
       const C v = static_cast<C>(T::load(src[i++]));
       if constexpr (op == Red::Sum || op == Red::Mean) acc[o] = static_cast<C>(acc[o] + v);
+      else if constexpr (op == Red::L1) acc[o] += std::fabs(v);
+      else if constexpr (op == Red::L2 || op == Red::SumSquare) acc[o] += v * v;
+      else if constexpr (op == Red::LogSumExp) acc[o] += std::exp(v);
       else if constexpr (op == Red::Prod) acc[o] = static_cast<C>(acc[o] * v);
       else if constexpr (op == Red::Min) acc[o] = !seen[o] || v < acc[o] ? v : acc[o];
       else acc[o] = !seen[o] || acc[o] < v ? v : acc[o];
@@ -72,6 +80,8 @@ void reduce_kernel(KernelContext& ctx) {
     for (size_t o = 0; o < acc.size(); ++o) {
       C v = acc[o];
       if constexpr (op == Red::Mean) v = static_cast<C>(v / static_cast<C>(count));
+      if constexpr (op == Red::L2) v = std::sqrt(v);
+      if constexpr (op == Red::LogSumExp) v = std::log(v);
       out.data<S>()[o] = T::store(static_cast<typename T::compute>(v));
     }
   });
@@ -118,10 +128,10 @@ KILN_REDUCE("ReduceProd", reduce_kernel<Red::Prod>);
 KILN_REDUCE("ReduceMin", reduce_kernel<Red::Min>);
 KILN_REDUCE("ReduceMax", reduce_kernel<Red::Max>);
 KILN_REDUCE("ReduceMean", reduce_kernel<Red::Mean>);
-KILN_REDUCE("ReduceL2", nullptr);
-KILN_REDUCE("ReduceL1", nullptr);
-KILN_REDUCE("ReduceSumSquare", nullptr);
-KILN_REDUCE("ReduceLogSumExp", nullptr);
+KILN_REDUCE("ReduceL2", reduce_kernel<Red::L2>);
+KILN_REDUCE("ReduceL1", reduce_kernel<Red::L1>);
+KILN_REDUCE("ReduceSumSquare", reduce_kernel<Red::SumSquare>);
+KILN_REDUCE("ReduceLogSumExp", reduce_kernel<Red::LogSumExp>);
 KILN_REGISTER_OP({.op = "ArgMax", .infer = infer_arg, .reference = arg_kernel<true>});
 KILN_REGISTER_OP({.op = "ArgMin", .infer = infer_arg, .reference = arg_kernel<false>});
 
