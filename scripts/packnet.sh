@@ -4,7 +4,9 @@
 #      PyTorch's output;
 #   2. inspect it (raw, then folded);
 #   3. sanitize it (fold constants, cleanup, toposort) and write the result as ONNX;
-#   4. check the sanitized model in ONNX Runtime against the original and against PyTorch.
+#   4. check the sanitized model in ONNX Runtime against the original and against PyTorch;
+#   5. build a kiln engine (saved to a .kiln file), run it on the CPU, time it, compare with PyTorch;
+#   6. reload the engine file without the model and check the outputs are identical.
 # Usage: bash scripts/packnet.sh [OUT_DIR]   (default out/packnet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,5 +34,20 @@ for opset in 11 13; do
   echo "-- ONNX Runtime: sanitized vs original vs PyTorch"
   "$py" scripts/ort_compare.py "$dir/packnet01.onnx" "$dir/packnet01_sanitized.onnx" \
     --input "$dir/input.npy" --reference "$dir/output.npy" --tol 1e-6 --ref-tol 1e-4
+  echo "-- kiln exec: build, run, time (CPU)"
+  "$kiln" exec --onnx="$dir/packnet01.onnx" --saveEngine="$dir/packnet01.kiln" \
+    --loadInputs=input:"$dir/input.npy" --saveOutputs="$dir/kiln_out" --iterations=5 --duration=0 --warmUp=0 \
+    --dumpProfile --exportProfile="$dir/kiln_profile.json" | grep -v '^  *[/_A-Za-z0-9.]* *[A-Za-z.]* *[a-z._]* *[0-9.]* *0\.[0-4] '
+  "$kiln" exec --loadEngine="$dir/packnet01.kiln" --loadInputs=input:"$dir/input.npy" \
+    --saveOutputs="$dir/kiln_out_loaded" --iterations=1 --duration=0 --warmUp=0 >/dev/null
+  "$py" - "$dir" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+ref, got, loaded = (np.load(f"{d}/{p}") for p in ("output.npy", "kiln_out/disp.npy", "kiln_out_loaded/disp.npy"))
+err = float(np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref))
+print(f"kiln vs PyTorch: rel L2 {err:.3e} ({'ok' if err <= 1e-4 else 'MISMATCH'}); "
+      f"reloaded engine identical: {np.array_equal(got, loaded)}")
+sys.exit(0 if err <= 1e-4 and np.array_equal(got, loaded) else 1)
+PY
 done
-echo "== PackNet01 main job: done"
+echo "== PackNet01 main job: done (benchmark: .venv/bin/python bench/bench_packnet_cpu.py)"

@@ -204,7 +204,11 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     layer.node = node.get();
     layer.info.name = node->name.empty() ? g.unique_name(node->op) : node->name;
     layer.info.op = node->op;
-    layer.info.fused = {layer.info.name};
+    // Fusion passes record the original node names on the node that survives.
+    const Attribute* fused = node->attrs.find("kiln_fused");
+    const auto* names = fused ? std::get_if<std::vector<std::string>>(&fused->value) : nullptr;
+    layer.info.fused = names ? *names : std::vector<std::string>{layer.info.name};
+    if (node->domain == "kiln") layer.info.op = "kiln." + node->op;
     plan->layers.push_back(std::move(layer));
   }
   index_values(*plan);
