@@ -13,18 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include "backends/cpu/cpu_util.h"
 #include "backends/kernel.h"
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define KILN_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define KILN_SIMD_CLONES
-#endif
 
 namespace kiln::backend {
 namespace {
-
-constexpr int64_t kParallelMin = int64_t{1} << 20;  // below this, starting threads costs more than it saves
 
 // Calls f(part, begin, end) for `t` contiguous parts of [0, n).
 template <class F>
