@@ -11,9 +11,12 @@
 #include "kiln/graph.h"
 #include "kiln/passes.h"
 #include "ops/op.h"
+#include "test_util.h"
 
 namespace kiln {
 namespace {
+
+using test::rel_l2;
 
 // Values 3 + N(0, 1): an offset mean stresses the variance's precision; non-zero, both signs occur.
 TensorData offset_tensor(std::vector<int64_t> dims, uint32_t seed, float offset) {
@@ -22,16 +25,6 @@ TensorData offset_tensor(std::vector<int64_t> dims, uint32_t seed, float offset)
   std::normal_distribution<float> nd(0.f, 1.f);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = offset + nd(rng);
   return t;
-}
-
-double rel_l2(const float* got, const float* want, int64_t n) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    const double d = double(got[i]) - double(want[i]);
-    num += d * d;
-    den += double(want[i]) * double(want[i]);
-  }
-  return std::sqrt(num / std::max(den, 1e-30));  // NaN (poisoned, never written) propagates and fails
 }
 
 struct InCase {

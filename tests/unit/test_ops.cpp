@@ -13,24 +13,15 @@
 
 #include "ops/op.h"
 #include "ops/util.h"
+#include "test_util.h"
 
 namespace kiln {
 namespace {
 
 using ops::find_op;
+using namespace kiln::test;  // NOLINT: shared test helpers
 
 // ------------------------------------------------------------------------------------------ helpers
-std::mt19937& rng() {
-  static std::mt19937 g(1234);
-  return g;
-}
-// Random non-zero floats in ±[0.1, 3].
-std::vector<float> randf(int64_t n, float lo = 0.1f, float hi = 3.0f, bool allow_negative = true) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng()) * (allow_negative && (rng()() & 1) ? -1.0f : 1.0f);
-  return v;
-}
 std::vector<int64_t> randi(int64_t n, int64_t lo, int64_t hi) {
   std::uniform_int_distribution<int64_t> d(lo, hi);
   std::vector<int64_t> v(n);
@@ -40,66 +31,6 @@ std::vector<int64_t> randi(int64_t n, int64_t lo, int64_t hi) {
   }
   return v;
 }
-TensorData F(std::vector<int64_t> dims, std::vector<float> v) { return TensorData::from_vector(DType::Float, dims, v); }
-TensorData I64(std::vector<int64_t> dims, std::vector<int64_t> v) { return TensorData::from_vector(DType::Int64, dims, v); }
-TensorData I64(std::vector<int64_t> v) { return TensorData::vector_int64(v); }
-std::vector<float> floats(const TensorData& t) {
-  std::vector<float> v;
-  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(static_cast<float>(t.as_double(i)));
-  return v;
-}
-
-// One node in its own graph. Inputs with a value become Constants; an empty TensorData is an omitted input.
-struct OneNode {
-  Graph g;
-  Node* node;
-  int64_t opset;
-  OneNode(const std::string& op, const std::vector<TensorData>& inputs, size_t outputs = 1, int64_t opset = 18)
-      : opset(opset) {
-    std::vector<Tensor*> ins, outs;
-    for (size_t k = 0; k < inputs.size(); ++k)
-      ins.push_back(inputs[k].empty_type() ? nullptr : g.add_constant("in" + std::to_string(k), inputs[k]));
-    for (size_t k = 0; k < outputs; ++k) outs.push_back(g.add_variable("out" + std::to_string(k)));
-    node = g.add_node(op, ins, outs, "the_" + op);
-  }
-  OneNode& attr(const std::string& name, AttributeValue v) {
-    node->attrs.set(name, std::move(v));
-    return *this;
-  }
-  std::vector<TensorData> run() {
-    const ops::OpSchema* s = find_op(node->domain, node->op);
-    EXPECT_NE(s, nullptr) << node->op;
-    ops::KernelContext ctx(*node, opset);
-    for (Tensor* t : node->inputs()) ctx.in.push_back(t ? &static_cast<Constant*>(t)->values() : nullptr);
-    ctx.out.resize(node->outputs().size());
-    ops::run_reference(*s, ctx);
-    // Inference must agree with what the kernel produced.
-    auto inf = infer();
-    for (size_t k = 0; k < ctx.out.size(); ++k) {
-      EXPECT_EQ(inf.out[k].dtype, ctx.out[k].dtype()) << node->op;
-      if (inf.out[k].shape) EXPECT_EQ(to_string(*inf.out[k].shape), to_string(make_shape(ctx.out[k].dims()))) << node->op;
-    }
-    return ctx.out;
-  }
-  TensorData run1() { return run().at(0); }
-  ops::InferContext infer() {
-    ops::InferContext ctx(*node, opset);
-    for (Tensor* t : node->inputs()) {
-      ops::InputInfo info;
-      if (t) {
-        info.present = true;
-        info.dtype = t->dtype;
-        info.shape = t->shape;
-        if (auto* c = dynamic_cast<Constant*>(t)) info.value = &c->values();
-      }
-      ctx.in.push_back(info);
-    }
-    ctx.out.resize(node->outputs().size());
-    ops::infer_node(*find_op("", node->op), ctx);
-    return ctx;
-  }
-};
-
 // Shape-only node: variables with shapes (and optional constant value inputs).
 struct ShapeNode : OneNode {
   ShapeNode(const std::string& op, const std::vector<std::pair<DType, std::optional<Shape>>>& vars,
@@ -116,20 +47,6 @@ struct ShapeNode : OneNode {
     return ctx.out[k].shape ? to_string(*ctx.out[k].shape) : "unknown";
   }
 };
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-void expect_near(const std::vector<float>& got, const std::vector<float>& want, float tol = 1e-5f) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1 + std::fabs(want[i]))) << "at " << i;
-}
 
 // ------------------------------------------------------------------------------------------ registry
 TEST(OpsRegistry, EveryRequiredOpIsRegistered) {

@@ -12,90 +12,14 @@
 
 #include "ops/op.h"
 #include "ops/util.h"
+#include "test_util.h"
 
 namespace kiln {
 namespace {
 
 using ops::find_op;
+using namespace kiln::test;  // NOLINT: shared test helpers
 
-std::mt19937& rng() {
-  static std::mt19937 g(4321);
-  return g;
-}
-// Random non-zero floats in ±[lo, hi].
-std::vector<float> randf(int64_t n, float lo = 0.1f, float hi = 2.0f, bool allow_negative = true) {
-  std::uniform_real_distribution<float> d(lo, hi);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = d(rng()) * (allow_negative && (rng()() & 1) ? -1.0f : 1.0f);
-  return v;
-}
-TensorData F(std::vector<int64_t> dims, const std::vector<float>& v) { return TensorData::from_vector(DType::Float, dims, v); }
-TensorData I64(std::vector<int64_t> v) { return TensorData::vector_int64(v); }
-std::vector<float> floats(const TensorData& t) {
-  std::vector<float> v;
-  for (int64_t i = 0; i < t.numel(); ++i) v.push_back(static_cast<float>(t.as_double(i)));
-  return v;
-}
-void expect_near(const std::vector<float>& got, const std::vector<float>& want, float tol = 1e-4f) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i) EXPECT_NEAR(got[i], want[i], tol * (1 + std::fabs(want[i]))) << "at " << i;
-}
-
-// One node over constant inputs (an empty TensorData is an omitted input); run() checks that inference
-// agrees with what the kernel produced.
-struct Node1 {
-  Graph g;
-  Node* node;
-  int64_t opset;
-  Node1(const std::string& op, const std::vector<TensorData>& inputs, size_t outputs = 1, int64_t opset = 18) : opset(opset) {
-    std::vector<Tensor*> ins, outs;
-    for (size_t k = 0; k < inputs.size(); ++k)
-      ins.push_back(inputs[k].empty_type() ? nullptr : g.add_constant("in" + std::to_string(k), inputs[k]));
-    for (size_t k = 0; k < outputs; ++k) outs.push_back(g.add_variable("out" + std::to_string(k)));
-    node = g.add_node(op, ins, outs, "the_" + op);
-  }
-  Node1& attr(const std::string& name, AttributeValue v) {
-    node->attrs.set(name, std::move(v));
-    return *this;
-  }
-  std::vector<TensorData> run() {
-    const ops::OpSchema* s = find_op("", node->op);
-    EXPECT_NE(s, nullptr);
-    EXPECT_NE(s->reference, nullptr) << node->op;
-    ops::KernelContext ctx(*node, opset);
-    for (Tensor* t : node->inputs()) ctx.in.push_back(t ? &static_cast<Constant*>(t)->values() : nullptr);
-    ctx.out.resize(node->outputs().size());
-    ops::run_reference(*s, ctx);
-    ops::InferContext ictx(*node, opset);
-    for (Tensor* t : node->inputs()) {
-      ops::InputInfo info;
-      if (t) info = {t->dtype, t->shape, &static_cast<Constant*>(t)->values(), true};
-      ictx.in.push_back(info);
-    }
-    ictx.out.resize(ctx.out.size());
-    ops::infer_node(*s, ictx);
-    for (size_t k = 0; k < ctx.out.size(); ++k) {
-      EXPECT_EQ(ictx.out[k].dtype, ctx.out[k].dtype()) << node->op << " output " << k;
-      if (ictx.out[k].shape) {
-        EXPECT_EQ(to_string(*ictx.out[k].shape), to_string(make_shape(ctx.out[k].dims()))) << node->op << " output " << k;
-      }
-    }
-    return ctx.out;
-  }
-  TensorData run1() { return run().at(0); }
-};
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-
-// ---------------------------------------------------------------------------------------------- Conv
-// Expected 2-D convolution: pad the input explicitly with zeros, then a valid strided/dilated correlation.
 std::vector<float> conv2d_expected(const std::vector<float>& x, int64_t n, int64_t c, int64_t h, int64_t w,
                                    const std::vector<float>& wt, int64_t m, int64_t kh, int64_t kw, const std::vector<float>& bias,
                                    int64_t group, std::array<int64_t, 2> s, std::array<int64_t, 2> d,
@@ -129,7 +53,7 @@ std::vector<float> conv2d_expected(const std::vector<float>& x, int64_t n, int64
 TEST(OpsComputeConv, Conv2DPadsStridesDilationsGroups) {
   const int64_t n = 2, c = 4, h = 9, w = 11, m = 6, group = 2, kh = 3, kw = 2;
   auto x = randf(n * c * h * w), wt = randf(m * (c / group) * kh * kw), b = randf(m);
-  Node1 conv("Conv", {F({n, c, h, w}, x), F({m, c / group, kh, kw}, wt), F({m}, b)});
+  OneNode conv("Conv", {F({n, c, h, w}, x), F({m, c / group, kh, kw}, wt), F({m}, b)});
   conv.attr("group", group).attr("strides", std::vector<int64_t>{2, 1}).attr("dilations", std::vector<int64_t>{1, 2})
       .attr("pads", std::vector<int64_t>{1, 0, 2, 1});
   TensorData out = conv.run1();
@@ -139,7 +63,7 @@ TEST(OpsComputeConv, Conv2DPadsStridesDilationsGroups) {
   expect_near(floats(out), want);
   // No bias, depthwise (group = C), SAME_UPPER with stride 2: total pad 1 on 9 rows goes to the end.
   auto wd = randf(c * 1 * 3 * 3);
-  Node1 dw("Conv", {F({n, c, h, w}, x), F({c, 1, 3, 3}, wd)});
+  OneNode dw("Conv", {F({n, c, h, w}, x), F({c, 1, 3, 3}, wd)});
   dw.attr("group", c).attr("strides", std::vector<int64_t>{2, 2}).attr("auto_pad", std::string("SAME_UPPER"));
   TensorData dout = dw.run1();
   // out = ceil(9/2) = 5 rows: total pad = (5-1)*2 + 3 - 9 = 2 → 1 and 1; cols ceil(11/2) = 6: total 2 → 1, 1.
@@ -148,7 +72,7 @@ TEST(OpsComputeConv, Conv2DPadsStridesDilationsGroups) {
   expect_near(floats(dout), dwant);
   // SAME_LOWER with an odd total pad puts the extra row first: rows of 8, stride 1, kernel 2 → pad (1, 0).
   auto x8 = randf(1 * 1 * 8 * 8), w2 = randf(2 * 2);
-  Node1 sl("Conv", {F({1, 1, 8, 8}, x8), F({1, 1, 2, 2}, w2)});
+  OneNode sl("Conv", {F({1, 1, 8, 8}, x8), F({1, 1, 2, 2}, w2)});
   sl.attr("auto_pad", std::string("SAME_LOWER"));
   expect_near(floats(sl.run1()), conv2d_expected(x8, 1, 1, 8, 8, w2, 1, 2, 2, {}, 1, {1, 1}, {1, 1}, {1, 1, 0, 0}, oh, ow));
 }
@@ -157,7 +81,7 @@ TEST(OpsComputeConv, Conv3DPackNetLike) {
   // PackNet's packing layer: 1 → 8 channels, 3x3x3 kernel, pad 1, over [N, 1, D, H, W].
   const int64_t n = 1, d = 4, h = 6, w = 5, m = 8;
   auto x = randf(n * d * h * w), wt = randf(m * 27), b = randf(m);
-  Node1 conv("Conv", {F({n, 1, d, h, w}, x), F({m, 1, 3, 3, 3}, wt), F({m}, b)});
+  OneNode conv("Conv", {F({n, 1, d, h, w}, x), F({m, 1, 3, 3, 3}, wt), F({m}, b)});
   conv.attr("pads", std::vector<int64_t>{1, 1, 1, 1, 1, 1}).attr("kernel_shape", std::vector<int64_t>{3, 3, 3});
   TensorData out = conv.run1();
   ASSERT_EQ(out.dims(), (std::vector<int64_t>{n, m, d, h, w}));
@@ -181,7 +105,7 @@ TEST(OpsComputeConv, Conv3DPackNetLike) {
 
 TEST(OpsComputeConv, Conv1DAndFloat16) {
   auto x = randf(2 * 3 * 10), wt = randf(4 * 3 * 3);
-  Node1 c1("Conv", {F({2, 3, 10}, x), F({4, 3, 3}, wt)});
+  OneNode c1("Conv", {F({2, 3, 10}, x), F({4, 3, 3}, wt)});
   c1.attr("strides", std::vector<int64_t>{3}).attr("pads", std::vector<int64_t>{2, 0});
   TensorData out = c1.run1();
   ASSERT_EQ(out.dims(), (std::vector<int64_t>{2, 4, 4}));  // (10 + 2 - 3) / 3 + 1
@@ -202,14 +126,14 @@ TEST(OpsComputeConv, Conv1DAndFloat16) {
   std::vector<uint16_t> hx, hw;
   for (float v : x) hx.push_back(float_to_half(v));
   for (float v : wt) hw.push_back(float_to_half(v));
-  Node1 h1("Conv", {TensorData::from_vector(DType::Float16, {2, 3, 10}, hx), TensorData::from_vector(DType::Float16, {4, 3, 3}, hw)});
+  OneNode h1("Conv", {TensorData::from_vector(DType::Float16, {2, 3, 10}, hx), TensorData::from_vector(DType::Float16, {4, 3, 3}, hw)});
   h1.attr("strides", std::vector<int64_t>{3}).attr("pads", std::vector<int64_t>{2, 0});
   TensorData hout = h1.run1();
   ASSERT_EQ(hout.dtype(), DType::Float16);
   expect_near(floats(hout), want, 1e-2f);
   // Integer conv has no reference: a clear refusal naming the node and the dtype.
   std::string msg = error_of([] {
-    Node1("Conv", {TensorData::from_vector<int64_t>(DType::Int64, {1, 1, 3}, {1, 2, 3}),
+    OneNode("Conv", {TensorData::from_vector<int64_t>(DType::Int64, {1, 1, 3}, {1, 2, 3}),
                    TensorData::from_vector<int64_t>(DType::Int64, {1, 1, 1}, {2})}).run();
   });
   EXPECT_NE(msg.find("the_Conv"), std::string::npos) << msg;
@@ -221,7 +145,7 @@ TEST(OpsComputeConv, ConvTransposeStridesPadsGroupsOutputPadding) {
   const int64_t n = 2, c = 4, h = 4, w = 5, group = 2, mg = 3, kh = 3, kw = 2;
   const std::array<int64_t, 2> s = {2, 3}, d = {1, 2}, pb = {1, 0}, pe = {0, 2}, op = {1, 0};
   auto x = randf(n * c * h * w), wt = randf(c * mg * kh * kw), b = randf(mg * group);
-  Node1 ct("ConvTranspose", {F({n, c, h, w}, x), F({c, mg, kh, kw}, wt), F({mg * group}, b)});
+  OneNode ct("ConvTranspose", {F({n, c, h, w}, x), F({c, mg, kh, kw}, wt), F({mg * group}, b)});
   ct.attr("group", group).attr("strides", std::vector<int64_t>{s[0], s[1]}).attr("dilations", std::vector<int64_t>{d[0], d[1]})
       .attr("pads", std::vector<int64_t>{pb[0], pb[1], pe[0], pe[1]}).attr("output_padding", std::vector<int64_t>{op[0], op[1]});
   TensorData out = ct.run1();
@@ -251,7 +175,7 @@ TEST(OpsComputeConv, ConvTransposeStridesPadsGroupsOutputPadding) {
   // bias-only last element, asking 6 crops one from the end.
   auto x1 = randf(3), w1 = randf(3);
   for (int64_t len : {8, 6}) {
-    Node1 os("ConvTranspose", {F({1, 1, 3}, x1), F({1, 1, 3}, w1), F({1}, {0.5f})});
+    OneNode os("ConvTranspose", {F({1, 1, 3}, x1), F({1, 1, 3}, w1), F({1}, {0.5f})});
     os.attr("strides", std::vector<int64_t>{2}).attr("output_shape", std::vector<int64_t>{len});
     std::vector<float> full(8, 0.5f);
     for (int i = 0; i < 3; ++i)
@@ -266,7 +190,7 @@ TEST(OpsComputeConv, ConvTransposeStridesPadsGroupsOutputPadding) {
 TEST(OpsComputeNorm, BatchInstanceGroup) {
   const int64_t n = 2, c = 6, h = 3, w = 4, hw = h * w;
   auto x = randf(n * c * hw), scale = randf(c), bias = randf(c), mean = randf(c), var = randf(c, 0.2f, 2.0f, false);
-  Node1 bn("BatchNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias), F({c}, mean), F({c}, var)});
+  OneNode bn("BatchNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias), F({c}, mean), F({c}, var)});
   bn.attr("epsilon", 1e-3f);
   std::vector<float> want;
   for (int64_t i = 0; i < n * c * hw; ++i) {
@@ -274,7 +198,7 @@ TEST(OpsComputeNorm, BatchInstanceGroup) {
     want.push_back(static_cast<float>(scale[ch] * (x[i] - mean[ch]) / std::sqrt(double(var[ch]) + 1e-3) + bias[ch]));
   }
   expect_near(floats(bn.run1()), want);
-  Node1 train("BatchNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias), F({c}, mean), F({c}, var)}, 3);
+  OneNode train("BatchNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias), F({c}, mean), F({c}, var)}, 3);
   train.attr("training_mode", int64_t{1});
   EXPECT_NE(error_of([&] { train.run(); }).find("training_mode"), std::string::npos);
 
@@ -286,7 +210,7 @@ TEST(OpsComputeNorm, BatchInstanceGroup) {
     for (int64_t i = 0; i < len; ++i) v += (x[start + i] - m) * (x[start + i] - m);
     return std::pair<double, double>(m, v / double(len));
   };
-  Node1 in("InstanceNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias)});
+  OneNode in("InstanceNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias)});
   want.clear();
   for (int64_t i = 0; i < n * c * hw; ++i) {
     auto [m, v] = mean_var(i / hw * hw, hw);
@@ -297,9 +221,9 @@ TEST(OpsComputeNorm, BatchInstanceGroup) {
 
   const int64_t groups = 3, per = c / groups * hw;
   auto gs = randf(groups), gb = randf(groups);
-  Node1 gn("GroupNormalization", {F({n, c, h, w}, x), F({groups}, gs), F({groups}, gb)});
+  OneNode gn("GroupNormalization", {F({n, c, h, w}, x), F({groups}, gs), F({groups}, gb)});
   gn.attr("num_groups", groups).attr("epsilon", 1e-4f);
-  Node1 gn21("GroupNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias)}, 1, 21);
+  OneNode gn21("GroupNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias)}, 1, 21);
   gn21.attr("num_groups", groups).attr("epsilon", 1e-4f);
   std::vector<float> want18, want21;
   for (int64_t i = 0; i < n * c * hw; ++i) {
@@ -316,7 +240,7 @@ TEST(OpsComputeNorm, BatchInstanceGroup) {
 TEST(OpsComputeNorm, LayerNormWithStatistics) {
   const int64_t a = 3, b = 4, c = 5;
   auto x = randf(a * b * c), scale = randf(b * c), bias = randf(c);
-  Node1 ln("LayerNormalization", {F({a, b, c}, x), F({b, c}, scale), F({c}, bias)}, 3);
+  OneNode ln("LayerNormalization", {F({a, b, c}, x), F({b, c}, scale), F({c}, bias)}, 3);
   ln.attr("axis", int64_t{-2});
   auto outs = ln.run();
   ASSERT_EQ(outs[1].dims(), (std::vector<int64_t>{a, 1, 1}));
@@ -341,9 +265,9 @@ TEST(OpsComputeSoftmax, AlongAxisAndCoercedTo2D) {
   const int64_t a = 2, b = 3, c = 4;
   auto x = randf(a * b * c, 0.1f, 5.0f);
   // Opset 13: along axis 1 only.
-  Node1 s13("Softmax", {F({a, b, c}, x)}, 1, 13);
+  OneNode s13("Softmax", {F({a, b, c}, x)}, 1, 13);
   s13.attr("axis", int64_t{1});
-  Node1 l13("LogSoftmax", {F({a, b, c}, x)}, 1, 13);
+  OneNode l13("LogSoftmax", {F({a, b, c}, x)}, 1, 13);
   l13.attr("axis", int64_t{1});
   std::vector<float> want(x.size()), wlog(x.size());
   for (int64_t i = 0; i < a; ++i)
@@ -359,7 +283,7 @@ TEST(OpsComputeSoftmax, AlongAxisAndCoercedTo2D) {
   expect_near(floats(s13.run1()), want);
   expect_near(floats(l13.run1()), wlog);
   // Opset 11, axis 1: each [b*c] row of the 2-D view is one softmax.
-  Node1 s11("Softmax", {F({a, b, c}, x)}, 1, 11);
+  OneNode s11("Softmax", {F({a, b, c}, x)}, 1, 11);
   for (int64_t i = 0; i < a; ++i) {
     double sum = 0;
     for (int64_t j = 0; j < b * c; ++j) sum += std::exp(double(x[i * b * c + j]));
@@ -367,7 +291,7 @@ TEST(OpsComputeSoftmax, AlongAxisAndCoercedTo2D) {
   }
   expect_near(floats(s11.run1()), want);
   // Large inputs don't overflow.
-  TensorData big = Node1("Softmax", {F({2}, {1000.0f, 1000.0f})}).run1();
+  TensorData big = OneNode("Softmax", {F({2}, {1000.0f, 1000.0f})}).run1();
   expect_near(floats(big), {0.5f, 0.5f});
 }
 
@@ -376,7 +300,7 @@ TEST(OpsComputeMatMul, GemmTransposesAlphaBetaBroadcastC) {
   const int64_t m = 3, k = 5, n = 4;
   auto a = randf(k * m), b = randf(n * k), cv = randf(n), cm = randf(m);
   for (int variant = 0; variant < 2; ++variant) {
-    Node1 g("Gemm", {F({k, m}, a), F({n, k}, b), variant == 0 ? F({n}, cv) : F({m, 1}, cm)});
+    OneNode g("Gemm", {F({k, m}, a), F({n, k}, b), variant == 0 ? F({n}, cv) : F({m, 1}, cm)});
     g.attr("transA", int64_t{1}).attr("transB", int64_t{1}).attr("alpha", 0.5f).attr("beta", -2.0f);
     std::vector<float> want;
     for (int64_t i = 0; i < m; ++i)
@@ -397,12 +321,12 @@ TEST(OpsComputeMatMul, GemmTransposesAlphaBetaBroadcastC) {
       for (int64_t p = 0; p < k; ++p) acc += double(a2[i * k + p]) * b2[p * n + j];
       want.push_back(static_cast<float>(acc));
     }
-  expect_near(floats(Node1("Gemm", {F({m, k}, a2), F({k, n}, b2)}).run1()), want);
+  expect_near(floats(OneNode("Gemm", {F({m, k}, a2), F({k, n}, b2)}).run1()), want);
 }
 
 TEST(OpsComputeMatMul, BroadcastBatchAndVectors) {
   auto a = randf(2 * 1 * 3 * 4), b = randf(3 * 4 * 5);
-  TensorData out = Node1("MatMul", {F({2, 1, 3, 4}, a), F({3, 4, 5}, b)}).run1();
+  TensorData out = OneNode("MatMul", {F({2, 1, 3, 4}, a), F({3, 4, 5}, b)}).run1();
   ASSERT_EQ(out.dims(), (std::vector<int64_t>{2, 3, 3, 5}));
   std::vector<float> want;
   for (int64_t i = 0; i < 2; ++i)
@@ -416,9 +340,9 @@ TEST(OpsComputeMatMul, BroadcastBatchAndVectors) {
   expect_near(floats(out), want);
   // [4] x [3, 4, 5] → [3, 5]; [3, 4, 5] x [5] → [3, 4]; [4] x [4] → scalar.
   auto v4 = randf(4), v5 = randf(5);
-  TensorData l = Node1("MatMul", {F({4}, v4), F({3, 4, 5}, b)}).run1();
-  TensorData r = Node1("MatMul", {F({3, 4, 5}, b), F({5}, v5)}).run1();
-  TensorData s = Node1("MatMul", {F({4}, v4), F({4}, v4)}).run1();
+  TensorData l = OneNode("MatMul", {F({4}, v4), F({3, 4, 5}, b)}).run1();
+  TensorData r = OneNode("MatMul", {F({3, 4, 5}, b), F({5}, v5)}).run1();
+  TensorData s = OneNode("MatMul", {F({4}, v4), F({4}, v4)}).run1();
   ASSERT_EQ(l.dims(), (std::vector<int64_t>{3, 5}));
   ASSERT_EQ(r.dims(), (std::vector<int64_t>{3, 4}));
   ASSERT_EQ(s.rank(), 0);
@@ -442,7 +366,7 @@ TEST(OpsComputeMatMul, BroadcastBatchAndVectors) {
   expect_near(floats(s), {static_cast<float>(dot)});
   // Integer MatMul is exact.
   auto ia = TensorData::from_vector<int64_t>(DType::Int64, {2, 2}, {1, 2, 3, 4});
-  EXPECT_EQ(Node1("MatMul", {ia, ia}).run1().to_int64_vector(), (std::vector<int64_t>{7, 10, 15, 22}));
+  EXPECT_EQ(OneNode("MatMul", {ia, ia}).run1().to_int64_vector(), (std::vector<int64_t>{7, 10, 15, 22}));
 }
 
 // ----------------------------------------------------------------------------------------------- pools
@@ -450,7 +374,7 @@ TEST(OpsComputePool, MaxPoolWithIndicesPadsDilations) {
   const int64_t n = 2, c = 3, h = 7, w = 8;
   auto x = randf(n * c * h * w);
   for (int64_t order : {0, 1}) {
-    Node1 mp("MaxPool", {F({n, c, h, w}, x)}, 2);
+    OneNode mp("MaxPool", {F({n, c, h, w}, x)}, 2);
     mp.attr("kernel_shape", std::vector<int64_t>{3, 2}).attr("strides", std::vector<int64_t>{2, 2})
         .attr("pads", std::vector<int64_t>{1, 1, 1, 0}).attr("dilations", std::vector<int64_t>{1, 2})
         .attr("storage_order", order);
@@ -484,7 +408,7 @@ TEST(OpsComputePool, AveragePoolCountIncludePadCeilAndGlobal) {
   const int64_t h = 5, w = 6;
   auto x = randf(2 * h * w);
   for (int64_t include : {0, 1}) {
-    Node1 ap("AveragePool", {F({1, 2, h, w}, x)});
+    OneNode ap("AveragePool", {F({1, 2, h, w}, x)});
     ap.attr("kernel_shape", std::vector<int64_t>{3, 3}).attr("strides", std::vector<int64_t>{2, 2})
         .attr("pads", std::vector<int64_t>{1, 1, 1, 1}).attr("ceil_mode", int64_t{1}).attr("count_include_pad", include);
     TensorData out = ap.run1();
@@ -509,8 +433,8 @@ TEST(OpsComputePool, AveragePoolCountIncludePadCeilAndGlobal) {
     SCOPED_TRACE(include);
     expect_near(floats(out), want);
   }
-  TensorData ga = Node1("GlobalAveragePool", {F({1, 2, h, w}, x)}).run1();
-  TensorData gm = Node1("GlobalMaxPool", {F({1, 2, h, w}, x)}).run1();
+  TensorData ga = OneNode("GlobalAveragePool", {F({1, 2, h, w}, x)}).run1();
+  TensorData gm = OneNode("GlobalMaxPool", {F({1, 2, h, w}, x)}).run1();
   ASSERT_EQ(ga.dims(), (std::vector<int64_t>{1, 2, 1, 1}));
   for (int64_t p = 0; p < 2; ++p) {
     double sum = 0;
@@ -526,7 +450,7 @@ TEST(OpsComputeResize, NearestAsymmetricFloorTimesTwoPackNet) {
   const int64_t c = 3, h = 4, w = 5;
   auto x = randf(c * h * w);
   // PackNet's export: Resize-11 (X, roi = [], scales = [1, 1, 2, 2]), nearest, asymmetric, floor.
-  Node1 r("Resize", {F({1, c, h, w}, x), F({0}, {}), F({4}, {1, 1, 2, 2})}, 1, 11);
+  OneNode r("Resize", {F({1, c, h, w}, x), F({0}, {}), F({4}, {1, 1, 2, 2})}, 1, 11);
   r.attr("mode", std::string("nearest")).attr("coordinate_transformation_mode", std::string("asymmetric"))
       .attr("nearest_mode", std::string("floor"));
   TensorData out = r.run1();
@@ -537,9 +461,9 @@ TEST(OpsComputeResize, NearestAsymmetricFloorTimesTwoPackNet) {
       for (int64_t j = 0; j < 2 * w; ++j) want.push_back(x[(p * h + i / 2) * w + j / 2]);
   expect_near(floats(out), want, 0);
   // Upsample-9 and Resize-13 with sizes say the same thing.
-  Node1 up("Upsample", {F({1, c, h, w}, x), F({4}, {1, 1, 2, 2})}, 1, 9);
+  OneNode up("Upsample", {F({1, c, h, w}, x), F({4}, {1, 1, 2, 2})}, 1, 9);
   expect_near(floats(up.run1()), want, 0);
-  Node1 r13("Resize", {F({1, c, h, w}, x), TensorData(), TensorData(), I64({1, c, 2 * h, 2 * w})}, 1, 13);
+  OneNode r13("Resize", {F({1, c, h, w}, x), TensorData(), TensorData(), I64({1, c, 2 * h, 2 * w})}, 1, 13);
   r13.attr("coordinate_transformation_mode", std::string("asymmetric")).attr("nearest_mode", std::string("floor"));
   expect_near(floats(r13.run1()), want, 0);
 }
@@ -548,7 +472,7 @@ TEST(OpsComputeResize, LinearHalfPixelAndAlignCorners) {
   const int64_t h = 3, w = 4, oh = 5, ow = 7;
   auto x = randf(h * w);
   for (const char* mode : {"half_pixel", "align_corners", "pytorch_half_pixel"}) {
-    Node1 r("Resize", {F({1, 1, h, w}, x), TensorData(), TensorData(), I64({1, 1, oh, ow})}, 1, 13);
+    OneNode r("Resize", {F({1, 1, h, w}, x), TensorData(), TensorData(), I64({1, 1, oh, ow})}, 1, 13);
     r.attr("mode", std::string("linear")).attr("coordinate_transformation_mode", std::string(mode));
     TensorData out = r.run1();
     ASSERT_EQ(out.dims(), (std::vector<int64_t>{1, 1, oh, ow}));
@@ -574,7 +498,7 @@ TEST(OpsComputeResize, LinearHalfPixelAndAlignCorners) {
   // Nearest rounding modes on a 1-D upsample by 4/3 with half_pixel: source (o + 0.5) * 0.75 - 0.5.
   auto v = randf(6);
   for (const char* nm : {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"}) {
-    Node1 r("Resize", {F({6}, v), TensorData(), TensorData(), I64({8})}, 1, 13);
+    OneNode r("Resize", {F({6}, v), TensorData(), TensorData(), I64({8})}, 1, 13);
     r.attr("nearest_mode", std::string(nm));
     std::vector<float> want;
     for (int64_t o = 0; o < 8; ++o) {
@@ -587,7 +511,7 @@ TEST(OpsComputeResize, LinearHalfPixelAndAlignCorners) {
     expect_near(floats(r.run1()), want, 0);
   }
   EXPECT_NE(error_of([&] {
-              Node1 r("Resize", {F({6}, v), TensorData(), F({1}, {2.0f})}, 1, 18);
+              OneNode r("Resize", {F({6}, v), TensorData(), F({1}, {2.0f})}, 1, 18);
               r.attr("antialias", int64_t{1}).attr("mode", std::string("linear"));
               r.run();
             }).find("not supported"),
@@ -598,7 +522,7 @@ TEST(OpsComputeResize, LinearHalfPixelAndAlignCorners) {
 TEST(OpsComputeReduce, LNormsSumSquareLogSumExp) {
   auto x = randf(2 * 3 * 4);
   for (const char* op : {"ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp"}) {
-    Node1 r(op, {F({2, 3, 4}, x)}, 1, 13);
+    OneNode r(op, {F({2, 3, 4}, x)}, 1, 13);
     r.attr("axes", std::vector<int64_t>{0, 2}).attr("keepdims", int64_t{0});
     std::vector<float> want;
     for (int64_t j = 0; j < 3; ++j) {
