@@ -76,32 +76,7 @@ void infer_layer_norm(InferContext& ctx) {
 }
 
 // ------------------------------------------------------------------------------------ reference kernels
-// The kernels compute in double and round once into the output dtype (float, double, float16, bfloat16).
-template <class F>
-void dispatch_float(const KernelContext& ctx, DType t, F&& f) {
-  dispatch(ctx, t, [&](auto ty) {
-    if constexpr (decltype(ty)::is_float) f(ty);
-    else unsupported(ctx, t);
-  });
-}
-std::vector<double> load_real(const KernelContext& ctx, const TensorData& t) {
-  std::vector<double> v(static_cast<size_t>(t.numel()));
-  dispatch_float(ctx, t.dtype(), [&](auto ty) {
-    using T = decltype(ty);
-    const auto* src = t.data<typename T::storage>();
-    for (size_t i = 0; i < v.size(); ++i) v[i] = T::load(src[i]);
-  });
-  return v;
-}
-TensorData store_real(const KernelContext& ctx, DType dt, const std::vector<int64_t>& dims, const std::vector<double>& v) {
-  TensorData out(dt, dims);
-  dispatch_float(ctx, dt, [&](auto ty) {
-    using T = decltype(ty);
-    auto* dst = out.data<typename T::storage>();
-    for (size_t i = 0; i < v.size(); ++i) dst[i] = T::store(static_cast<typename T::compute>(v[i]));
-  });
-  return out;
-}
+// Computed in double (load_real) and rounded once into the output dtype (store_real), see util.h.
 
 // Input k as doubles, checked to hold `n` entries.
 std::vector<double> load_vector(const KernelContext& ctx, size_t k, int64_t n, const char* what) {

@@ -181,4 +181,25 @@ Dim window_out(const InferContext& ctx, const Window& w, size_t i, const Dim& in
 
 void copy_input_kernel(KernelContext& ctx) { ctx.out[0] = ctx.input(0).reshaped(inferred_dims(ctx)); }
 
+std::vector<double> load_real(const KernelContext& ctx, const TensorData& t) {
+  std::vector<double> v(static_cast<size_t>(t.numel()));
+  dispatch_float(ctx, t.dtype(), [&](auto ty) {
+    using T = decltype(ty);
+    const auto* src = t.data<typename T::storage>();
+    for (size_t i = 0; i < v.size(); ++i) v[i] = T::load(src[i]);
+  });
+  return v;
+}
+
+TensorData store_real(const KernelContext& ctx, DType dt, const std::vector<int64_t>& dims,
+                      const std::vector<double>& v) {
+  TensorData out(dt, dims);
+  dispatch_float(ctx, dt, [&](auto ty) {
+    using T = decltype(ty);
+    auto* dst = out.data<typename T::storage>();
+    for (size_t i = 0; i < v.size(); ++i) dst[i] = T::store(static_cast<typename T::compute>(v[i]));
+  });
+  return out;
+}
+
 }  // namespace kiln::ops

@@ -119,6 +119,19 @@ template <class Ctx>
   ctx.fail(std::string("unsupported dtype ") + dtype_name(t));
 }
 
+// Calls f(type tag) for floating-point dtypes; any other dtype fails naming it.
+template <class F>
+void dispatch_float(const KernelContext& ctx, DType t, F&& f) {
+  dispatch(ctx, t, [&](auto ty) {
+    if constexpr (decltype(ty)::is_float) f(ty);
+    else unsupported(ctx, t);
+  });
+}
+// Reference kernels of the compute ops work in double: load any float dtype, and round once when storing.
+std::vector<double> load_real(const KernelContext& ctx, const TensorData& t);
+TensorData store_real(const KernelContext& ctx, DType dt, const std::vector<int64_t>& dims,
+                      const std::vector<double>& v);
+
 // Byte-level element copy, for data-movement kernels that are dtype-agnostic (strings excluded).
 size_t element_size(const KernelContext& ctx, const TensorData& t);
 
