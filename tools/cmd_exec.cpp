@@ -23,6 +23,7 @@
 #include "kiln/engine.h"
 #include "kiln/error.h"
 #include "kiln/onnx.h"
+#include "kiln/plugin.h"
 #include "kiln/tensor_io.h"
 
 namespace kiln::cli {
@@ -33,6 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 struct ExecArgs {
   std::string onnx, load_engine, save_engine, shapes, load_inputs, save_outputs, export_times, export_profile;
+  std::vector<std::string> plugins;
   std::string device = "cpu";
   int iterations = 10;
   double warm_up_ms = 200;
@@ -211,6 +213,11 @@ int run_exec(const ExecArgs& a) {
   if (a.duration_s < 0 || a.warm_up_ms < 0) throw Error("--duration and --warmUp must not be negative");
   if (a.threads < 0) throw Error("--threads must not be negative");
 
+  for (const std::string& lib : a.plugins) {
+    load_plugin_library(lib);
+    std::cout << "Loaded plugin library " << lib << std::endl;
+  }
+
   BuildOptions options;
   options.device = a.device;
   options.threads = a.threads;
@@ -368,6 +375,7 @@ Command add_exec(CLI::App& app) {
   app.add_flag("--dumpProfile", a->dump_profile, "Print per-layer times averaged over the timed runs");
   app.add_option("--exportTimes", a->export_times, "Write per-inference times as JSON");
   app.add_option("--exportProfile", a->export_profile, "Write per-layer times as JSON");
+  app.add_option("--plugins", a->plugins, "Plugin libraries to load (LIB.so[,LIB2.so])")->delimiter(',');
   app.add_flag("--verbose", a->verbose, "Print the build log in full and every layer's kernel");
   return [a] { return run_exec(*a); };
 }

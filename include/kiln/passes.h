@@ -52,4 +52,14 @@ size_t fuse_pad_into_conv(Graph& graph);
 // (domain "kiln": Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
 size_t fuse_conv_activation(Graph& graph);
 
+// Collapses PyTorch's exported GroupNorm subgraph — Reshape[0,G,-1] → InstanceNormalization(scale 1, bias 0)
+// → Reshape(shape of X) → Mul(γ) → Add(β), and a following Elu/Relu — into one kiln.GroupNorm node (domain
+// "kiln"; inputs X, γ[C], β[C]; attributes num_groups, epsilon, activation, alpha). Run after fold_constants.
+// Matches whose constants don't fit are left alone and, if `rejected` is given, listed with the reason.
+// With GroupNormTarget::Plugin the layer is a GroupNormalizationPlugin node instead (TensorRT's contract: eps,
+// num_groups, plugin_version "1", plugin_namespace ""), and a following activation stays a separate node.
+enum class GroupNormTarget { Native, Plugin };
+size_t fuse_groupnorm(Graph& graph, std::vector<NotFolded>* rejected = nullptr,
+                      GroupNormTarget target = GroupNormTarget::Native);
+
 }  // namespace kiln

@@ -51,6 +51,9 @@ class Kernel {
   // Inputs and outputs in node order (absent optional ones have data == nullptr). Must be thread-safe:
   // one kernel object serves every execution context of an engine.
   virtual void run(const std::vector<TensorView>& inputs, const std::vector<TensorView>& outputs) const = 0;
+  // State that the factory's `deserialize` turns back into this kernel (plugins); empty = none, the kernel is
+  // re-created from the layer alone.
+  virtual std::string serialize() const { return {}; }
 };
 
 struct KernelFactory {
@@ -61,6 +64,8 @@ struct KernelFactory {
   int priority = 0;    // higher is preferred; the reference is -100
   std::function<bool(const LayerDesc&)> supports;
   std::function<std::unique_ptr<Kernel>(const LayerDesc&)> create;
+  // Re-creates a kernel from Kernel::serialize()'s state (engine files); optional.
+  std::function<std::unique_ptr<Kernel>(const LayerDesc&, const std::string& state)> deserialize = nullptr;
 };
 
 bool register_kernel(KernelFactory factory);

@@ -129,7 +129,37 @@ backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& la
   return d;
 }
 
+bool can_alias(const EnginePlan& plan, const PlannedLayer& layer) {
+  const Node& n = *layer.node;
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  if (n.op != "Reshape" && n.op != "Flatten" && n.op != "Squeeze" && n.op != "Unsqueeze" && n.op != "Identity" &&
+      n.op != "Dropout")
+    return false;
+  if (layer.inputs.empty() || layer.outputs.empty() || layer.inputs[0] < 0 || layer.outputs[0] < 0) return false;
+  for (size_t k = 1; k < layer.outputs.size(); ++k)
+    if (layer.outputs[k] >= 0) return false;  // Dropout's mask is a new tensor
+  if (n.op == "Dropout" && layer.inputs.size() > 2 && layer.inputs[2] >= 0) {
+    // training_mode must be a constant false: with a non-zero ratio training Dropout is not a view.
+    const ValueSlot& t = plan.values[static_cast<size_t>(layer.inputs[2])];
+    if (!t.constant || t.constant->values().numel() != 1 || t.constant->values().as_int64(0) != 0) return false;
+  }
+  const ValueSlot& x = plan.values[static_cast<size_t>(layer.inputs[0])];
+  const ValueSlot& y = plan.values[static_cast<size_t>(layer.outputs[0])];
+  // Constants live outside the arena: a view of one keeps its (copying) kernel. Graph inputs are arena values
+  // like any other, so a view of an input is fine.
+  return x.kind != ValueSlot::Kind::Constant && y.kind == ValueSlot::Kind::Activation && x.dtype == y.dtype &&
+         x.nbytes() == y.nbytes();
+}
+
 void plan_memory(EnginePlan& plan) {
+  // Alias layers: the output shares the root buffer of its input. Layers are in topological order, so a
+  // view's input is resolved before the view (chains collapse onto one root).
+  for (ValueSlot& v : plan.values) v.alias_of = -1;
+  for (const PlannedLayer& layer : plan.layers) {
+    if (!layer.is_alias) continue;
+    const int in = layer.inputs[0], in_root = plan.values[static_cast<size_t>(in)].alias_of;
+    plan.values[static_cast<size_t>(layer.outputs[0])].alias_of = in_root >= 0 ? in_root : in;
+  }
   // Lifetime of each arena value in layer steps: [first write, last read]. Inputs are written before
   // step 0; graph outputs are read after the last step.
   const int end = static_cast<int>(plan.layers.size());
@@ -142,13 +172,21 @@ void plan_memory(EnginePlan& plan) {
       if (v >= 0) last[static_cast<size_t>(v)] = std::max(last[static_cast<size_t>(v)], step);
   }
   for (int v : plan.output_values) last[static_cast<size_t>(v)] = end;
+  for (size_t v = 0; v < plan.values.size(); ++v)
+    last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
+  // A root buffer lives as long as any of its aliases is read (or copied out as a graph output).
+  for (size_t v = 0; v < plan.values.size(); ++v) {
+    const int root = plan.values[v].alias_of;
+    if (root < 0) continue;
+    first[static_cast<size_t>(root)] = std::min(first[static_cast<size_t>(root)], first[v]);
+    last[static_cast<size_t>(root)] = std::max(last[static_cast<size_t>(root)], last[v]);
+  }
   std::vector<size_t> order;
   plan.total_activation_bytes = 0;
   constexpr size_t kAlign = 64;
   auto aligned = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
   for (size_t v = 0; v < plan.values.size(); ++v) {
-    if (plan.values[v].kind == ValueSlot::Kind::Constant) continue;
-    last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
+    if (plan.values[v].kind == ValueSlot::Kind::Constant || plan.values[v].alias_of >= 0) continue;
     order.push_back(v);
     plan.total_activation_bytes += aligned(plan.values[v].nbytes());
   }
@@ -173,6 +211,8 @@ void plan_memory(EnginePlan& plan) {
     plan.arena_bytes = std::max(plan.arena_bytes, offset + size);
     placed.push_back(v);
   }
+  for (ValueSlot& v : plan.values)
+    if (v.alias_of >= 0) v.offset = plan.values[static_cast<size_t>(v.alias_of)].offset;
 }
 
 std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& options) {
@@ -191,6 +231,13 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
   g.cleanup();
   g.toposort();
+  // GroupNorm subgraphs (as PyTorch exports them) become one kiln.GroupNorm layer with its activation.
+  std::vector<NotFolded> gn_rejected;
+  const size_t gn_fused =
+      backend::kernels_for(plan->options.device, "kiln", "GroupNorm").empty() ? 0 : fuse_groupnorm(g, &gn_rejected);
+  log(options, "fused " + std::to_string(gn_fused) + " GroupNorm subgraphs");
+  if (options.verbose)
+    for (const NotFolded& r : gn_rejected) log(options, "GroupNorm not fused at " + r.node + ": " + r.reason);
   // Convolution fusions (constants are folded now, so Pad amounts are known). Conv+activation becomes
   // kiln.FusedConv, so it is done only where the device has a kernel for that op.
   const size_t pads_fused = fuse_pad_into_conv(g);
@@ -214,7 +261,12 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   index_values(*plan);
   size_t step = 0;
   for (PlannedLayer& layer : plan->layers) {
-    layer.kernel = choose_kernel(*plan, layer);
+    if (can_alias(*plan, layer)) {  // a zero-copy view: no kernel, no buffer of its own
+      layer.is_alias = true;
+      layer.info.kernel = kAliasKernel;
+    } else {
+      layer.kernel = choose_kernel(*plan, layer);
+    }
     if (options.verbose) log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
     if (++step % 100 == 0) log(options, "kernels chosen for " + std::to_string(step) + "/" +
                                             std::to_string(plan->layers.size()) + " layers");

@@ -8,6 +8,7 @@
 #include <unordered_map>
 
 #include "kiln/passes.h"
+#include "kiln/plugin.h"
 #include "ops/op.h"
 
 namespace kiln {
@@ -19,6 +20,13 @@ constexpr size_t kShapeValueBytes = 64 << 10;
 
 std::string where(const Graph& g, const Node& n) {
   return (g.source.empty() ? std::string() : g.source + ": ") + "node " + n.label() + ": ";
+}
+
+std::string registered_plugins() {
+  std::string names;
+  for (const PluginCreator* c : PluginRegistry::global().creators())
+    names += (names.empty() ? "" : ", ") + c->name() + " v" + c->version();
+  return names.empty() ? "none" : names;
 }
 
 bool shape_is_known(const Tensor& t) {
@@ -88,8 +96,9 @@ class Propagator {
     if (!schema) {
       std::string id = (node.domain.empty() ? "" : node.domain + ".") + node.op;
       if (!options_.allow_unknown_ops)
-        throw Error(where(graph_, node) + "unknown op '" + id +
-                    "': kiln has no schema for it, so it cannot infer shapes or fold it");
+        throw Error(where(graph_, node) + "unknown op '" + id + "': neither an op kiln implements nor a registered " +
+                    "plugin (registered plugins: " + registered_plugins() +
+                    "); implement a kiln::PluginCreator named '" + node.op + "' and load it with --plugins=LIB.so");
       report_.unknown_ops.push_back(node.label());
       return;
     }

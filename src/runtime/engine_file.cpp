@@ -48,6 +48,27 @@ T get(const std::string& in, size_t offset) {
   return v;
 }
 
+std::string to_hex(const std::string& bytes) {
+  static const char* digits = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out += digits[c >> 4];
+    out += digits[c & 15];
+  }
+  return out;
+}
+
+bool from_hex(const std::string& hex, std::string& out) {
+  if (hex.size() % 2) return false;
+  auto value = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    const int hi = value(hex[i]), lo = value(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out += static_cast<char>(hi * 16 + lo);
+  }
+  return true;
+}
+
 }  // namespace
 
 void Engine::save(const std::string& path) const {
@@ -56,8 +77,13 @@ void Engine::save(const std::string& path) const {
   meta["device"] = plan_->options.device;
   meta["threads"] = plan_->options.threads;
   nlohmann::json layers = nlohmann::json::array();
-  for (const PlannedLayer& l : plan_->layers)
-    layers.push_back({{"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}});
+  for (const PlannedLayer& l : plan_->layers) {
+    nlohmann::json entry = {{"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}};
+    // Kernel state (a plugin's serialize(), a chosen tactic) restores the kernel on load without redoing work.
+    if (l.kernel)
+      if (std::string state = l.kernel->serialize(); !state.empty()) entry["state"] = to_hex(state);
+    layers.push_back(std::move(entry));
+  }
   meta["layers"] = layers;
   const std::string meta_bytes = meta.dump();
   const std::string model = export_onnx_bytes(*plan_->graph);
@@ -119,6 +145,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   if (layers.size() != plan->graph->num_nodes())
     throw Error(path + ": engine metadata lists " + std::to_string(layers.size()) + " layers for " +
                 std::to_string(plan->graph->num_nodes()) + " nodes");
+  std::vector<std::string> states;  // per layer, decoded
   for (size_t k = 0; k < layers.size(); ++k) {
     PlannedLayer layer;
     layer.node = plan->graph->nodes()[k].get();
@@ -126,11 +153,21 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     layer.info.op = layers[k].value("op", "");
     layer.info.kernel = layers[k].value("kernel", "");
     layer.info.fused = layers[k].value("fused", std::vector<std::string>{});
+    const std::string state = layers[k].value("state", "");
+    if (!from_hex(state, states.emplace_back()))
+      throw Error(path + ": layer '" + layer.info.name + "' has a corrupt kernel state");
     plan->layers.push_back(std::move(layer));
   }
   index_values(*plan);
-  for (PlannedLayer& layer : plan->layers) {
+  for (size_t k = 0; k < plan->layers.size(); ++k) {
+    PlannedLayer& layer = plan->layers[k];
     const Node& n = *layer.node;
+    if (layer.info.kernel == kAliasKernel) {  // a view the builder aliased: no kernel to create
+      if (!can_alias(*plan, layer))
+        throw Error(path + ": layer '" + layer.info.name + "' is recorded as an alias, which it cannot be");
+      layer.is_alias = true;
+      continue;
+    }
     const backend::KernelFactory* factory = backend::find_kernel(plan->options.device, n.domain, n.op, layer.info.kernel);
     if (!factory)
       throw Error(path + ": layer '" + layer.info.name + "' needs kernel '" + layer.info.kernel + "' for " + n.op +
@@ -138,7 +175,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     backend::LayerDesc desc = describe_layer(*plan, layer);
     if (!factory->supports(desc))
       throw Error(path + ": kernel '" + layer.info.kernel + "' no longer supports layer '" + layer.info.name + "'");
-    layer.kernel = factory->create(desc);
+    layer.kernel = !states[k].empty() && factory->deserialize ? factory->deserialize(desc, states[k]) : factory->create(desc);
   }
   plan_memory(*plan);
   for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);

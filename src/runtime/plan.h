@@ -17,6 +17,9 @@ struct ValueSlot {
   std::vector<int64_t> dims;
   size_t offset = 0;                  // Activation/Input: byte offset in the context's arena
   const Constant* constant = nullptr;  // Constant
+  // Activation produced by a zero-copy view layer (Reshape, Squeeze, ...): the value whose buffer it shares
+  // (the root of an alias chain, never itself an alias); -1 for a value with its own buffer.
+  int alias_of = -1;
   size_t nbytes() const;
 };
 
@@ -24,8 +27,14 @@ struct PlannedLayer {
   const Node* node = nullptr;
   LayerInfo info;
   std::vector<int> inputs, outputs;  // indices into EnginePlan::values, -1 for an omitted optional operand
-  std::unique_ptr<backend::Kernel> kernel;
+  std::unique_ptr<backend::Kernel> kernel;  // null for an alias layer
+  // A view whose output shares its input's bytes (kernel name kAliasKernel): plan_memory gives the output
+  // the input's offset and the layer does nothing at run time. It stays in the layer list so profiles and
+  // engine files keep one entry per node.
+  bool is_alias = false;
 };
+
+inline constexpr const char* kAliasKernel = "alias";
 
 struct EnginePlan {
   std::unique_ptr<Graph> graph;  // optimized; owns the nodes and constants the layers point at
@@ -43,6 +52,9 @@ struct EnginePlan {
 // instantiate a kernel by name, plan memory.
 void index_values(EnginePlan& plan);
 backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer);
+// Whether a layer can be an alias: a pure view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+// inference Dropout without mask) of an arena value, with an output of the same byte size.
+bool can_alias(const EnginePlan& plan, const PlannedLayer& layer);
 void plan_memory(EnginePlan& plan);
 
 }  // namespace kiln
