@@ -34,7 +34,7 @@ using Clock = std::chrono::steady_clock;
 
 struct ExecArgs {
   std::string onnx, load_engine, save_engine, shapes, load_inputs, save_outputs, export_times, export_profile;
-  std::vector<std::string> plugins;
+  std::vector<std::string> plugins, skip_rewrites;
   std::string device = "cpu";
   int iterations = 10;
   double warm_up_ms = 200;
@@ -222,6 +222,7 @@ int run_exec(const ExecArgs& a) {
   options.device = a.device;
   options.threads = a.threads;
   options.verbose = a.verbose;
+  options.skip_rewrites = a.skip_rewrites;
   options.log = [](const std::string& line) { std::cout << line << std::endl; };  // flushed: progress as it comes
 
   std::unique_ptr<Engine> engine;
@@ -376,6 +377,8 @@ Command add_exec(CLI::App& app) {
   app.add_option("--exportTimes", a->export_times, "Write per-inference times as JSON");
   app.add_option("--exportProfile", a->export_profile, "Write per-layer times as JSON");
   app.add_option("--plugins", a->plugins, "Plugin libraries to load (LIB.so[,LIB2.so])")->delimiter(',');
+  app.add_option("--skipRewrites", a->skip_rewrites, "Rewrites not to apply: groupnorm,pad_into_conv,conv_activation")
+      ->delimiter(',');
   app.add_flag("--verbose", a->verbose, "Print the build log in full and every layer's kernel");
   return [a] { return run_exec(*a); };
 }

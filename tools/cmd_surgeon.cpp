@@ -69,6 +69,15 @@ int run_fuse(const FuseArgs& args) {
   const size_t pads_fused = args.pad_into_conv ? fuse_pad_into_conv(*graph) : 0;
   graph->cleanup();
   graph->toposort();
+  // kiln_* bookkeeping (fused member names) is not ONNX: standard-domain nodes leave without it so the file
+  // passes onnx.checker; kiln-domain nodes keep theirs (they are kiln's own ops).
+  for (const auto& node : graph->nodes())
+    if (node->domain.empty() || node->domain == "ai.onnx") {
+      std::vector<std::string> internal;
+      for (const auto& [name, attr] : node->attrs.items())
+        if (name.rfind("kiln_", 0) == 0) internal.push_back(name);
+      for (const std::string& name : internal) node->attrs.erase(name);
+    }
   export_onnx(*graph, args.output);
   std::cerr << "folded " << folded.folded_nodes << " constant nodes\n"
             << "pads made constant: " << pads_constant << "\n"

@@ -18,6 +18,10 @@ void log(const BuildOptions& o, const std::string& message) {
   if (o.log) o.log("[build] " + message);
 }
 
+bool enabled(const BuildOptions& o, const std::string& rewrite) {
+  return std::find(o.skip_rewrites.begin(), o.skip_rewrites.end(), rewrite) == o.skip_rewrites.end();
+}
+
 // Fix input shapes the user gave (symbolic batch, unknown dims) before inference.
 void apply_input_shapes(Graph& g, const BuildOptions& o) {
   for (const auto& [name, dims] : o.input_shapes) {
@@ -223,6 +227,9 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (plan->options.device != "cpu")
     throw Error(prefix(source) + "device '" + plan->options.device + "' is not available in this build");
+  for (const std::string& r : options.skip_rewrites)
+    if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation")
+      throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation)");
   plan->graph = source.copy();
   Graph& g = *plan->graph;
   apply_input_shapes(g, options);
@@ -234,15 +241,19 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   // GroupNorm subgraphs (as PyTorch exports them) become one kiln.GroupNorm layer with its activation.
   std::vector<NotFolded> gn_rejected;
   const size_t gn_fused =
-      backend::kernels_for(plan->options.device, "kiln", "GroupNorm").empty() ? 0 : fuse_groupnorm(g, &gn_rejected);
+      !enabled(options, "groupnorm") || backend::kernels_for(plan->options.device, "kiln", "GroupNorm").empty()
+          ? 0
+          : fuse_groupnorm(g, &gn_rejected);
   log(options, "fused " + std::to_string(gn_fused) + " GroupNorm subgraphs");
   if (options.verbose)
     for (const NotFolded& r : gn_rejected) log(options, "GroupNorm not fused at " + r.node + ": " + r.reason);
   // Convolution fusions (constants are folded now, so Pad amounts are known). Conv+activation becomes
   // kiln.FusedConv, so it is done only where the device has a kernel for that op.
-  const size_t pads_fused = fuse_pad_into_conv(g);
+  const size_t pads_fused = enabled(options, "pad_into_conv") ? fuse_pad_into_conv(g) : 0;
   const size_t acts_fused =
-      backend::kernels_for(plan->options.device, "kiln", "FusedConv").empty() ? 0 : fuse_conv_activation(g);
+      !enabled(options, "conv_activation") || backend::kernels_for(plan->options.device, "kiln", "FusedConv").empty()
+          ? 0
+          : fuse_conv_activation(g);
   log(options, "fused " + std::to_string(pads_fused) + " Pad into Conv, " + std::to_string(acts_fused) +
                    " activations into Conv");
 
