@@ -27,12 +27,12 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
 
 
-def bench_kiln(model, x_path, threads, runs, tmp):
+def bench_kiln(model, x_path, threads, runs, tmp, *extra):
     times = os.path.join(tmp, "times.json")
     outdir = os.path.join(tmp, "kiln_out")
     cmd = [os.path.join(ROOT, "build", "kiln"), "exec", f"--onnx={model}", f"--loadInputs=input:{x_path}",
            f"--saveOutputs={outdir}", f"--threads={threads}", f"--iterations={runs}", "--duration=0",
-           "--warmUp=0", f"--exportTimes={times}"]
+           "--warmUp=0", f"--exportTimes={times}", *extra]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     lat = [t["latencyMs"] for t in json.load(open(times))]
     y = np.load(os.path.join(outdir, "disp.npy"))
@@ -85,8 +85,10 @@ def main():
     x, ref = np.load(x_path), np.load(os.path.join(d, "output.npy"))
     with tempfile.TemporaryDirectory() as tmp:
         k_ms, k_y = bench_kiln(a.model, x_path, a.threads, a.runs, tmp)
+        u_ms, u_y = bench_kiln(a.model, x_path, a.threads, a.runs, tmp, "--skipRewrites=groupnorm")
     o_ms, o_y, ort_version = bench_ort(a.model, x, a.threads, a.runs)
-    rows = [("kiln", k_ms, rel_l2(k_y, ref)), (f"onnxruntime {ort_version}", o_ms, rel_l2(o_y, ref))]
+    rows = [("kiln", k_ms, rel_l2(k_y, ref)), ("kiln, GroupNorm unfused", u_ms, rel_l2(u_y, ref)),
+            (f"onnxruntime {ort_version}", o_ms, rel_l2(o_y, ref))]
     if not a.no_torch:
         t_ms, torch_version = bench_torch(x, a.threads, a.runs, a.width)
         rows.append((f"pytorch {torch_version} eager", t_ms, 0.0))

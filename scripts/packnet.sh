@@ -6,7 +6,9 @@
 #   3. sanitize it (fold constants, cleanup, toposort) and write the result as ONNX;
 #   4. check the sanitized model in ONNX Runtime against the original and against PyTorch;
 #   5. build a kiln engine (saved to a .kiln file), run it on the CPU, time it, compare with PyTorch;
-#   6. reload the engine file without the model and check the outputs are identical.
+#   6. reload the engine file without the model and check the outputs are identical;
+#   7. the plugin workflow: GroupNorm surgery (examples/packnet/packnet_surgery) → GroupNormalizationPlugin
+#      nodes → kiln exec, checked against PyTorch.
 # Usage: bash scripts/packnet.sh [OUT_DIR]   (default out/packnet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -48,6 +50,18 @@ err = float(np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref))
 print(f"kiln vs PyTorch: rel L2 {err:.3e} ({'ok' if err <= 1e-4 else 'MISMATCH'}); "
       f"reloaded engine identical: {np.array_equal(got, loaded)}")
 sys.exit(0 if err <= 1e-4 and np.array_equal(got, loaded) else 1)
+PY
+  echo "-- GroupNorm surgery → GroupNormalizationPlugin, run in kiln"
+  build/packnet_surgery "$dir/packnet01.onnx" "$dir/packnet01_gn.onnx"
+  "$kiln" exec --onnx="$dir/packnet01_gn.onnx" --loadInputs=input:"$dir/input.npy" \
+    --saveOutputs="$dir/kiln_gn_out" --iterations=1 --duration=0 --warmUp=0 | grep -E "^Kernels|^Latency"
+  "$py" - "$dir" <<'PY'
+import sys, numpy as np
+d = sys.argv[1]
+ref, got = np.load(f"{d}/output.npy"), np.load(f"{d}/kiln_gn_out/disp.npy")
+err = float(np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref))
+print(f"plugin model in kiln vs PyTorch: rel L2 {err:.3e} ({'ok' if err <= 1e-4 else 'MISMATCH'})")
+sys.exit(0 if err <= 1e-4 else 1)
 PY
 done
 echo "== PackNet01 main job: done (benchmark: .venv/bin/python bench/bench_packnet_cpu.py)"
