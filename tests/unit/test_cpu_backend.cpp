@@ -1,11 +1,14 @@
 // Optimized CPU kernels against the reference kernels, and the convolution fusion passes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <random>
+#include <thread>
 
+#include "backends/cpu/conv_tactics.h"
 #include "backends/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/passes.h"
@@ -52,8 +55,8 @@ struct ConvCase {
   }
 };
 
-// Runs `kernel` (by name) and the op's reference on the same inputs; returns the relative L2 error.
-double compare_with_reference(ConvCase& c, const std::string& kernel) {
+// The layer description the builder would make for the case's node (shapes inferred, constants attached).
+backend::LayerDesc conv_desc(ConvCase& c) {
   infer_shapes(c.g);
   const Node& n = *c.node;
   backend::LayerDesc desc;
@@ -68,15 +71,24 @@ double compare_with_reference(ConvCase& c, const std::string& kernel) {
     if (auto* k = dynamic_cast<Constant*>(t)) o.constant = &k->values();
     desc.inputs.push_back(o);
   }
-  const std::vector<int64_t> ydims = static_dims(*n.output(0)->shape);
-  desc.outputs.push_back({DType::Float, ydims, nullptr, true});
+  desc.outputs.push_back({DType::Float, static_dims(*n.output(0)->shape), nullptr, true});
+  return desc;
+}
+
+// Runs `kernel` (by name) and the op's reference on the same inputs; returns the relative L2 error. With
+// `tactic`, the cpu.conv_onednn kernel is built with that tactic forced.
+double compare_with_reference(ConvCase& c, const std::string& kernel, const std::string& tactic = "") {
+  const backend::LayerDesc desc = conv_desc(c);
+  const Node& n = *c.node;
+  const std::vector<int64_t> ydims = desc.outputs[0].dims;
 
   const backend::KernelFactory* f = backend::find_kernel("cpu", n.domain, n.op, kernel);
   if (!f) ADD_FAILURE() << "no kernel " << kernel;
   if (!f) return INFINITY;
   if (!f->supports(desc)) ADD_FAILURE() << kernel << " does not support the case";
   if (!f->supports(desc)) return INFINITY;
-  auto k = f->create(desc);
+  auto k = tactic.empty() ? f->create(desc) : backend::conv_onednn::create_with_tactic(desc, tactic);
+  if (!tactic.empty()) EXPECT_EQ(backend::conv_onednn::tactic_of(*k), tactic);
   std::vector<backend::TensorView> ins;
   for (Tensor* t : n.inputs()) {
     const TensorData& v = t == n.input(0) ? c.x : static_cast<Constant*>(t)->values();
@@ -93,6 +105,17 @@ double compare_with_reference(ConvCase& c, const std::string& kernel) {
   EXPECT_EQ(ctx.out[0].dims(), ydims);
   return rel_l2(y.data<float>(), ctx.out[0].data<float>(), y.numel());
 }
+
+// Every tactic cpu.conv_onednn has for the case, each forced in turn, against the reference; returns the
+// tactic names so a test can check the ones it expects were tried.
+std::vector<std::string> check_every_tactic(ConvCase& c) {
+  const std::vector<std::string> names = backend::conv_onednn::tactics_for(conv_desc(c));
+  EXPECT_FALSE(names.empty());
+  for (const std::string& t : names) EXPECT_LE(compare_with_reference(c, "cpu.conv_onednn", t), 1e-5) << t;
+  return names;
+}
+
+bool has(const std::vector<std::string>& v, const std::string& s) { return std::find(v.begin(), v.end(), s) != v.end(); }
 
 TEST(CpuBackend, ConvOneDnn2DPadsStrideDilationGroups) {
   ConvCase c("Conv", "", {2, 6, 11, 13}, {4, 3, 3, 2}, true, 1);
@@ -155,6 +178,138 @@ TEST(CpuBackend, ConvOneDnnDeclinesWhatItCannotRun) {
   EXPECT_TRUE(f->supports(desc));
   desc.inputs[0].dtype = desc.outputs[0].dtype = DType::Double;
   EXPECT_FALSE(f->supports(desc));
+}
+
+TEST(CpuBackend, ConvOneDnnEveryTactic3x3) {
+  ConvCase c("Conv", "", {1, 16, 12, 20}, {24, 16, 3, 3}, true, 71);
+  c.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  const auto names = check_every_tactic(c);
+  EXPECT_TRUE(has(names, "gemm_nchw"));
+  EXPECT_TRUE(has(names, "direct_nhwc"));
+  // Big enough for the channels-last copy to go threaded over several 1024-pixel stripes, with a channel tail.
+  ConvCase big("Conv", "", {1, 50, 40, 50}, {16, 50, 3, 3}, true, 72);
+  big.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  EXPECT_TRUE(has(check_every_tactic(big), "direct_nhwc"));
+  ConvCase big16("Conv", "", {2, 64, 33, 40}, {16, 64, 3, 3}, true, 73);
+  big16.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  EXPECT_TRUE(has(check_every_tactic(big16), "direct_nhwc"));
+}
+
+TEST(CpuBackend, ConvOneDnnEveryTactic5x5NoBiasOddSizes) {
+  ConvCase c("Conv", "", {2, 19, 9, 13}, {7, 19, 5, 5}, false, 81);
+  c.node->attrs.set("pads", std::vector<int64_t>{2, 1, 2, 3});
+  check_every_tactic(c);
+}
+
+TEST(CpuBackend, ConvOneDnnEveryTacticFewInputChannels) {
+  ConvCase c("Conv", "", {1, 3, 20, 37}, {16, 3, 5, 5}, true, 85);
+  c.node->attrs.set("pads", std::vector<int64_t>{2, 2, 2, 2});
+  EXPECT_TRUE(has(check_every_tactic(c), "direct_plain_in"));
+  ConvCase one("FusedConv", "kiln", {1, 16, 19, 33}, {1, 16, 3, 3}, true, 86);  // a disparity head: one output
+  one.g.set_opset("kiln", 1);
+  one.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  one.node->attrs.set("kiln_post_op", std::string("Sigmoid"));
+  EXPECT_TRUE(has(check_every_tactic(one), "direct_cout1"));
+  for (const char* post : {"Elu", "Relu"}) {  // and a wider kernel with uneven padding, batch 2
+    ConvCase c1("FusedConv", "kiln", {2, 5, 9, 21}, {1, 5, 3, 5}, true, 87);
+    c1.g.set_opset("kiln", 1);
+    c1.node->attrs.set("pads", std::vector<int64_t>{0, 3, 2, 1});
+    c1.node->attrs.set("kiln_post_op", std::string(post));
+    c1.node->attrs.set("kiln_post_alpha", 0.7f);
+    EXPECT_TRUE(has(check_every_tactic(c1), "direct_cout1")) << post;
+  }
+  ConvCase nb("Conv", "", {1, 64, 48, 160}, {1, 64, 3, 3}, false, 88);  // threaded rows, no bias
+  nb.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  EXPECT_TRUE(has(check_every_tactic(nb), "direct_cout1"));
+}
+
+TEST(CpuBackend, ConvOneDnnEveryTacticPointwise) {
+  ConvCase c("Conv", "", {2, 24, 7, 9}, {40, 24, 1, 1}, true, 91);
+  check_every_tactic(c);
+  ConvCase nb("Conv", "", {2, 24, 7, 9}, {40, 24, 1, 1}, false, 92);
+  EXPECT_TRUE(has(check_every_tactic(nb), "matmul_1x1"));
+  ConvCase odd("Conv", "", {1, 9, 5, 3}, {5, 9, 1, 1}, false, 93);
+  EXPECT_TRUE(has(check_every_tactic(odd), "matmul_1x1"));
+}
+
+TEST(CpuBackend, FusedConvEveryTacticKeepsThePostOp) {
+  for (const char* post : {"Elu", "Sigmoid", "Relu"}) {
+    ConvCase c("FusedConv", "kiln", {1, 16, 10, 11}, {16, 16, 3, 3}, true, 101);
+    c.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+    c.node->attrs.set("kiln_post_op", std::string(post));
+    c.node->attrs.set("kiln_post_alpha", 0.7f);
+    check_every_tactic(c);
+    ConvCase p("FusedConv", "kiln", {1, 16, 6, 7}, {8, 16, 1, 1}, true, 102);
+    p.node->attrs.set("kiln_post_op", std::string(post));
+    p.node->attrs.set("kiln_post_alpha", 0.7f);
+    check_every_tactic(p);
+  }
+}
+
+TEST(CpuBackend, ConvOneDnnEveryTactic3DOneInputChannel) {
+  const bool avx512 = __builtin_cpu_supports("avx512f");
+  struct Shape {
+    std::vector<int64_t> x, w;
+  };
+  // Widths around the 16/32-lane blocks, channel counts not a multiple of 8, batch 2, a depth of 1.
+  for (const Shape& sh : std::vector<Shape>{{{1, 1, 8, 10, 12}, {8, 1, 3, 3, 3}},
+                                            {{1, 1, 9, 6, 37}, {8, 1, 3, 3, 3}},
+                                            {{2, 1, 5, 4, 16}, {5, 1, 3, 3, 3}},
+                                            {{1, 1, 1, 3, 33}, {12, 1, 3, 3, 3}},
+                                            {{1, 1, 4, 1, 1}, {3, 1, 3, 3, 3}},
+                                            {{1, 1, 6, 5, 64}, {16, 1, 3, 3, 3}}}) {
+    for (bool bias : {true, false}) {
+      ConvCase c("Conv", "", sh.x, sh.w, bias, 111);
+      c.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1, 1, 1});
+      const auto names = check_every_tactic(c);
+      if (avx512) EXPECT_TRUE(has(names, "direct3d_cin1")) << sh.x[4];
+    }
+  }
+  // Not the packing shape (pads 0): the direct kernel must decline.
+  ConvCase c("Conv", "", {1, 1, 5, 6, 7}, {8, 1, 3, 3, 3}, true, 112);
+  EXPECT_FALSE(has(check_every_tactic(c), "direct3d_cin1"));
+}
+
+TEST(CpuBackend, ConvOneDnnTimedSelectionMatchesReference) {
+  // Above the size at which create() times its candidates (2·32·32·9·64·64 ≈ 75 MFLOP).
+  ConvCase c("Conv", "", {1, 32, 64, 64}, {32, 32, 3, 3}, true, 121);
+  c.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  EXPECT_LE(compare_with_reference(c, "cpu.conv_onednn"), 1e-5);
+  ConvCase v("Conv", "", {1, 1, 64, 48, 160}, {8, 1, 3, 3, 3}, true, 122);  // 2·8·27·64·48·160 ≈ 53 MFLOP
+  v.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1, 1, 1});
+  EXPECT_LE(compare_with_reference(v, "cpu.conv_onednn"), 1e-5);
+}
+
+TEST(CpuBackend, ConvOneDnnTacticRunsConcurrently) {
+  // One kernel object, two threads at once, different inputs: per-call buffers must not be shared.
+  ConvCase c("Conv", "", {1, 16, 12, 20}, {16, 16, 3, 3}, true, 131);
+  c.node->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  const backend::LayerDesc desc = conv_desc(c);
+  const auto ref = backend::make_reference_kernel(desc);
+  for (const std::string& t : backend::conv_onednn::tactics_for(desc)) {
+    const auto k = backend::conv_onednn::create_with_tactic(desc, t);
+    const std::vector<int64_t> yd = desc.outputs[0].dims;
+    std::vector<TensorData> xs, ys, want;
+    for (uint32_t i = 0; i < 2; ++i) {
+      xs.push_back(random_tensor(desc.inputs[0].dims, 140 + i));
+      ys.emplace_back(DType::Float, yd);
+      want.emplace_back(DType::Float, yd);
+    }
+    auto views = [&](TensorData& x) {
+      std::vector<backend::TensorView> v{{DType::Float, x.dims(), x.raw()}};
+      v.push_back({DType::Float, c.w.dims(), c.w.raw()});
+      v.push_back({DType::Float, c.b.dims(), c.b.raw()});
+      return v;
+    };
+    for (int i = 0; i < 2; ++i) ref->run(views(xs[i]), {{DType::Float, yd, want[i].raw()}});
+    std::vector<std::thread> th;
+    for (int i = 0; i < 2; ++i)
+      th.emplace_back([&, i] {
+        for (int r = 0; r < 20; ++r) k->run(views(xs[i]), {{DType::Float, yd, ys[i].raw()}});
+      });
+    for (auto& x : th) x.join();
+    for (int i = 0; i < 2; ++i) EXPECT_LE(rel_l2(ys[i].data<float>(), want[i].data<float>(), ys[i].numel()), 1e-5) << t;
+  }
 }
 
 // ------------------------------------------------------------------------------------ element-wise
