@@ -62,4 +62,11 @@ enum class GroupNormTarget { Native, Plugin };
 size_t fuse_groupnorm(Graph& graph, std::vector<NotFolded>* rejected = nullptr,
                       GroupNormTarget target = GroupNormTarget::Native);
 
+// Replaces maximal chains (>= 2 nodes) of fp32 element-wise nodes — Relu, Elu, Sigmoid, Tanh, LeakyRelu, Neg,
+// Abs, Sqrt, Exp, Add, Sub, Mul, Div — whose link tensors have one use and are not graph outputs by one
+// kiln.ElementwiseChain node (domain "kiln"; inputs x and the binary steps' other operands, each a scalar
+// constant, a per-channel [C,1,..,1] constant or a tensor of x's shape; attributes steps, operand, data_first,
+// alpha, kiln_fused). The output keeps x's shape. Returns the number of chains.
+size_t fuse_elementwise_chains(Graph& graph);
+
 }  // namespace kiln

@@ -228,8 +228,8 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   if (plan->options.device != "cpu")
     throw Error(prefix(source) + "device '" + plan->options.device + "' is not available in this build");
   for (const std::string& r : options.skip_rewrites)
-    if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation")
-      throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation)");
+    if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation" && r != "elementwise")
+      throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation, elementwise)");
   plan->graph = source.copy();
   Graph& g = *plan->graph;
   apply_input_shapes(g, options);
@@ -256,6 +256,12 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
           : fuse_conv_activation(g);
   log(options, "fused " + std::to_string(pads_fused) + " Pad into Conv, " + std::to_string(acts_fused) +
                    " activations into Conv");
+  // What is left of element-wise chains (scale/shift/activation/residual) runs as one pass over memory.
+  const size_t chains_fused =
+      !enabled(options, "elementwise") || backend::kernels_for(plan->options.device, "kiln", "ElementwiseChain").empty()
+          ? 0
+          : fuse_elementwise_chains(g);
+  log(options, "fused " + std::to_string(chains_fused) + " element-wise chains");
 
   for (const auto& node : g.nodes()) {
     PlannedLayer layer;

@@ -1,5 +1,6 @@
 // cpu.elementwise: fp32 Relu/Elu/Sigmoid and Add/Mul/Div for the shapes CNNs produce — same shape, a scalar,
 // or a per-channel (generally: one contiguous block of axes) operand such as GroupNorm's γ/β [C,1,1].
+// cpu.elementwise_chain: kiln.ElementwiseChain (fused chains of those and more) in one pass over memory.
 //
 // The loops are plain and branch-free so the compiler vectorizes them; the hot ones are compiled for
 // AVX-512 and AVX2 as well (target_clones: the build itself targets baseline x86-64). exp() is a local
@@ -206,6 +207,196 @@ KILN_REGISTER_KERNEL(unary_factory("Sigmoid"));
 KILN_REGISTER_KERNEL(binary_factory("Add", Binary::Add));
 KILN_REGISTER_KERNEL(binary_factory("Mul", Binary::Mul));
 KILN_REGISTER_KERNEL(binary_factory("Div", Binary::Div));
+
+
+// ------------------------------------------------------------------------------ kiln.ElementwiseChain
+// One pass over memory: each thread walks its part of the output in blocks of kChainBlock elements; a block
+// is copied from x into y (where it stays in L1) and every step is applied to it in place.
+enum class ChainOp { Relu, Elu, Sigmoid, Tanh, LeakyRelu, Neg, Abs, Sqrt, Exp, Add, Sub, Mul, Div };
+enum class OperandKind { None, Scalar, Channel, Full };
+
+std::optional<ChainOp> chain_op_of(const std::string& s) {
+  static const std::pair<const char*, ChainOp> table[] = {
+      {"Relu", ChainOp::Relu}, {"Elu", ChainOp::Elu},   {"Sigmoid", ChainOp::Sigmoid}, {"Tanh", ChainOp::Tanh},
+      {"LeakyRelu", ChainOp::LeakyRelu}, {"Neg", ChainOp::Neg}, {"Abs", ChainOp::Abs}, {"Sqrt", ChainOp::Sqrt},
+      {"Exp", ChainOp::Exp},   {"Add", ChainOp::Add},   {"Sub", ChainOp::Sub},         {"Mul", ChainOp::Mul},
+      {"Div", ChainOp::Div}};
+  for (const auto& [name, op] : table)
+    if (s == name) return op;
+  return std::nullopt;
+}
+bool chain_binary(ChainOp op) { return op >= ChainOp::Add; }
+
+KILN_SIMD_CLONES void chain_unary(ChainOp op, float alpha, float* y, int64_t n) {
+  switch (op) {
+    case ChainOp::Relu: for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 0.f ? y[i] : 0.f; break;
+    case ChainOp::Elu:
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.f ? y[i] : alpha * (exp_approx(y[i]) - 1.f);
+      break;
+    case ChainOp::Sigmoid: for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + exp_approx(-y[i])); break;
+    case ChainOp::Tanh: for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(y[i]); break;
+    case ChainOp::LeakyRelu: for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.f ? y[i] : alpha * y[i]; break;
+    case ChainOp::Neg: for (int64_t i = 0; i < n; ++i) y[i] = -y[i]; break;
+    case ChainOp::Abs: for (int64_t i = 0; i < n; ++i) y[i] = std::fabs(y[i]); break;
+    case ChainOp::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(y[i]); break;
+    case ChainOp::Exp:
+      // exp_approx clamps its input; above the float range the true result is +inf.
+      for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 88.72283f ? INFINITY : exp_approx(y[i]);
+      break;
+    default: break;
+  }
+}
+
+// y = y op s (data_first) or s op y.
+KILN_SIMD_CLONES void chain_scalar(ChainOp op, bool data_first, float s, float* y, int64_t n) {
+  switch (op) {
+    case ChainOp::Add: for (int64_t i = 0; i < n; ++i) y[i] = y[i] + s; break;
+    case ChainOp::Mul: for (int64_t i = 0; i < n; ++i) y[i] = y[i] * s; break;
+    case ChainOp::Sub:
+      if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] - s;
+      else for (int64_t i = 0; i < n; ++i) y[i] = s - y[i];
+      break;
+    case ChainOp::Div:  // true division, as the reference does
+      if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] / s;
+      else for (int64_t i = 0; i < n; ++i) y[i] = s / y[i];
+      break;
+    default: break;
+  }
+}
+
+KILN_SIMD_CLONES void chain_full(ChainOp op, bool data_first, const float* b, float* y, int64_t n) {
+  switch (op) {
+    case ChainOp::Add: for (int64_t i = 0; i < n; ++i) y[i] = y[i] + b[i]; break;
+    case ChainOp::Mul: for (int64_t i = 0; i < n; ++i) y[i] = y[i] * b[i]; break;
+    case ChainOp::Sub:
+      if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] - b[i];
+      else for (int64_t i = 0; i < n; ++i) y[i] = b[i] - y[i];
+      break;
+    case ChainOp::Div:
+      if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] / b[i];
+      else for (int64_t i = 0; i < n; ++i) y[i] = b[i] / y[i];
+      break;
+    default: break;
+  }
+}
+
+struct ChainStep {
+  ChainOp op;
+  OperandKind kind = OperandKind::None;
+  int operand = -1;
+  bool data_first = true;
+  float alpha = 0.f;
+};
+
+// The steps of a kiln.ElementwiseChain layer, or nullopt if this kernel can't run it.
+std::optional<std::vector<ChainStep>> chain_plan(const LayerDesc& d) {
+  if (d.inputs.empty() || d.outputs.size() != 1 || !all_float(d)) return std::nullopt;
+  const std::vector<int64_t>& dims = d.inputs[0].dims;
+  if (d.outputs[0].dims != dims) return std::nullopt;
+  const Attributes& a = d.node->attrs;
+  const Attribute* st = a.find("steps");
+  const auto* names = st ? std::get_if<std::vector<std::string>>(&st->value) : nullptr;
+  if (!names || names->empty()) return std::nullopt;
+  std::vector<int64_t> operand, data_first;
+  std::vector<float> alpha;
+  try {
+    operand = a.get_ints("operand");
+    data_first = a.get_ints("data_first");
+    alpha = a.get_floats("alpha");
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+  const size_t n = names->size();
+  if (operand.size() != n || data_first.size() != n || alpha.size() != n) return std::nullopt;
+  std::vector<ChainStep> steps;
+  for (size_t k = 0; k < n; ++k) {
+    ChainStep s;
+    const auto op = chain_op_of((*names)[k]);
+    if (!op) return std::nullopt;
+    s.op = *op;
+    s.alpha = alpha[k];
+    s.data_first = data_first[k] != 0;
+    if (!chain_binary(s.op)) {
+      if (operand[k] != -1) return std::nullopt;
+      steps.push_back(s);
+      continue;
+    }
+    if (operand[k] < 0 || operand[k] >= static_cast<int64_t>(d.inputs.size())) return std::nullopt;
+    s.operand = static_cast<int>(operand[k]);
+    const std::vector<int64_t>& od = d.inputs[static_cast<size_t>(s.operand)].dims;
+    if (od.size() > dims.size()) return std::nullopt;
+    std::vector<int64_t> p(dims.size() - od.size(), 1);
+    p.insert(p.end(), od.begin(), od.end());
+    if (p == dims) {
+      s.kind = OperandKind::Full;
+    } else if (numel_of(od) == 1) {
+      s.kind = OperandKind::Scalar;
+    } else {
+      bool channel = dims.size() >= 2;
+      for (size_t i = 0; channel && i < p.size(); ++i) channel = p[i] == (i == 1 ? dims[1] : 1);
+      if (!channel) return std::nullopt;
+      s.kind = OperandKind::Channel;
+    }
+    steps.push_back(s);
+  }
+  return steps;
+}
+
+class ChainKernel final : public Kernel {
+ public:
+  ChainKernel(std::vector<ChainStep> steps, const std::vector<int64_t>& dims, int threads)
+      : steps_(std::move(steps)), threads_(threads) {
+    channels_ = dims.size() >= 2 ? dims[1] : 1;
+    inner_ = 1;
+    for (size_t k = 2; k < dims.size(); ++k) inner_ *= dims[k];
+  }
+  void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const override {
+    constexpr int64_t kChainBlock = 4096;
+    const float* x = in[0].as<float>();
+    float* y = out[0].as<float>();
+    const int64_t total = out[0].numel();
+    const int64_t work = total * static_cast<int64_t>(steps_.size());
+    parallel_for(total, work, threads_, [&](int64_t begin, int64_t end) {
+      for (int64_t p = begin; p < end; p += kChainBlock) {
+        const int64_t len = std::min(kChainBlock, end - p);
+        float* yb = y + p;
+        if (yb != x + p) std::memcpy(yb, x + p, static_cast<size_t>(len) * sizeof(float));
+        for (const ChainStep& s : steps_) {
+          switch (s.kind) {
+            case OperandKind::None: chain_unary(s.op, s.alpha, yb, len); break;
+            case OperandKind::Scalar:
+              chain_scalar(s.op, s.data_first, in[static_cast<size_t>(s.operand)].as<float>()[0], yb, len);
+              break;
+            case OperandKind::Full:
+              chain_full(s.op, s.data_first, in[static_cast<size_t>(s.operand)].as<float>() + p, yb, len);
+              break;
+            case OperandKind::Channel: {
+              const float* c = in[static_cast<size_t>(s.operand)].as<float>();
+              for (int64_t q = 0; q < len;) {  // runs of one channel
+                const int64_t at = p + q, run = std::min(len - q, inner_ - at % inner_);
+                chain_scalar(s.op, s.data_first, c[(at / inner_) % channels_], yb + q, run);
+                q += run;
+              }
+              break;
+            }
+          }
+        }
+      }
+    });
+  }
+
+ private:
+  std::vector<ChainStep> steps_;
+  int64_t channels_ = 1, inner_ = 1;
+  int threads_;
+};
+
+KILN_REGISTER_KERNEL(KernelFactory{
+    .name = "cpu.elementwise_chain", .device = "cpu", .op = "ElementwiseChain", .domain = "kiln", .priority = 50,
+    .supports = [](const LayerDesc& d) { return chain_plan(d).has_value(); },
+    .create = [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
+      return std::make_unique<ChainKernel>(*chain_plan(d), d.inputs[0].dims, d.threads);
+    }});
 
 }  // namespace
 }  // namespace kiln::backend
