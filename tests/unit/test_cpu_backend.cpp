@@ -530,3 +530,47 @@ TEST(CpuBackend, FuseConvActivationMakesFusedConv) {
 
 }  // namespace
 }  // namespace kiln
+
+#include <unistd.h>
+
+#include <cstring>
+
+#include "kiln/engine.h"
+
+namespace kiln {
+namespace {
+
+// A timed convolution's tactic is stored in the engine file: the loaded engine computes bit-identical outputs.
+TEST(CpuBackend, ConvTacticSurvivesEngineFile) {
+  Graph g;
+  g.set_opset("", 13);
+  auto* x = g.add_variable("x", DType::Float, Shape{1, 32, 48, 48});
+  TensorData w(DType::Float, {32, 32, 3, 3}), b(DType::Float, {32});
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+  for (int64_t i = 0; i < w.numel(); ++i) w.data<float>()[i] = u(rng);
+  for (int64_t i = 0; i < b.numel(); ++i) b.data<float>()[i] = u(rng);
+  Node* conv = g.add_node("Conv", {x, g.add_constant("w", w), g.add_constant("b", b)}, {g.add_variable("y")}, "conv");
+  conv->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  g.inputs = {x};
+  g.outputs = {g.tensor("y")};
+  auto engine = Engine::build(g);
+  ASSERT_EQ(engine->layers()[0].kernel, "cpu.conv_onednn");
+  TensorData xv(DType::Float, {1, 32, 48, 48});
+  for (int64_t i = 0; i < xv.numel(); ++i) xv.data<float>()[i] = u(rng);
+  auto run = [&](Engine& e) {
+    auto ctx = e.create_context();
+    ctx->set_input("x", xv);
+    ctx->run();
+    return ctx->output("y").clone();
+  };
+  TensorData first = run(*engine);
+  const std::string path = ::testing::TempDir() + "/conv_tactic_" + std::to_string(::getpid()) + ".kiln";
+  engine->save(path);
+  auto loaded = Engine::load(path);
+  EXPECT_TRUE(run(*loaded).same_values(first));
+  std::remove(path.c_str());
+}
+
+}  // namespace
+}  // namespace kiln

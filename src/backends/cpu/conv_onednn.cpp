@@ -764,6 +764,8 @@ class OneDnnConv final : public Kernel {
     tactic_->run(static_cast<const float*>(inputs[0].data), static_cast<float*>(outputs[0].data));
   }
   std::string tactic() const { return tactic_->name(); }
+  // Engine files keep the timed choice, so loading an engine neither re-times nor changes its numerics.
+  std::string serialize() const override { return "tactic=" + tactic_->name(); }
 
  private:
   int threads_;
@@ -929,7 +931,12 @@ std::unique_ptr<Kernel> create(const LayerDesc& d) {
 
 KernelFactory factory(const std::string& op, const std::string& domain) {
   return {.name = "cpu.conv_onednn", .device = "cpu", .op = op, .domain = domain, .priority = 100,
-          .supports = supports, .create = create};
+          .supports = supports, .create = create,
+          .deserialize = [](const LayerDesc& d, const std::string& state) -> std::unique_ptr<Kernel> {
+            if (state.rfind("tactic=", 0) != 0)
+              throw Error("node " + d.node->label() + ": corrupt cpu.conv_onednn state '" + state + "'");
+            return create_kernel(d, describe(d), state.substr(7));
+          }};
 }
 
 KILN_REGISTER_KERNEL(factory("Conv", ""));
