@@ -5,7 +5,8 @@
 //
 // Flag names and the performance summary's wording follow trtexec so scripts written for it carry over.
 // On CPU an inference is one synchronous ExecutionContext::run(): no transfers and no separate enqueue, so
-// latency, enqueue time and compute time are the same measurement.
+// latency, enqueue time and compute time are the same measurement. On CUDA, H2D / GPU Compute / D2H are device
+// event times of each run and Latency is the host's end-to-end time of run().
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -42,6 +43,8 @@ struct ExecArgs {
   int threads = 0;
   bool dump_profile = false;
   bool verbose = false;
+  bool fp16 = false, bf16 = false, tf32 = true, use_cuda_graph = true, no_data_transfers = false;
+  std::string timing_cache;
 };
 
 // "name:value[,name:value]". Names may themselves hold ':' (TF-style "x:0"), so the split point is the
@@ -208,7 +211,7 @@ void print_profile(const Engine& engine, const std::vector<double>& avg_ms, int 
 
 int run_exec(const ExecArgs& a) {
   if (a.onnx.empty() == a.load_engine.empty()) throw Error("exactly one of --onnx and --loadEngine is required");
-  if (a.device != "cpu") throw Error("--device=" + a.device + ": device not available in this build (available: cpu)");
+  if (a.fp16 && a.bf16) throw Error("--fp16 and --bf16 exclude each other");
   if (a.iterations < 1) throw Error("--iterations must be at least 1");
   if (a.duration_s < 0 || a.warm_up_ms < 0) throw Error("--duration and --warmUp must not be negative");
   if (a.threads < 0) throw Error("--threads must not be negative");
@@ -223,6 +226,9 @@ int run_exec(const ExecArgs& a) {
   options.threads = a.threads;
   options.verbose = a.verbose;
   options.skip_rewrites = a.skip_rewrites;
+  options.precision = a.fp16 ? DType::Float16 : a.bf16 ? DType::BFloat16 : DType::Float;
+  options.tf32 = a.tf32;
+  options.timing_cache_file = a.timing_cache;
   options.log = [](const std::string& line) { std::cout << line << std::endl; };  // flushed: progress as it comes
 
   std::unique_ptr<Engine> engine;
@@ -260,6 +266,16 @@ int run_exec(const ExecArgs& a) {
   const size_t planned = engine->planned_activation_bytes(), total = engine->total_activation_bytes();
   std::cout << "Activation memory: " << human_bytes(planned) << " planned, " << human_bytes(total) << " without reuse ("
             << (total ? 100 * planned / total : 100) << "%)\n";
+  const bool on_device = engine->options().device != "cpu";
+  if (on_device) {
+    const MemoryReport m = engine->memory();
+    std::cout << "Device: " << engine->device_description() << "\n"
+              << "Precision: " << dtype_name(engine->options().precision)
+              << (engine->options().precision == DType::Float ? (engine->options().tf32 ? " (TF32 allowed)" : " (strict, no TF32)") : "")
+              << "\nDevice memory: " << human_bytes(m.weights) << " weights + " << human_bytes(m.activations)
+              << " activations + " << human_bytes(m.workspace) << " workspace = "
+              << human_bytes(m.weights + m.activations + m.workspace) << " planned peak per context\n";
+  }
 
   auto ctx = engine->create_context();
   std::set<std::string> input_set;
@@ -288,20 +304,22 @@ int run_exec(const ExecArgs& a) {
   }
 
   const bool profiling = a.dump_profile || !a.export_profile.empty();
+  ctx->set_use_graph(a.use_cuda_graph);
+  ctx->set_data_transfers(!a.no_data_transfers);
   const auto since = [](Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); };
   int warm_runs = 0;
   for (auto t0 = Clock::now(); since(t0) < a.warm_up_ms; ++warm_runs) ctx->run();
   std::cout << "Warmup completed " << warm_runs << " queries over " << a.warm_up_ms << " ms\n";
 
   ctx->set_profiling(profiling);
-  struct Timing { double start, end; };
+  struct Timing { double start, end; RunTimes device; };
   std::vector<Timing> times;
   std::vector<double> layer_sum(engine->layers().size(), 0.0);
   const auto t0 = Clock::now();
   while (static_cast<int>(times.size()) < a.iterations || since(t0) < a.duration_s * 1000) {
     const double start = since(t0);
     ctx->run();
-    times.push_back({start, since(t0)});
+    times.push_back({start, since(t0), ctx->last_run_times()});
     if (profiling)
       for (size_t k = 0; k < layer_sum.size(); ++k) layer_sum[k] += ctx->layer_times_ms()[k];
   }
@@ -320,24 +338,42 @@ int run_exec(const ExecArgs& a) {
     }
   }
 
-  std::vector<double> latency;
+  std::vector<double> latency, h2d, compute, d2h;
   double compute_total = 0;
-  for (const Timing& t : times) latency.push_back(t.end - t.start), compute_total += t.end - t.start;
+  for (const Timing& t : times) {
+    latency.push_back(t.end - t.start);
+    h2d.push_back(t.device.h2d_ms);
+    d2h.push_back(t.device.d2h_ms);
+    compute.push_back(on_device ? t.device.compute_ms : t.end - t.start);
+    compute_total += compute.back();
+  }
   const double wall_ms = times.back().end - times.front().start;
   std::cout << "\n=== Performance summary ===\n"
             << "Timing trace has " << runs << " queries over " << ms(wall_ms / 1000) << " s\n"
             << "Throughput: " << ms(wall_ms > 0 ? runs / (wall_ms / 1000) : 0) << " qps\n"
-            << stats_line("Latency", latency) << "\n"
-            << stats_line("Enqueue Time", latency) << " (run() is synchronous on cpu: same as Latency)\n"
-            << "H2D Latency: not applicable on cpu\n"
-            << stats_line("Compute Time", latency) << "\n"
-            << "D2H Latency: not applicable on cpu\n"
-            << "Total Host Walltime: " << ms(wall_ms / 1000) << " s\n"
-            << "Total Compute Time: " << ms(compute_total / 1000) << " s\n";
+            << stats_line("Latency", latency) << "\n";
+  if (on_device) {
+    std::cout << "CUDA graph: " << (a.use_cuda_graph && !profiling ? "on" : "off")
+              << (a.no_data_transfers ? "; data transfers off (inputs uploaded once, outputs read at the end)" : "")
+              << "\n"
+              << stats_line("H2D Latency", h2d) << "\n"
+              << stats_line("GPU Compute Time", compute) << "\n"
+              << stats_line("D2H Latency", d2h) << "\n";
+  } else {
+    std::cout << stats_line("Enqueue Time", latency) << " (run() is synchronous on cpu: same as Latency)\n"
+              << "H2D Latency: not applicable on cpu\n"
+              << stats_line("Compute Time", latency) << "\n"
+              << "D2H Latency: not applicable on cpu\n";
+  }
+  std::cout << "Total Host Walltime: " << ms(wall_ms / 1000) << " s\n"
+            << "Total " << (on_device ? "GPU " : "") << "Compute Time: " << ms(compute_total / 1000) << " s\n";
 
   if (!a.export_times.empty()) {
     nlohmann::json j = nlohmann::json::array();
-    for (const Timing& t : times) j.push_back({{"startMs", t.start}, {"endMs", t.end}, {"latencyMs", t.end - t.start}});
+    for (const Timing& t : times)
+      j.push_back({{"startMs", t.start}, {"endMs", t.end}, {"latencyMs", t.end - t.start},
+                   {"h2dMs", t.device.h2d_ms}, {"computeMs", on_device ? t.device.compute_ms : t.end - t.start},
+                   {"d2hMs", t.device.d2h_ms}});
     write_json(a.export_times, j);
   }
   if (profiling) {
@@ -371,7 +407,13 @@ Command add_exec(CLI::App& app) {
   app.add_option("--iterations", a->iterations, "Minimum number of timed inferences")->capture_default_str();
   app.add_option("--warmUp", a->warm_up_ms, "Warm-up time in ms")->capture_default_str();
   app.add_option("--duration", a->duration_s, "Minimum timed seconds")->capture_default_str();
-  app.add_option("--device", a->device, "Device to build for")->capture_default_str();
+  app.add_option("--device", a->device, "Device to build for: cpu or cuda")->capture_default_str();
+  app.add_flag("--fp16", a->fp16, "Run float layers in fp16 (inputs/outputs stay fp32)");
+  app.add_flag("--bf16", a->bf16, "Run float layers in bf16 (inputs/outputs stay fp32)");
+  app.add_flag("--tf32,!--noTF32", a->tf32, "fp32 convolutions may use TF32 tensor cores (default on; --noTF32: strict fp32)");
+  app.add_option("--timingCacheFile", a->timing_cache, "Read and write timed kernel choices here (fast rebuilds)");
+  app.add_flag("--useCudaGraph,!--noCudaGraph", a->use_cuda_graph, "CUDA: replay inferences as a CUDA graph (default on)");
+  app.add_flag("--noDataTransfers", a->no_data_transfers, "CUDA: no host<->device copies in the timed runs");
   app.add_option("--threads", a->threads, "CPU worker threads (0 = every core)")->capture_default_str();
   app.add_flag("--dumpProfile", a->dump_profile, "Print per-layer times averaged over the timed runs");
   app.add_option("--exportTimes", a->export_times, "Write per-inference times as JSON");

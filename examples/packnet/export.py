@@ -5,9 +5,15 @@ usage: export.py --out DIR [--opset 11|13] [--width 1.0] [--height 192 --width-p
 
 Writes DIR/packnet01.onnx, DIR/input.npy (float32 [1,3,H,W]) and DIR/output.npy (PyTorch's eval output,
 float32 [1,1,H,W]), each atomically (temp file in DIR, then os.replace). Meant for Debian's torch 1.13
-(/usr/bin/python3), whose exporter produces the graph described in /work/shared/packnet01.md.
+(/usr/bin/python3), whose exporter produces the graph described in /work/shared/packnet01.md. On torch >= 2.5
+(written against the 2.9+ API, where the dynamo exporter is the default; not run here) it asks for that same
+TorchScript exporter (dynamo=False), which needs neither the onnx nor the onnxscript package.
+
+build_model(), make_input() and export_onnx() are importable (bench/bench_packnet_cuda.py builds the same
+seeded model from them).
 """
 import argparse
+import inspect
 import math
 import os
 import sys
@@ -52,6 +58,45 @@ def init_weights(model, seed):
                 module.bias.copy_(0.1 * randn(module.bias))
 
 
+def build_model(width=1.0, seed=0):
+    """The seeded PackNet01 in eval mode, on the CPU in fp32: the weights every export and benchmark uses."""
+    torch.manual_seed(seed)
+    model = PackNet01(width=width)
+    init_weights(model, seed)
+    return model.eval()
+
+
+def make_input(seed=0, height=192, width_px=640):
+    """The fixed input: float32 [1,3,H,W], RGB-like values in [0, 1)."""
+    rng = np.random.default_rng(seed)
+    return rng.random((1, 3, height, width_px), dtype=np.float32)
+
+
+def _accepts_dynamo_kwarg():
+    """True when torch.onnx.export has a `dynamo` parameter (torch >= 2.5; its default became True in 2.9)."""
+    try:
+        return "dynamo" in inspect.signature(torch.onnx.export).parameters
+    except (TypeError, ValueError):  # no introspectable signature: assume the modern API
+        return True
+
+
+def export_onnx(model, x, f, opset):
+    """Export `model` at input `x` to `f` (path or binary file object) with the TorchScript exporter."""
+    kwargs = {}
+    if _accepts_dynamo_kwarg():
+        kwargs["dynamo"] = False  # the exporter whose graph /work/shared/packnet01.md describes
+    with warnings.catch_warnings():
+        # Expected and harmless: the pad chains' Slice(step -1) stays unfolded, as in the spec's graph.
+        warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
+        warnings.filterwarnings("ignore", message="The shape inference of prim::Constant type is missing")  # opset 13
+        # torch >= 2.9 announces the legacy exporter's deprecation on every call; we want that exporter.
+        warnings.filterwarnings("ignore", message=r".*legacy TorchScript-based ONNX export")
+        # do_constant_folding=True (the default) is what reproduces the spec's graph: pads come from a chain
+        # of constants starting at Constant/ConstantOfShape, GroupNorm's gamma/beta are [C,1,1] initializers.
+        torch.onnx.export(model, (x,), f, opset_version=opset, do_constant_folding=True,
+                          input_names=["input"], output_names=["disp"], export_params=True, **kwargs)
+
+
 def atomic_write(path, write):
     """Call write(file_object) on a temp file next to path, then rename it over path."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -82,17 +127,13 @@ def main():
     os.makedirs(args.out, exist_ok=True)
     t_start = time.time()
 
-    torch.manual_seed(args.seed)
-    model = PackNet01(width=args.width)
-    init_weights(model, args.seed)
-    model.eval()
+    model = build_model(args.width, args.seed)
     n_params = count_parameters(model)
     log(f"model: PackNet01 width={args.width} params={n_params:,} ({n_params * 4 / 2**20:.1f} MiB fp32)")
     if args.width == 1.0 and n_params != FULL_PARAMS:
         sys.exit(f"error: full model has {n_params:,} parameters, expected {FULL_PARAMS:,}")
 
-    rng = np.random.default_rng(args.seed)
-    x_np = rng.random((1, 3, args.height, args.width_px), dtype=np.float32)  # RGB-like values in [0, 1)
+    x_np = make_input(args.seed, args.height, args.width_px)
     x = torch.from_numpy(x_np)
 
     t0 = time.time()
@@ -105,20 +146,10 @@ def main():
     if not (0.05 < y_np.mean() < 1.95 and y_np.std() > 1e-3):
         sys.exit("error: output is saturated or constant; check the weight initialization")
 
-    # Expected and harmless: the pad chains' Slice(step -1) stays unfolded, as in the spec's graph.
-    warnings.filterwarnings("ignore", message="Constant folding - Only steps=1")
-    warnings.filterwarnings("ignore", message="The shape inference of prim::Constant type is missing")  # opset 13
     model_path = os.path.join(args.out, MODEL_NAME)
     t0 = time.time()
-    log(f"exporting opset {args.opset} ...")
-
-    def write_model(f):
-        # do_constant_folding=True (the default) is what reproduces the spec's graph: pads come from a chain
-        # of constants starting at Constant/ConstantOfShape, GroupNorm's gamma/beta are [C,1,1] initializers.
-        torch.onnx.export(model, x, f, opset_version=args.opset, do_constant_folding=True,
-                          input_names=["input"], output_names=["disp"], export_params=True)
-
-    atomic_write(model_path, write_model)
+    log(f"exporting opset {args.opset} with torch {torch.__version__} ...")
+    atomic_write(model_path, lambda f: export_onnx(model, x, f, args.opset))
     log(f"wrote {model_path} ({os.path.getsize(model_path) / 2**20:.1f} MiB) in {time.time() - t0:.2f} s")
 
     for name, arr in (("input.npy", x_np), ("output.npy", y_np)):

@@ -22,8 +22,17 @@
 namespace kiln {
 
 struct BuildOptions {
-  std::string device = "cpu";
+  std::string device = "cpu";  // "cpu" or "cuda"
   int threads = 0;  // CPU worker threads; 0 = every core
+  // Precision of float activations and weights: Float (fp32), Float16 or BFloat16. Lower precisions convert the
+  // graph (weights, activations) and keep the engine's inputs and outputs fp32, as TensorRT does.
+  DType precision = DType::Float;
+  // fp32 convolutions and GEMMs may use TF32 tensor cores (TensorRT's default); false = strict fp32.
+  bool tf32 = true;
+  // Timed kernel choices (cuDNN algorithms, layouts) are read from and written to this file; "" = none.
+  std::string timing_cache_file;
+  // Every CPU layer runs its reference kernel (the oracle the tests compare optimized backends against).
+  bool reference_kernels = false;
   // Input shapes to fix before building (for inputs with symbolic or unknown dims), by input name.
   std::map<std::string, std::vector<int64_t>> input_shapes;
   PropagateOptions fold;
@@ -49,8 +58,21 @@ struct LayerInfo {
   std::vector<std::string> fused;   // names of the original nodes folded into this layer
 };
 
+// Where an engine's device memory goes (bytes).
+struct MemoryReport {
+  size_t activations = 0;  // the planned arena (buffers reused by liveness)
+  size_t weights = 0;      // constants resident on the device (0 on the CPU: they stay in the graph)
+  size_t workspace = 0;    // the largest scratch any layer asks for
+};
+
+// Times of the last ExecutionContext::run(), in milliseconds (trtexec's H2D / GPU Compute / D2H).
+struct RunTimes {
+  double h2d_ms = 0, compute_ms = 0, d2h_ms = 0;
+};
+
 class ExecutionContext;
 struct EnginePlan;
+class Executor;
 
 class Engine {
  public:
@@ -68,6 +90,10 @@ class Engine {
   size_t planned_activation_bytes() const;  // arena size after reusing buffers by liveness
   size_t total_activation_bytes() const;    // what one buffer per tensor would take
   const Graph& graph() const;               // the optimized graph the layers run
+  const BuildOptions& options() const;      // what it was built with (device, precision)
+  MemoryReport memory() const;
+  // What an engine file records about the device and its libraries ("" on the CPU).
+  std::string device_description() const;
 
   std::unique_ptr<ExecutionContext> create_context() const;
 
@@ -86,18 +112,26 @@ class ExecutionContext {
   void run();
   const TensorData& output(const std::string& name) const;
 
+  // Per-layer times (on CUDA: device events around each layer, no CUDA graph while profiling).
   void set_profiling(bool on) { profiling_ = on; }
   // Milliseconds per layer of the last run() (empty unless profiling was on).
   const std::vector<double>& layer_times_ms() const { return layer_times_ms_; }
+  // CUDA: replay the layers as one captured CUDA graph (default on).
+  void set_use_graph(bool on) { use_graph_ = on; }
+  // false: run() neither uploads unchanged inputs nor downloads outputs; output() downloads on demand
+  // (trtexec's --noDataTransfers).
+  void set_data_transfers(bool on) { data_transfers_ = on; }
+  const RunTimes& last_run_times() const { return times_; }
 
  private:
   friend class Engine;
   explicit ExecutionContext(const Engine& engine);
   const Engine& engine_;
-  std::shared_ptr<unsigned char> arena_;
-  std::map<std::string, TensorData> inputs_, outputs_;
-  bool profiling_ = false;
+  std::unique_ptr<Executor> executor_;
+  mutable std::map<std::string, TensorData> outputs_;  // filled by run(), or on demand without transfers
+  bool profiling_ = false, use_graph_ = true, data_transfers_ = true;
   std::vector<double> layer_times_ms_;
+  RunTimes times_;
 };
 
 }  // namespace kiln

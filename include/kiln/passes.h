@@ -69,4 +69,9 @@ size_t fuse_groupnorm(Graph& graph, std::vector<NotFolded>* rejected = nullptr,
 // alpha, kiln_fused). The output keeps x's shape. Returns the number of chains.
 size_t fuse_elementwise_chains(Graph& graph);
 
+// Converts a float32 graph to run in `to` (Float16 or BFloat16): every fp32 activation and weight changes type,
+// except operands ONNX types as float whatever the data (Resize roi/scales); the graph's fp32 inputs and
+// outputs keep their type and name behind inserted Cast nodes. Returns the number of tensors converted.
+size_t lower_float_precision(Graph& graph, DType to);
+
 }  // namespace kiln

@@ -13,6 +13,11 @@
 #include "kiln/graph.h"
 #include "kiln/tensor_data.h"
 
+namespace kiln {
+struct BuildOptions;
+class TimingCache;
+}  // namespace kiln
+
 namespace kiln::backend {
 
 // Non-owning view of a tensor in an arena, a constant or a user buffer.
@@ -43,6 +48,8 @@ struct LayerDesc {
   };
   std::vector<Operand> inputs, outputs;
   int threads = 1;
+  const BuildOptions* options = nullptr;  // precision, tf32, log; set by the builder and by Engine::load
+  TimingCache* timing_cache = nullptr;    // timed choices made before (null: time again, or not at all)
 };
 
 class Kernel {

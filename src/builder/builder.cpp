@@ -5,6 +5,7 @@
 #include <unordered_map>
 
 #include "kiln/engine.h"
+#include "builder/timing_cache.h"
 #include "kiln/passes.h"
 #include "ops/op.h"
 #include "runtime/plan.h"
@@ -45,6 +46,7 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLa
   const Node& n = *layer.node;
   backend::LayerDesc desc = describe_layer(plan, layer);
   for (const backend::KernelFactory* f : backend::kernels_for(plan.options.device, n.domain, n.op)) {
+    if (plan.options.reference_kernels && f->name != "reference") continue;
     if (!f->supports(desc)) continue;
     layer.info.kernel = f->name;
     return f->create(desc);
@@ -56,6 +58,21 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLa
 }
 
 }  // namespace
+
+const DeviceBackend* check_device(const Graph& source, const BuildOptions& o) {
+  if (o.precision != DType::Float && o.precision != DType::Float16 && o.precision != DType::BFloat16)
+    throw Error(std::string("precision must be float32, float16 or bfloat16, not ") + dtype_name(o.precision));
+  if (o.device == "cpu") return nullptr;
+  const DeviceBackend* b = find_device_backend(o.device);
+  if (!b) {
+    std::string names;
+    for (const std::string& d : device_names()) names += (names.empty() ? "" : ", ") + d;
+    throw Error(prefix(source) + "device '" + o.device + "' is not available in this build (devices: " + names + ")");
+  }
+  if (std::string why = b->unavailable_reason(); !why.empty())
+    throw Error(prefix(source) + "device '" + o.device + "': " + why);
+  return b;
+}
 
 size_t ValueSlot::nbytes() const {
   size_t n = dtype_size(dtype);
@@ -118,6 +135,8 @@ backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& la
   d.node = layer.node;
   d.opset = plan.graph->opset(layer.node->domain);
   d.threads = plan.options.threads;
+  d.options = &plan.options;
+  d.timing_cache = plan.timing_cache;
   auto operand = [&](int v) {
     backend::LayerDesc::Operand o;
     if (v < 0) return o;
@@ -225,8 +244,7 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   plan->options = options;
   if (plan->options.threads <= 0)
     plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (plan->options.device != "cpu")
-    throw Error(prefix(source) + "device '" + plan->options.device + "' is not available in this build");
+  const DeviceBackend* device = check_device(source, plan->options);
   for (const std::string& r : options.skip_rewrites)
     if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation" && r != "elementwise")
       throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation, elementwise)");
@@ -262,6 +280,11 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
           ? 0
           : fuse_elementwise_chains(g);
   log(options, "fused " + std::to_string(chains_fused) + " element-wise chains");
+  if (options.precision != DType::Float) {
+    const size_t lowered = lower_float_precision(g, options.precision);
+    log(options, "precision " + std::string(dtype_name(options.precision)) + ": " + std::to_string(lowered) +
+                     " tensors converted, fp32 inputs/outputs kept");
+  }
 
   for (const auto& node : g.nodes()) {
     PlannedLayer layer;
@@ -276,6 +299,8 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     plan->layers.push_back(std::move(layer));
   }
   index_values(*plan);
+  TimingCache cache(options.timing_cache_file);
+  plan->timing_cache = &cache;
   size_t step = 0;
   for (PlannedLayer& layer : plan->layers) {
     if (can_alias(*plan, layer)) {  // a zero-copy view: no kernel, no buffer of its own
@@ -285,10 +310,16 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
       layer.kernel = choose_kernel(*plan, layer);
     }
     if (options.verbose) log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
-    if (++step % 100 == 0) log(options, "kernels chosen for " + std::to_string(step) + "/" +
+    if (++step % 25 == 0) log(options, "kernels chosen for " + std::to_string(step) + "/" +
                                             std::to_string(plan->layers.size()) + " layers");
   }
+  plan->timing_cache = nullptr;
+  cache.save();
+  if (cache.hits() + cache.misses() > 0)
+    log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " + std::to_string(cache.misses()) +
+                     " timed" + (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
   plan_memory(*plan);
+  if (device) plan->device_state = device->prepare(*plan);
   for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +

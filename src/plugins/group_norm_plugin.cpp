@@ -8,9 +8,23 @@
 
 #include "backends/cpu/normalization.h"
 #include "kiln/plugin.h"
+#ifdef KILN_HAVE_CUDA
+#include "backends/cuda/normalization_cuda.h"
+#endif
 
 namespace kiln {
 namespace {
+
+struct Dims3 {
+  int64_t n = 0, c = 0, spatial = 1;
+};
+[[maybe_unused]] Dims3 dims3(const std::vector<int64_t>& d) {
+  Dims3 s;
+  s.n = d.size() > 0 ? d[0] : 0;
+  s.c = d.size() > 1 ? d[1] : 0;
+  for (size_t k = 2; k < d.size(); ++k) s.spatial *= d[k];
+  return s;
+}
 
 class GroupNormalizationPlugin final : public Plugin {
  public:
@@ -31,18 +45,50 @@ class GroupNormalizationPlugin final : public Plugin {
   }
   bool supports(const std::string& device, const std::vector<PluginTensorDesc>& in,
                 const std::vector<PluginTensorDesc>& out) const override {
-    if (device != "cpu" || in.size() != 3 || out.size() != 1) return false;
-    for (const auto* list : {&in, &out})
-      for (const PluginTensorDesc& d : *list)
-        if (d.dtype != DType::Float || d.layout != "linear") return false;
+    if (in.size() != 3 || out.size() != 1) return false;
+    if (device == "cpu") {
+      for (const auto* list : {&in, &out})
+        for (const PluginTensorDesc& d : *list)
+          if (d.dtype != DType::Float || d.layout != "linear") return false;
+#ifdef KILN_HAVE_CUDA
+    } else if (device == "cuda") {
+      // fp32 / fp16, linear; X and Y of one dtype, scale and bias of one dtype.
+      for (const auto* list : {&in, &out})
+        for (const PluginTensorDesc& d : *list)
+          if ((d.dtype != DType::Float && d.dtype != DType::Float16) || d.layout != "linear") return false;
+      if (out[0].dtype != in[0].dtype || in[1].dtype != in[2].dtype || out[0].dims != in[0].dims) return false;
+#endif
+    } else {
+      return false;
+    }
     const int64_t c = in[0].dims.size() >= 2 ? in[0].dims[1] : -1;
     return c > 0 && c % groups_ == 0 && in[1].dims == std::vector<int64_t>{c} && in[2].dims == std::vector<int64_t>{c};
   }
   void enqueue(const PluginContext& ctx, const std::vector<PluginTensor>& in,
                const std::vector<PluginTensor>& out) const override {
+#ifdef KILN_HAVE_CUDA
+    if (ctx.device == "cuda") {
+      const Dims3 s = dims3(in[0].dims);
+      cuda::launch_group_norm(in[0].dtype, in[0].data, out[0].data, in[1].data, in[2].data, in[1].dtype, s.n, s.c,
+                              s.spatial, groups_, eps_, 0, 1.f, ctx.workspace,
+                              cuda::group_norm_workspace_bytes(s.n, s.c, s.spatial, groups_),
+                              static_cast<cudaStream_t>(ctx.stream));
+      return;
+    }
+#endif
     backend::plane_norm(static_cast<const float*>(in[0].data), static_cast<float*>(out[0].data), in[0].dims,
                         in[0].dims[1] / groups_, static_cast<const float*>(in[1].data),
                         static_cast<const float*>(in[2].data), eps_, backend::Activation::None, 1.f, ctx.threads);
+  }
+  size_t workspace_size(const std::vector<PluginTensorDesc>& in, const std::vector<PluginTensorDesc>&) const override {
+#ifdef KILN_HAVE_CUDA
+    // The CUDA enqueue's partial statistics (the size does not depend on the device; the CPU ignores it).
+    if (!in.empty() && in[0].dims.size() >= 2) {
+      const Dims3 s = dims3(in[0].dims);
+      return cuda::group_norm_workspace_bytes(s.n, s.c, s.spatial, groups_);
+    }
+#endif
+    return 0;
   }
   std::string serialize() const override {
     char buf[64];

@@ -8,6 +8,9 @@
 #include "backends/kernel.h"
 #include "kiln/plugin.h"
 #include "ops/op.h"
+#ifdef KILN_HAVE_CUDA
+#include "backends/cuda/plugin_cuda.h"
+#endif
 
 namespace kiln {
 namespace {
@@ -114,6 +117,32 @@ backend::KernelFactory plugin_factory(const std::string& op) {
   return f;
 }
 
+#ifdef KILN_HAVE_CUDA
+// The same plugin on "cuda": enqueue gets device pointers, the context's stream and workspace.
+std::unique_ptr<backend::Kernel> wrap_cuda(std::unique_ptr<Plugin> plugin, const backend::LayerDesc& d) {
+  const size_t workspace = plugin->workspace_size(descs(d.inputs), descs(d.outputs));
+  return cuda::make_plugin_cuda_kernel(std::move(plugin), workspace);
+}
+
+backend::KernelFactory plugin_cuda_factory(const std::string& op) {
+  backend::KernelFactory f;
+  f.name = "plugin";
+  f.device = "cuda";
+  f.op = op;
+  f.priority = 0;
+  f.supports = [](const backend::LayerDesc& d) {
+    return plugin_for(*d.node)->supports("cuda", descs(d.inputs), descs(d.outputs));
+  };
+  f.create = [](const backend::LayerDesc& d) { return wrap_cuda(plugin_for(*d.node), d); };
+  f.deserialize = [](const backend::LayerDesc& d, const std::string& state) {
+    const PluginCreator* creator = plugin_creator_for(*d.node);
+    if (!creator) throw Error("node " + d.node->label() + ": plugin '" + d.node->op + "' is not registered");
+    return wrap_cuda(creator->deserialize(state), d);
+  };
+  return f;
+}
+#endif
+
 std::mutex& registry_mutex() {
   static std::mutex m;
   return m;
@@ -151,6 +180,9 @@ void PluginRegistry::add(std::unique_ptr<PluginCreator> creator) {
     ops::register_op({.op = name, .domain = "", .since_opset = 1, .min_inputs = 0, .max_inputs = 1 << 20,
                       .min_outputs = 1, .max_outputs = 1 << 20, .infer = infer_plugin, .reference = nullptr});
     backend::register_kernel(plugin_factory(name));
+#ifdef KILN_HAVE_CUDA
+    backend::register_kernel(plugin_cuda_factory(name));
+#endif
   }
   creators_.push_back(std::move(creator));
 }

@@ -76,6 +76,10 @@ void Engine::save(const std::string& path) const {
   meta["kiln_version"] = "0.1.0";
   meta["device"] = plan_->options.device;
   meta["threads"] = plan_->options.threads;
+  meta["precision"] = dtype_name(plan_->options.precision);
+  meta["tf32"] = plan_->options.tf32;
+  // The GPU, its compute capability and the library versions the kernels were chosen (timed) for.
+  if (const std::string d = device_description(); !d.empty()) meta["device_info"] = nlohmann::json::parse(d);
   nlohmann::json layers = nlohmann::json::array();
   for (const PlannedLayer& l : plan_->layers) {
     nlohmann::json entry = {{"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}};
@@ -139,6 +143,14 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   plan->options = options;
   plan->options.device = meta.value("device", "cpu");
   if (options.threads <= 0) plan->options.threads = meta.value("threads", 1);
+  plan->options.tf32 = meta.value("tf32", true);
+  const std::string precision = meta.value("precision", "float32");
+  plan->options.precision = precision == "float16" ? DType::Float16 : precision == "bfloat16" ? DType::BFloat16 : DType::Float;
+  Graph placeholder;
+  placeholder.source = path;
+  const DeviceBackend* device = check_device(placeholder, plan->options);
+  if (device && device->check_compatible)
+    device->check_compatible(meta.contains("device_info") ? meta["device_info"].dump() : "{}", path);
   plan->graph = import_onnx_bytes(model, path);
   infer_shapes(*plan->graph);  // restores shapes of every tensor (and checks the graph is whole)
   const auto& layers = meta["layers"];
@@ -178,6 +190,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     layer.kernel = !states[k].empty() && factory->deserialize ? factory->deserialize(desc, states[k]) : factory->create(desc);
   }
   plan_memory(*plan);
+  if (device) plan->device_state = device->prepare(*plan);
   for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);
   return std::unique_ptr<Engine>(new Engine(std::move(plan)));
 }

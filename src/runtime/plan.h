@@ -7,6 +7,7 @@
 #include "backends/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/graph.h"
+#include "runtime/executor.h"
 
 namespace kiln {
 
@@ -46,6 +47,9 @@ struct EnginePlan {
   std::vector<LayerInfo> layer_infos;
   size_t arena_bytes = 0;
   size_t total_activation_bytes = 0;
+  // Set by the device backend's prepare() (null on the CPU): weights on the device, memory report.
+  std::shared_ptr<DeviceState> device_state;
+  TimingCache* timing_cache = nullptr;  // during build only (LayerDesc::timing_cache)
 };
 
 // Builder steps shared by build() and load(): index the graph's tensors as values, describe a layer,
@@ -56,5 +60,7 @@ backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& la
 // inference Dropout without mask) of an arena value, with an output of the same byte size.
 bool can_alias(const EnginePlan& plan, const PlannedLayer& layer);
 void plan_memory(EnginePlan& plan);
+// The device backend for o.device (nullptr for "cpu"); throws naming the model when it is unknown or unusable.
+const DeviceBackend* check_device(const Graph& source, const BuildOptions& o);
 
 }  // namespace kiln

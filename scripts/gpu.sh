@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# On the GPU machine (device tool, carrying .devbin from scripts/gpu_pack.sh): GPU tests, kernel benchmark,
+# PackNet01 end to end and the side-by-side benchmark against PyTorch, in one call.
+#   bash scripts/gpu.sh [tests] [kernels] [packnet] [bench] [profile]     (default: all but profile)
+# Writes logs and reports under $OUT (or out/gpu when run elsewhere).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+stages=${*:-tests kernels packnet bench}
+BIN=$PWD/.devbin
+# cuDNN 9.19 (the version kiln is built against) comes with PyTorch's Python environment there.
+CUDNN_DIR=$(python3 - <<'PY' 2>/dev/null
+import glob, os, site
+for d in site.getsitepackages() + [site.getusersitepackages()]:
+    hits = glob.glob(os.path.join(d, "nvidia", "cudnn", "lib", "libcudnn.so.9"))
+    if hits: print(os.path.dirname(hits[0])); break
+PY
+)
+CUDA_LIB=$(dirname "$(ls /usr/local/cuda/lib64/libcublas.so.13 /usr/local/cuda*/lib64/libcublas.so.13 2>/dev/null | head -1)" 2>/dev/null)
+export LD_LIBRARY_PATH="$BIN:${CUDNN_DIR}:${CUDA_LIB}:${LD_LIBRARY_PATH:-}"
+export PYTHONUNBUFFERED=1
+echo "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
+echo "== cuDNN from ${CUDNN_DIR:-system}; CUDA libs from ${CUDA_LIB:-system}"
+ldd "$BIN/libkiln.so" | grep -E "not found|cudnn|cublas" || true
+status=0
+run() { echo "== $*"; "$@" || { echo "!! failed ($?): $*"; status=1; }; }
+
+if [[ " $stages " == *" tests "* ]]; then
+  run "$BIN/kiln_gpu_tests" --gtest_output=xml:"$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|Expected|Which is|rel" | head -150
+fi
+if [[ " $stages " == *" kernels "* ]]; then
+  run "$BIN/bench_cuda_kernels" 2>&1 | tee "$OUT/bench_cuda_kernels.log"
+fi
+MODEL_DIR=/tmp/packnet_full
+if [[ " $stages " == *" packnet "* || " $stages " == *" bench "* || " $stages " == *" profile "* ]]; then
+  if [ ! -f $MODEL_DIR/packnet01.onnx ]; then
+    run python3 examples/packnet/export.py --out $MODEL_DIR --opset 11 2>&1 | tail -3
+  fi
+fi
+if [[ " $stages " == *" packnet "* ]]; then
+  for mode in "--noTF32" "" "--fp16"; do
+    tag=${mode:-"--tf32"}; tag=${tag#--}
+    run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda $mode --timingCacheFile="$OUT/timing.cache" \
+      --loadInputs=input:$MODEL_DIR/input.npy --saveOutputs=/tmp/kiln_$tag --iterations=100 --duration=0 \
+      --saveEngine=/tmp/packnet_$tag.kiln 2>&1 | tee "$OUT/packnet_$tag.log" | grep -vE "^\[build\] (layer|kernels chosen)" | tail -22
+    python3 - "$MODEL_DIR/output.npy" /tmp/kiln_$tag <<'PY'
+import glob, sys, numpy as np
+ref = np.load(sys.argv[1]).astype(np.float64)
+got = np.load(glob.glob(sys.argv[2] + "/*.npy")[0]).astype(np.float64)
+print(f"PackNet01 rel L2 vs PyTorch CPU fp32: {np.linalg.norm(got - ref) / np.linalg.norm(ref):.3e}  nan={np.isnan(got).sum()}")
+PY
+  done
+  run "$BIN/kiln" exec --loadEngine=/tmp/packnet_fp16.kiln --iterations=50 --duration=0 --noDataTransfers 2>&1 | grep -E "GPU Compute|Latency|Error|error" | head -5
+fi
+if [[ " $stages " == *" profile "* ]]; then
+  run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda --fp16 --timingCacheFile="$OUT/timing.cache" \
+    --iterations=20 --duration=0 --exportProfile="$OUT/profile_fp16.json" --dumpProfile > "$OUT/profile_fp16.txt" 2>&1
+  sort -t' ' -k1 "$OUT/profile_fp16.txt" | grep -E "^\S+\s+\S+\s+\S+\s+[0-9.]+\s+[0-9.]+" | sort -k4 -n -r | head -25
+fi
+if [[ " $stages " == *" bench "* ]]; then
+  run python3 bench/bench_packnet_cuda.py --onnx $MODEL_DIR/packnet01.onnx --workdir /tmp/bench --kiln "$BIN/kiln" \
+    --out "$OUT/bench_packnet_cuda.md" --json "$OUT/bench_packnet_cuda.json" 2>&1 | tail -40
+fi
+exit $status

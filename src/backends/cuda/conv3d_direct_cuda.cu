@@ -1,0 +1,324 @@
+// kiln — cuda.conv3d_direct: Conv3d with one input channel (PackNet's packing / unpacking convolution):
+// X [N, 1, D, H, W], W [M, 1, kd, kh, kw] constant, optional constant bias [M], group 1, stride 1, dilation 1,
+// any explicit pads. Y [N, M, Do, Ho, Wo] in X's dtype; float accumulation.
+//
+// The layer is store-bound: pack1 writes [1, 8, 256, 96, 320] (126 MB fp16) from a 16 MB input, and its
+// 27 multiply-adds per output are about as much fp32 work as the H100 does in the time the stores take.
+// 3x3x3 kernels (the fast path): a block of 32x8 threads owns an output tile of 4 (d) x 8 (h) x 64 (w) for
+// 8 output channels; it stages the zero-padded input tile 6 x 10 x 66 in shared memory as float, and each
+// thread computes 2 adjacent w x 4 d x 8 channels (64 accumulators) from 6 planes x 3 rows x 4 values, so
+// every shared-memory load feeds up to 48 FMAs. The weights are a by-value kernel parameter (constant bank:
+// FFMA operands directly, thread-safe across contexts, nothing to upload at enqueue). Stores are coalesced
+// along W, 2 elements per thread (128 B per warp for fp16). More than 8 output channels: one launch per 8.
+// Other kernel sizes: a plain one-thread-per-output kernel with the weights in device memory.
+#include <algorithm>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/cuda/cuda_device.cuh"
+#include "backends/kernel.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kTW = 64, kTH = 8, kTD = 4;  // output tile (w, h, d)
+constexpr int kSW = kTW + 2, kSH = kTH + 2, kSD = kTD + 2;
+constexpr int kMB = 8;  // output channels per launch
+
+struct Weights333 {
+  float w[kMB][27];
+  float b[kMB];
+};
+
+struct Geometry {
+  int64_t n, d, h, w;        // input
+  int64_t m, od, oh, ow;     // output
+  int64_t pd, ph, pw;        // begin pads
+  int64_t kd, kh, kw;
+};
+
+template <typename T>
+struct Pair;
+template <>
+struct Pair<float> {
+  using type = float2;
+  static __device__ __forceinline__ type make(float a, float b) { return make_float2(a, b); }
+};
+template <>
+struct Pair<__half> {
+  using type = __half2;
+  static __device__ __forceinline__ type make(float a, float b) { return __floats2half2_rn(a, b); }
+};
+template <>
+struct Pair<__nv_bfloat16> {
+  using type = __nv_bfloat162;
+  static __device__ __forceinline__ type make(float a, float b) { return __floats2bfloat162_rn(a, b); }
+};
+
+// grid: x = w tiles, y = h tiles, z = n · d tiles. `mc` channels of this launch are valid (from m0).
+template <typename T, bool kPairStores>
+__global__ void __launch_bounds__(256, 2)
+    conv3d_333(const T* __restrict__ x, T* __restrict__ y, Weights333 wt, Geometry g, int64_t m0, int mc) {
+  __shared__ __align__(16) float tile[kSD][kSH][kSW];
+  const int tx = threadIdx.x, ty = threadIdx.y, tid = ty * 32 + tx;
+  const int64_t dtiles = (g.od + kTD - 1) / kTD;
+  const int64_t n = blockIdx.z / dtiles;
+  const int64_t d0 = (blockIdx.z % dtiles) * kTD, h0 = static_cast<int64_t>(blockIdx.y) * kTH,
+                w0 = static_cast<int64_t>(blockIdx.x) * kTW;
+
+  // Stage the input tile (zero outside the volume: the padding).
+  const T* xn = x + n * g.d * g.h * g.w;
+  const int64_t id0 = d0 - g.pd, ih0 = h0 - g.ph, iw0 = w0 - g.pw;
+  for (int e = tid; e < kSD * kSH * kSW; e += 256) {
+    const int dz = e / (kSH * kSW), r = e % (kSH * kSW), hy = r / kSW, wx = r % kSW;
+    const int64_t id = id0 + dz, ih = ih0 + hy, iw = iw0 + wx;
+    float v = 0.f;
+    if (id >= 0 && id < g.d && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = to_float(xn[(id * g.h + ih) * g.w + iw]);
+    tile[dz][hy][wx] = v;
+  }
+  __syncthreads();
+
+  const int64_t oh = h0 + ty, ow = w0 + 2 * tx;
+  if (oh >= g.oh || ow >= g.ow) return;
+
+  float acc[kTD][kMB][2];
+#pragma unroll
+  for (int od = 0; od < kTD; ++od)
+#pragma unroll
+    for (int m = 0; m < kMB; ++m) acc[od][m][0] = acc[od][m][1] = wt.b[m];
+
+#pragma unroll
+  for (int dz = 0; dz < kSD; ++dz) {
+    float v[3][4];
+#pragma unroll
+    for (int r = 0; r < 3; ++r) {
+      const float2 a = *reinterpret_cast<const float2*>(&tile[dz][ty + r][2 * tx]);
+      const float2 b = *reinterpret_cast<const float2*>(&tile[dz][ty + r][2 * tx + 2]);
+      v[r][0] = a.x;
+      v[r][1] = a.y;
+      v[r][2] = b.x;
+      v[r][3] = b.y;
+    }
+    // Input plane dz feeds output depth od with kernel depth kz = dz - od.
+#pragma unroll
+    for (int kz = 0; kz < 3; ++kz) {
+      const int od = dz - kz;
+      if (od < 0 || od >= kTD) continue;
+#pragma unroll
+      for (int m = 0; m < kMB; ++m)
+#pragma unroll
+        for (int r = 0; r < 3; ++r)
+#pragma unroll
+          for (int c = 0; c < 3; ++c) {
+            const float wv = wt.w[m][(kz * 3 + r) * 3 + c];
+            acc[od][m][0] = fmaf(wv, v[r][c], acc[od][m][0]);
+            acc[od][m][1] = fmaf(wv, v[r][c + 1], acc[od][m][1]);
+          }
+    }
+  }
+
+  const int64_t plane = g.oh * g.ow;
+  const bool second = ow + 1 < g.ow;
+#pragma unroll
+  for (int m = 0; m < kMB; ++m) {
+    if (m >= mc) break;
+#pragma unroll
+    for (int od = 0; od < kTD; ++od) {
+      const int64_t d = d0 + od;
+      if (d >= g.od) break;
+      T* p = y + ((n * g.m + m0 + m) * g.od + d) * plane + oh * g.ow + ow;
+      if constexpr (kPairStores) {
+        *reinterpret_cast<typename Pair<T>::type*>(p) = Pair<T>::make(acc[od][m][0], acc[od][m][1]);
+      } else {
+        p[0] = from_float<T>(acc[od][m][0]);
+        if (second) p[1] = from_float<T>(acc[od][m][1]);
+      }
+    }
+  }
+}
+
+// Any kernel size: one thread per output element; w [M][kd·kh·kw], bias [M] (float, device).
+template <typename T>
+__global__ void conv3d_generic(const T* __restrict__ x, T* __restrict__ y, const float* __restrict__ w,
+                               const float* __restrict__ bias, Geometry g) {
+  const int64_t total = g.n * g.m * g.od * g.oh * g.ow;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    int64_t r = i;
+    const int64_t ow = r % g.ow;
+    r /= g.ow;
+    const int64_t oh = r % g.oh;
+    r /= g.oh;
+    const int64_t od = r % g.od;
+    r /= g.od;
+    const int64_t m = r % g.m, n = r / g.m;
+    const T* xn = x + n * g.d * g.h * g.w;
+    const float* wm = w + m * g.kd * g.kh * g.kw;
+    float acc = bias ? bias[m] : 0.f;
+    for (int64_t a = 0; a < g.kd; ++a) {
+      const int64_t id = od - g.pd + a;
+      if (id < 0 || id >= g.d) continue;
+      for (int64_t b = 0; b < g.kh; ++b) {
+        const int64_t ih = oh - g.ph + b;
+        if (ih < 0 || ih >= g.h) continue;
+        for (int64_t c = 0; c < g.kw; ++c) {
+          const int64_t iw = ow - g.pw + c;
+          if (iw < 0 || iw >= g.w) continue;
+          acc = fmaf(wm[(a * g.kh + b) * g.kw + c], to_float(xn[(id * g.h + ih) * g.w + iw]), acc);
+        }
+      }
+    }
+    y[i] = from_float<T>(acc);
+  }
+}
+
+// ---- layer description
+struct Conv3dSetup {
+  bool ok = false;
+  Geometry g{};
+};
+
+Conv3dSetup describe(const backend::LayerDesc& d) {
+  Conv3dSetup s;
+  if (d.inputs.size() < 2 || d.inputs.size() > 3 || d.outputs.size() != 1) return s;
+  const auto& xi = d.inputs[0];
+  const auto& wi = d.inputs[1];
+  const auto& yo = d.outputs[0];
+  if (!xi.present || !wi.present || !wi.constant || !yo.present) return s;
+  if (!is_cuda_float(xi.dtype) || yo.dtype != xi.dtype || !is_cuda_float(wi.constant->dtype())) return s;
+  if (xi.dims.size() != 5 || xi.dims[1] != 1 || wi.dims.size() != 5 || wi.dims[1] != 1) return s;
+  const bool has_bias = d.inputs.size() == 3 && d.inputs[2].present;
+  if (has_bias) {
+    const auto& bi = d.inputs[2];
+    if (!bi.constant || !is_cuda_float(bi.constant->dtype()) || bi.dims != std::vector<int64_t>{wi.dims[0]}) return s;
+  }
+  const Attributes& a = d.node->attrs;
+  for (const auto& [name, attr] : a.items())
+    if (name.rfind("kiln_post", 0) == 0) return s;  // fused activations are not this kernel's
+  if (a.get_int("group", 1) != 1) return s;
+  const std::string auto_pad = a.get_string("auto_pad", "NOTSET");
+  if (auto_pad != "NOTSET" && auto_pad != "VALID") return s;
+  const auto strides = a.get_ints("strides", std::vector<int64_t>(3, 1));
+  const auto dil = a.get_ints("dilations", std::vector<int64_t>(3, 1));
+  auto pads = a.get_ints("pads", std::vector<int64_t>(6, 0));
+  if (auto_pad == "VALID") pads.assign(6, 0);
+  if (strides.size() != 3 || dil.size() != 3 || pads.size() != 6) return s;
+  if (a.has("kernel_shape") &&
+      a.get_ints("kernel_shape") != std::vector<int64_t>{wi.dims[2], wi.dims[3], wi.dims[4]})
+    return s;
+  for (int k = 0; k < 3; ++k)
+    if (strides[k] != 1 || dil[k] != 1) return s;
+  for (int64_t p : pads)
+    if (p < 0) return s;
+  Geometry g{};
+  g.n = xi.dims[0];
+  g.d = xi.dims[2];
+  g.h = xi.dims[3];
+  g.w = xi.dims[4];
+  g.m = wi.dims[0];
+  g.kd = wi.dims[2];
+  g.kh = wi.dims[3];
+  g.kw = wi.dims[4];
+  g.pd = pads[0];
+  g.ph = pads[1];
+  g.pw = pads[2];
+  g.od = g.d + pads[0] + pads[3] - g.kd + 1;
+  g.oh = g.h + pads[1] + pads[4] - g.kh + 1;
+  g.ow = g.w + pads[2] + pads[5] - g.kw + 1;
+  if (g.n < 1 || g.m < 1 || g.d < 1 || g.h < 1 || g.w < 1 || g.kd < 1 || g.kh < 1 || g.kw < 1) return s;
+  if (g.od < 1 || g.oh < 1 || g.ow < 1) return s;
+  if (yo.dims != std::vector<int64_t>{g.n, g.m, g.od, g.oh, g.ow}) return s;
+  if (g.kd * g.kh * g.kw > 1024) return s;
+  s.ok = true;
+  s.g = g;
+  return s;
+}
+
+class Conv3dDirect final : public CudaKernel {
+ public:
+  explicit Conv3dDirect(const backend::LayerDesc& d) {
+    const Conv3dSetup s = describe(d);
+    if (!s.ok) throw Error("node " + d.node->label() + ": cuda.conv3d_direct does not support this layer");
+    g_ = s.g;
+    const int64_t taps = g_.kd * g_.kh * g_.kw;
+    const std::vector<unsigned char> w = convert_float_constant(*d.inputs[1].constant, DType::Float);
+    std::vector<float> wf(reinterpret_cast<const float*>(w.data()), reinterpret_cast<const float*>(w.data()) + g_.m * taps);
+    std::vector<float> bf(static_cast<size_t>(g_.m), 0.f);
+    has_bias_ = d.inputs.size() == 3 && d.inputs[2].present;
+    if (has_bias_) {
+      const std::vector<unsigned char> b = convert_float_constant(*d.inputs[2].constant, DType::Float);
+      std::copy_n(reinterpret_cast<const float*>(b.data()), g_.m, bf.begin());
+    }
+    fast_ = g_.kd == 3 && g_.kh == 3 && g_.kw == 3;
+    if (fast_) {
+      for (int64_t m0 = 0; m0 < g_.m; m0 += kMB) {
+        Weights333 p{};
+        for (int64_t m = m0; m < std::min(g_.m, m0 + kMB); ++m) {
+          for (int k = 0; k < 27; ++k) p.w[m - m0][k] = wf[static_cast<size_t>(m * 27 + k)];
+          p.b[m - m0] = bf[static_cast<size_t>(m)];
+        }
+        blocks_.push_back(p);
+      }
+    } else {
+      w_ = DeviceBuffer(wf.data(), wf.size() * sizeof(float));
+      b_ = DeviceBuffer(bf.data(), bf.size() * sizeof(float));
+    }
+  }
+
+  bool owns_constant_input(size_t index) const override { return index == 1 || index == 2; }
+
+  void enqueue(const std::vector<backend::TensorView>& in, const std::vector<backend::TensorView>& out,
+               const RunContext& rc) const override {
+    dispatch_float_type(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = static_cast<const T*>(in[0].data);
+      T* y = static_cast<T*>(out[0].data);
+      if (fast_) {
+        const int64_t dtiles = (g_.od + kTD - 1) / kTD;
+        const int64_t z = g_.n * dtiles;
+        if (z > 65535) throw Error("cuda.conv3d_direct: N x depth tiles exceeds the grid");
+        const dim3 grid(static_cast<unsigned>((g_.ow + kTW - 1) / kTW), static_cast<unsigned>((g_.oh + kTH - 1) / kTH),
+                        static_cast<unsigned>(z));
+        const bool pairs = g_.ow % 2 == 0 && reinterpret_cast<uintptr_t>(y) % (2 * sizeof(T)) == 0;
+        for (size_t k = 0; k < blocks_.size(); ++k) {
+          const int64_t m0 = static_cast<int64_t>(k) * kMB;
+          const int mc = static_cast<int>(std::min<int64_t>(kMB, g_.m - m0));
+          if (pairs)
+            conv3d_333<T, true><<<grid, dim3(32, 8), 0, rc.stream>>>(x, y, blocks_[k], g_, m0, mc);
+          else
+            conv3d_333<T, false><<<grid, dim3(32, 8), 0, rc.stream>>>(x, y, blocks_[k], g_, m0, mc);
+          KILN_CUDA_CHECK_LAUNCH();
+        }
+      } else {
+        const int64_t total = g_.n * g_.m * g_.od * g_.oh * g_.ow;
+        conv3d_generic<T><<<std::min(blocks_for(total, 256), 1u << 20), 256, 0, rc.stream>>>(
+            x, y, w_.as<float>(), b_.as<float>(), g_);
+        KILN_CUDA_CHECK_LAUNCH();
+      }
+    });
+  }
+
+ private:
+  Geometry g_{};
+  bool fast_ = false, has_bias_ = false;
+  std::vector<Weights333> blocks_;
+  DeviceBuffer w_, b_;
+};
+
+backend::KernelFactory conv3d_factory() {
+  return {.name = "cuda.conv3d_direct",
+          .device = "cuda",
+          .op = "Conv",
+          .domain = "",
+          .priority = 20,
+          .supports = [](const backend::LayerDesc& d) { return describe(d).ok; },
+          .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
+            return std::make_unique<Conv3dDirect>(d);
+          }};
+}
+
+KILN_REGISTER_KERNEL(conv3d_factory());
+
+}  // namespace
+}  // namespace kiln::cuda

@@ -1,0 +1,284 @@
+// The "cuda" device: weights uploaded once per engine, and per context one device arena (the builder's memory
+// plan), one workspace, pinned staging buffers, one stream, and the layers replayed as a captured CUDA graph.
+// Times are device events: H2D, GPU compute and D2H separately, as trtexec reports them.
+#include <cublas_v2.h>
+#include <cudnn.h>
+
+#include <algorithm>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "backends/cuda/cuda_common.h"
+#include "runtime/executor.h"
+#include "runtime/plan.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr size_t kAlign = 256;
+size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+struct CudaEngineState final : DeviceState {
+  DeviceBuffer weights;             // every constant a layer reads, except those its kernel uploaded itself
+  std::vector<void*> constant_ptr;  // per plan value; nullptr where not uploaded
+};
+
+std::string layer_label(const PlannedLayer& l) { return "layer '" + l.info.name + "' (" + l.info.op + ")"; }
+
+const CudaKernel& cuda_kernel(const PlannedLayer& l) {
+  const auto* k = dynamic_cast<const CudaKernel*>(l.kernel.get());
+  if (!k) throw Error(layer_label(l) + ": kernel '" + l.info.kernel + "' is not a CUDA kernel");
+  return *k;
+}
+
+std::shared_ptr<DeviceState> prepare(const EnginePlan& plan) {
+  KILN_CUDA_CHECK(cudaSetDevice(0));
+  auto state = std::make_shared<CudaEngineState>();
+  state->constant_ptr.assign(plan.values.size(), nullptr);
+  std::vector<size_t> offset(plan.values.size(), SIZE_MAX);
+  size_t total = 0, owned = 0, workspace = 0;
+  for (const PlannedLayer& layer : plan.layers) {
+    if (layer.is_alias) continue;
+    const CudaKernel& k = cuda_kernel(layer);
+    workspace = std::max(workspace, k.workspace_bytes());
+    for (size_t i = 0; i < layer.inputs.size(); ++i) {
+      const int v = layer.inputs[i];
+      if (v < 0 || plan.values[static_cast<size_t>(v)].kind != ValueSlot::Kind::Constant) continue;
+      const size_t bytes = plan.values[static_cast<size_t>(v)].nbytes();
+      if (k.owns_constant_input(i)) {
+        owned += bytes;
+      } else if (offset[static_cast<size_t>(v)] == SIZE_MAX) {
+        offset[static_cast<size_t>(v)] = total;
+        total += aligned(bytes);
+      }
+    }
+  }
+  for (int v : plan.output_values)  // a graph output that is a constant is read from the device too
+    if (plan.values[static_cast<size_t>(v)].kind == ValueSlot::Kind::Constant && offset[static_cast<size_t>(v)] == SIZE_MAX) {
+      offset[static_cast<size_t>(v)] = total;
+      total += aligned(plan.values[static_cast<size_t>(v)].nbytes());
+    }
+  state->weights = DeviceBuffer(total);
+  for (size_t v = 0; v < plan.values.size(); ++v) {
+    if (offset[v] == SIZE_MAX) continue;
+    void* dst = static_cast<unsigned char*>(state->weights.ptr) + offset[v];
+    KILN_CUDA_CHECK(cudaMemcpy(dst, plan.values[v].constant->values().raw(), plan.values[v].nbytes(),
+                               cudaMemcpyHostToDevice));
+    state->constant_ptr[v] = dst;
+  }
+  state->memory.weights = total + owned;
+  state->memory.workspace = workspace;
+  return state;
+}
+
+class CudaExecutor final : public Executor {
+ public:
+  explicit CudaExecutor(const EnginePlan& plan)
+      : plan_(plan), state_(static_cast<const CudaEngineState&>(*plan.device_state)) {
+    KILN_CUDA_CHECK(cudaSetDevice(0));
+    KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    arena_ = DeviceBuffer(std::max<size_t>(plan.arena_bytes, 1));
+    // Poison: all-ones bytes are NaN in fp32, fp16 and bf16, so an element no kernel wrote is visible.
+    KILN_CUDA_CHECK(cudaMemset(arena_.ptr, 0xFF, arena_.bytes));
+    workspace_ = DeviceBuffer(state_.memory.workspace);
+    for (cudaEvent_t& e : events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
+    for (size_t k = 0; k < plan.inputs.size(); ++k) input_staging_.push_back(pinned(value_bytes(plan.input_values[k])));
+    for (size_t k = 0; k < plan.outputs.size(); ++k) output_staging_.push_back(pinned(value_bytes(plan.output_values[k])));
+    input_set_.assign(plan.inputs.size(), false);
+    input_dirty_.assign(plan.inputs.size(), false);
+    for (const PlannedLayer& layer : plan.layers) {
+      std::vector<backend::TensorView> ins, outs;
+      for (int v : layer.inputs) ins.push_back(view(v));
+      for (int v : layer.outputs) outs.push_back(view(v));
+      inputs_.push_back(std::move(ins));
+      outputs_.push_back(std::move(outs));
+    }
+    rc_.stream = stream_;
+    rc_.workspace = workspace_.ptr;
+    rc_.workspace_bytes = workspace_.bytes;
+  }
+
+  ~CudaExecutor() override {
+    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    if (graph_) cudaGraphDestroy(graph_);
+    for (cudaEvent_t e : events_) cudaEventDestroy(e);
+    for (cudaEvent_t e : layer_events_) cudaEventDestroy(e);
+    for (void* p : input_staging_) cudaFreeHost(p);
+    for (void* p : output_staging_) cudaFreeHost(p);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  void set_input(size_t index, const TensorData& value) override {
+    std::memcpy(input_staging_[index], value.raw(), value.nbytes());
+    input_set_[index] = input_dirty_[index] = true;
+  }
+
+  void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) override {
+    for (size_t k = 0; k < plan_.inputs.size(); ++k)
+      if (!input_set_[k]) throw Error("input '" + plan_.inputs[k].name + "' was not set");
+    KILN_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
+    for (size_t k = 0; k < plan_.inputs.size(); ++k) {
+      if (!options.data_transfers && !input_dirty_[k]) continue;
+      const int v = plan_.input_values[k];
+      KILN_CUDA_CHECK(cudaMemcpyAsync(device_ptr(v), input_staging_[k], value_bytes(v), cudaMemcpyHostToDevice, stream_));
+      input_dirty_[k] = false;
+    }
+    KILN_CUDA_CHECK(cudaEventRecord(events_[1], stream_));
+    layer_ms.assign(options.profiling ? plan_.layers.size() : 0, 0.0);
+    if (options.profiling) {
+      enqueue_layers(true);
+    } else if (options.use_graph) {
+      if (!graph_exec_) capture();
+      KILN_CUDA_CHECK(cudaGraphLaunch(graph_exec_, stream_));
+    } else {
+      enqueue_layers(false);
+    }
+    KILN_CUDA_CHECK(cudaEventRecord(events_[2], stream_));
+    downloaded_ = options.data_transfers;
+    if (options.data_transfers)
+      for (size_t k = 0; k < plan_.outputs.size(); ++k) {
+        const int v = plan_.output_values[k];
+        KILN_CUDA_CHECK(cudaMemcpyAsync(output_staging_[k], device_ptr(v), value_bytes(v), cudaMemcpyDeviceToHost, stream_));
+      }
+    KILN_CUDA_CHECK(cudaEventRecord(events_[3], stream_));
+    KILN_CUDA_CHECK(cudaEventSynchronize(events_[3]));
+    KILN_CUDA_CHECK(cudaGetLastError());
+    times.h2d_ms = elapsed(events_[0], events_[1]);
+    times.compute_ms = elapsed(events_[1], events_[2]);
+    times.d2h_ms = elapsed(events_[2], events_[3]);
+    if (options.profiling)
+      for (size_t k = 0; k < plan_.layers.size(); ++k)
+        if (!plan_.layers[k].is_alias) layer_ms[k] = elapsed(layer_events_[2 * k], layer_events_[2 * k + 1]);
+  }
+
+  TensorData output(size_t index) override {
+    const int v = plan_.output_values[index];
+    const ValueSlot& slot = plan_.values[static_cast<size_t>(v)];
+    TensorData out(slot.dtype, slot.dims);
+    if (downloaded_)
+      std::memcpy(out.raw(), output_staging_[index], slot.nbytes());
+    else
+      KILN_CUDA_CHECK(cudaMemcpy(out.raw(), device_ptr(v), slot.nbytes(), cudaMemcpyDeviceToHost));
+    return out;
+  }
+
+ private:
+  static void* pinned(size_t bytes) {
+    void* p = nullptr;
+    KILN_CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(bytes, 1)));
+    return p;
+  }
+  size_t value_bytes(int v) const { return plan_.values[static_cast<size_t>(v)].nbytes(); }
+  void* device_ptr(int v) const {
+    const ValueSlot& slot = plan_.values[static_cast<size_t>(v)];
+    if (slot.kind == ValueSlot::Kind::Constant) return state_.constant_ptr[static_cast<size_t>(v)];
+    return static_cast<unsigned char*>(arena_.ptr) + slot.offset;
+  }
+  backend::TensorView view(int v) const {
+    backend::TensorView t;
+    if (v < 0) return t;
+    const ValueSlot& slot = plan_.values[static_cast<size_t>(v)];
+    t.dtype = slot.dtype;
+    t.dims = slot.dims;
+    t.data = device_ptr(v);  // nullptr for a constant its kernel owns
+    return t;
+  }
+  static double elapsed(cudaEvent_t a, cudaEvent_t b) {
+    float ms = 0;
+    KILN_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    return ms;
+  }
+
+  void enqueue_layers(bool with_events) {
+    if (with_events && layer_events_.empty()) {
+      layer_events_.resize(2 * plan_.layers.size());
+      for (cudaEvent_t& e : layer_events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
+    }
+    for (size_t k = 0; k < plan_.layers.size(); ++k) {
+      const PlannedLayer& layer = plan_.layers[k];
+      if (layer.is_alias) continue;
+      if (with_events) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[2 * k], stream_));
+      try {
+        static_cast<const CudaKernel&>(*layer.kernel).enqueue(inputs_[k], outputs_[k], rc_);
+      } catch (const std::exception& e) {
+        throw Error(layer_label(layer) + ": " + e.what());
+      }
+      if (with_events) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[2 * k + 1], stream_));
+    }
+  }
+
+  void capture() {
+    KILN_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    try {
+      enqueue_layers(false);
+    } catch (...) {
+      cudaGraph_t broken = nullptr;
+      cudaStreamEndCapture(stream_, &broken);
+      if (broken) cudaGraphDestroy(broken);
+      cudaGetLastError();
+      throw;
+    }
+    KILN_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph_));
+    KILN_CUDA_CHECK(cudaGraphInstantiate(&graph_exec_, graph_, 0));
+  }
+
+  const EnginePlan& plan_;
+  const CudaEngineState& state_;
+  cudaStream_t stream_ = nullptr;
+  DeviceBuffer arena_, workspace_;
+  RunContext rc_;
+  cudaEvent_t events_[4] = {};
+  std::vector<cudaEvent_t> layer_events_;
+  std::vector<void*> input_staging_, output_staging_;
+  std::vector<bool> input_set_, input_dirty_;
+  std::vector<std::vector<backend::TensorView>> inputs_, outputs_;
+  cudaGraph_t graph_ = nullptr;
+  cudaGraphExec_t graph_exec_ = nullptr;
+  bool downloaded_ = false;
+};
+
+nlohmann::json describe_json() {
+  KILN_CUDA_CHECK(cudaSetDevice(0));
+  cudaDeviceProp p{};
+  KILN_CUDA_CHECK(cudaGetDeviceProperties(&p, 0));
+  int runtime = 0, driver = 0, cublas = 0;
+  KILN_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  KILN_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  cublasHandle_t h = nullptr;
+  if (cublasCreate(&h) == CUBLAS_STATUS_SUCCESS) {
+    cublasGetVersion(h, &cublas);
+    cublasDestroy(h);
+  }
+  return {{"gpu", p.name},
+          {"compute_capability", std::to_string(p.major) + "." + std::to_string(p.minor)},
+          {"cuda_runtime", runtime},
+          {"cuda_driver", driver},
+          {"cudnn", static_cast<int64_t>(cudnnGetVersion())},
+          {"cublas", cublas}};
+}
+
+void check_compatible(const std::string& recorded, const std::string& file) {
+  const nlohmann::json want = nlohmann::json::parse(recorded, nullptr, false);
+  const nlohmann::json have = describe_json();
+  if (want.is_discarded() || !want.is_object() || !want.contains("gpu"))
+    throw Error(file + ": the engine does not record which GPU it was built for; rebuild it");
+  for (const char* key : {"gpu", "compute_capability", "cudnn", "cublas"}) {
+    if (want.value(key, nlohmann::json()) == have[key]) continue;
+    throw Error(file + ": engine built for " + key + " " + want.value(key, nlohmann::json()).dump() + ", this machine has " +
+                have[key].dump() + " (" + have["gpu"].get<std::string>() + "); rebuild the engine here");
+  }
+}
+
+const bool registered = register_device_backend({
+    .name = "cuda",
+    .unavailable_reason = gpu_unavailable_reason,
+    .prepare = prepare,
+    .create_executor = [](const EnginePlan& plan) -> std::unique_ptr<Executor> {
+      return std::make_unique<CudaExecutor>(plan);
+    },
+    .describe = [] { return describe_json().dump(); },
+    .check_compatible = check_compatible,
+});
+
+}  // namespace
+}  // namespace kiln::cuda

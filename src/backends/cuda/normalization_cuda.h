@@ -1,0 +1,29 @@
+// kiln — CUDA group / instance normalization: host launchers (usable from host .cpp files, e.g. plugins).
+//
+// y = act(scale[c] * (x - mean_g) * invstd_g + bias[c]) over X [N, C, spatial] (row-major), statistics per
+// (n, group) over C/G channels × spatial (biased variance), computed in float with per-thread shifted sums
+// merged by Chan's formula (robust when |mean| >> std). Two passes: partial statistics per chunk into the
+// workspace, then merge + normalize + affine + activation with 16-byte loads/stores.
+#pragma once
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kiln/tensor_data.h"
+
+namespace kiln::cuda {
+
+enum class NormActivation : int { None = 0, Relu = 1, Elu = 2 };
+
+// Workspace (device memory, any content) launch_group_norm needs for this problem; independent of dtype.
+size_t group_norm_workspace_bytes(int64_t n, int64_t c, int64_t spatial, int64_t groups);
+
+// x, y: [n, c, spatial] of `dtype` (Float, Float16, BFloat16); scale, bias: [c] of `param_dtype` (same set).
+// activation: 0 none, 1 relu, 2 elu (alpha). Enqueues on `stream` only (no sync, no allocation); throws
+// kiln::Error on bad arguments (groups not dividing c, workspace too small) and launch failures.
+void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias, DType param_dtype,
+                       int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps, int activation, float alpha,
+                       void* workspace, size_t workspace_bytes, cudaStream_t stream);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,70 @@
+#include "builder/timing_cache.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "kiln/error.h"
+
+namespace kiln {
+
+namespace {
+constexpr const char* kFormat = "kiln-timing-cache-1";
+}
+
+TimingCache::TimingCache(std::string path) : path_(std::move(path)) {
+  std::ifstream f(path_);
+  if (!f) return;  // a new cache
+  std::stringstream ss;
+  ss << f.rdbuf();
+  nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
+  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kFormat || !j.contains("entries") ||
+      !j["entries"].is_object())
+    throw Error(path_ + ": not a kiln timing cache (delete it to start a new one)");
+  for (const auto& [key, value] : j["entries"].items())
+    if (value.is_string()) entries_[key] = value.get<std::string>();
+}
+
+std::optional<std::string> TimingCache::find(const std::string& key) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  auto it = entries_.find(key);
+  if (it == entries_.end()) {
+    ++misses_;
+    return std::nullopt;
+  }
+  ++hits_;
+  return it->second;
+}
+
+void TimingCache::put(const std::string& key, const std::string& choice) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  entries_[key] = choice;
+  dirty_ = true;
+}
+
+void TimingCache::save() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (path_.empty() || !dirty_) return;
+  nlohmann::json j = {{"format", kFormat}, {"entries", entries_}};
+  const std::string tmp = path_ + ".tmp" + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << j.dump(1) << "\n";
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw Error(path_ + ": cannot write the timing cache");
+    }
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path_, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    throw Error(path_ + ": cannot write the timing cache: " + ec.message());
+  }
+}
+
+}  // namespace kiln

@@ -1,0 +1,53 @@
+// kiln — how a device runs an engine's plan. The CPU executor lives in runtime/engine.cpp; other devices
+// (backends/cuda) register theirs with a DeviceBackend, so the runtime core never includes device headers.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/engine.h"
+#include "kiln/tensor_data.h"
+
+namespace kiln {
+
+struct EnginePlan;
+
+// Per-engine state a device keeps (weights uploaded once, shared by every context).
+struct DeviceState {
+  virtual ~DeviceState() = default;
+  MemoryReport memory;
+};
+
+// Per-context execution: its own activation arena, workspace and staging buffers.
+class Executor {
+ public:
+  virtual ~Executor() = default;
+  virtual void set_input(size_t index, const TensorData& value) = 0;  // the engine's input `index`; checked
+  struct RunOptions {
+    bool profiling = false, use_graph = true, data_transfers = true;
+  };
+  // Runs every layer. Fills layer_ms (when profiling) and times; outputs are read with output().
+  virtual void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) = 0;
+  // The engine's output `index` of the last run (downloaded now if transfers were off).
+  virtual TensorData output(size_t index) = 0;
+};
+
+struct DeviceBackend {
+  std::string name;  // BuildOptions::device
+  // "" when the device can be used in this process; otherwise why not (one line).
+  std::function<std::string()> unavailable_reason;
+  // After kernels are chosen (build or load): upload weights, size workspaces.
+  std::function<std::shared_ptr<DeviceState>(const EnginePlan&)> prepare;
+  std::function<std::unique_ptr<Executor>(const EnginePlan&)> create_executor;
+  // JSON object describing the device and library versions (stored in engine files) ...
+  std::function<std::string()> describe;
+  // ... and the check on load: throws kiln::Error naming `file` when `recorded` does not match this machine.
+  std::function<void(const std::string& recorded, const std::string& file)> check_compatible;
+};
+
+bool register_device_backend(DeviceBackend backend);
+const DeviceBackend* find_device_backend(const std::string& name);  // nullptr for "cpu" and unknown devices
+std::vector<std::string> device_names();                            // "cpu" first
+
+}  // namespace kiln
