@@ -54,9 +54,12 @@ PY
   run "$BIN/kiln" exec --loadEngine=/tmp/packnet_fp16.kiln --iterations=50 --duration=0 --noDataTransfers 2>&1 | grep -E "GPU Compute|Latency|Error|error" | head -5
 fi
 if [[ " $stages " == *" profile "* ]]; then
-  run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda --fp16 --timingCacheFile="$OUT/timing.cache" \
-    --iterations=20 --duration=0 --exportProfile="$OUT/profile_fp16.json" --dumpProfile > "$OUT/profile_fp16.txt" 2>&1
-  sort -t' ' -k1 "$OUT/profile_fp16.txt" | grep -E "^\S+\s+\S+\s+\S+\s+[0-9.]+\s+[0-9.]+" | sort -k4 -n -r | head -25
+  for mode in "--fp16" "" "--noTF32"; do
+    tag=${mode:-"--tf32"}; tag=${tag#--}
+    run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda $mode --timingCacheFile="$OUT/timing.cache" \
+      --iterations=20 --duration=0 --exportProfile="$OUT/profile_$tag.json" > "$OUT/profile_$tag.txt" 2>&1
+    python3 bench/profile_summary.py "$OUT/profile_$tag.json" | head -40
+  done
 fi
 if [[ " $stages " == *" bench "* ]]; then
   run python3 bench/bench_packnet_cuda.py --onnx $MODEL_DIR/packnet01.onnx --workdir /tmp/bench --kiln "$BIN/kiln" \

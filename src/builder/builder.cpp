@@ -195,6 +195,9 @@ void plan_memory(EnginePlan& plan) {
       if (v >= 0) last[static_cast<size_t>(v)] = std::max(last[static_cast<size_t>(v)], step);
   }
   for (int v : plan.output_values) last[static_cast<size_t>(v)] = end;
+  // Inputs keep their buffer for the whole run: a context without data transfers (trtexec's
+  // --noDataTransfers) uploads them once and runs again on the same bytes.
+  for (int v : plan.input_values) last[static_cast<size_t>(v)] = end;
   for (size_t v = 0; v < plan.values.size(); ++v)
     last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
   // A root buffer lives as long as any of its aliases is read (or copied out as a graph output).

@@ -1,6 +1,8 @@
 // CUDA normalization kernels against the CPU reference: cuda.groupnorm (kiln.GroupNorm, + Relu / Elu),
 // cuda.instancenorm, GroupNormalizationPlugin on "cuda"; and launch_group_norm directly on data whose mean is
-// far larger than its spread (robust statistics), in place and out of place.
+// far larger than its spread (robust statistics), in place and out of place, and on both of its paths (single
+// pass — with and without the grid barrier — and the two-pass fallback), fp32 / fp16, with / without ELU.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
@@ -169,10 +171,14 @@ TEST(CudaNormalization, RobustStatisticsLargeOffset) {
       db(bias.data(), bias.size() * 4);
   const size_t ws_bytes = cuda::group_norm_workspace_bytes(n, c, spatial, groups);
   cuda::DeviceBuffer ws(ws_bytes);
+  for (cuda::GroupNormPath path : {cuda::GroupNormPath::Auto, cuda::GroupNormPath::TwoPass})
   for (bool in_place : {false, true}) {
+    SCOPED_TRACE(path == cuda::GroupNormPath::TwoPass ? "two-pass" : "auto");
+    // Fresh input every run: an in-place run overwrote it.
+    ASSERT_EQ(cudaMemcpy(dx.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
     void* out = in_place ? dx.ptr : dy.ptr;
     cuda::launch_group_norm(DType::Float, dx.ptr, out, ds.ptr, db.ptr, DType::Float, n, c, spatial, groups, 1e-5f,
-                            2, 1.f, ws.ptr, ws_bytes, nullptr);
+                            2, 1.f, ws.ptr, ws_bytes, nullptr, path);
     ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
     std::vector<float> got(x.size());
     ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -182,6 +188,119 @@ TEST(CudaNormalization, RobustStatisticsLargeOffset) {
       den += want[i] * want[i];
     }
     EXPECT_LE(std::sqrt(num / den), 1e-5) << (in_place ? "in place" : "out of place");
+  }
+}
+
+// Both launcher paths against a double reference: shapes that take the single pass with the grid barrier
+// (several blocks per group), without it (one block per group), and that fall back to two passes (too large
+// for every block to be resident, or a spatial size that is not a multiple of 16 bytes); fp32 / fp16 data,
+// fp32 / fp16 scale and bias, no activation / ELU, out of place and in place. Auto is compared with the
+// forced two-pass path on every shape.
+TEST(CudaNormalization, GroupNormLauncherPaths) {
+  KILN_REQUIRE_GPU();
+  int dev = 0, coop = 0, sms = 0;
+  ASSERT_EQ(cudaGetDevice(&dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&coop, cudaDevAttrCooperativeLaunch, dev), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev), cudaSuccess);
+  struct Case {
+    int64_t n, c, spatial, groups;
+    const char* what;
+  };
+  const std::vector<Case> cases = {
+      {1, 64, 96 * 320, 16, "several blocks per group (barrier)"},
+      {1, 512, 12 * 40, 16, "one block per group (fp16), two (fp32)"},
+      {1, 512, 6 * 20, 16, "small groups"},
+      {3, 6, 64, 3, "small, N > 1"},
+      {1, 68, 140000, 68, "68 groups of > 264 KB: 2+ blocks each, more than an H100 holds: two passes"},
+      {2, 6, 35, 3, "spatial not a multiple of 16 bytes: two passes"},
+  };
+  std::mt19937 rng(11);
+  for (const Case& k : cases) {
+    const int64_t total = k.n * k.c * k.spatial, cpg = k.c / k.groups, len = cpg * k.spatial;
+    std::normal_distribution<float> nd(3.f, 1.5f);
+    std::vector<float> x(static_cast<size_t>(total)), scale(k.c), bias(k.c);
+    for (auto& v : x) v = nd(rng);
+    for (int64_t i = 0; i < k.c; ++i) {
+      scale[i] = half_to_float(float_to_half(0.5f + 0.03f * static_cast<float>(i % 17)));
+      bias[i] = half_to_float(float_to_half(0.2f * static_cast<float>(i % 5) - 0.4f));
+    }
+    for (DType dt : {DType::Float, DType::Float16}) {
+      const size_t es = dt == DType::Float ? 4 : 2;
+      // Device data of dt, and the values the kernel sees (fp16-rounded) for the reference.
+      std::vector<float> xs = x;
+      std::vector<uint16_t> xh;
+      if (dt == DType::Float16) {
+        xh.resize(x.size());
+        for (size_t i = 0; i < x.size(); ++i) {
+          xh[i] = float_to_half(x[i]);
+          xs[i] = half_to_float(xh[i]);
+        }
+      }
+      const void* host_x = dt == DType::Float ? static_cast<const void*>(x.data()) : xh.data();
+      const DType param_dt = dt == DType::Float16 ? DType::Float16 : DType::Float;
+      std::vector<uint16_t> sh(k.c), bh(k.c);
+      for (int64_t i = 0; i < k.c; ++i) {
+        sh[i] = float_to_half(scale[i]);
+        bh[i] = float_to_half(bias[i]);
+      }
+      cuda::DeviceBuffer dx(host_x, x.size() * es), dy(x.size() * es);
+      cuda::DeviceBuffer ds = param_dt == DType::Float ? cuda::DeviceBuffer(scale.data(), k.c * 4)
+                                                       : cuda::DeviceBuffer(sh.data(), k.c * 2);
+      cuda::DeviceBuffer db = param_dt == DType::Float ? cuda::DeviceBuffer(bias.data(), k.c * 4)
+                                                       : cuda::DeviceBuffer(bh.data(), k.c * 2);
+      const size_t ws_bytes = cuda::group_norm_workspace_bytes(k.n, k.c, k.spatial, k.groups);
+      cuda::DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
+      for (int act : {0, 2}) {
+        std::vector<double> want(x.size());
+        for (int64_t g = 0; g < k.n * k.groups; ++g) {
+          double mean = 0, var = 0;
+          for (int64_t i = 0; i < len; ++i) mean += xs[g * len + i];
+          mean /= static_cast<double>(len);
+          for (int64_t i = 0; i < len; ++i) var += (xs[g * len + i] - mean) * (xs[g * len + i] - mean);
+          const double inv = 1.0 / std::sqrt(var / static_cast<double>(len) + 1e-5);
+          for (int64_t i = 0; i < len; ++i) {
+            const int64_t ch = (g % k.groups) * cpg + i / k.spatial;
+            const double v = (xs[g * len + i] - mean) * inv * scale[ch] + bias[ch];
+            want[g * len + i] = act == 2 && v <= 0 ? 0.7 * std::expm1(v) : v;
+          }
+        }
+        for (cuda::GroupNormPath path : {cuda::GroupNormPath::Auto, cuda::GroupNormPath::TwoPass})
+          for (bool in_place : {false, true}) {
+            const cuda::GroupNormPath taken = cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, act, path);
+            SCOPED_TRACE(testing::Message()
+                         << k.n << "x" << k.c << "x" << k.spatial << " G" << k.groups << " (" << k.what << ") "
+                         << dtype_name(dt) << " act " << act << (in_place ? " in place" : "") << " path "
+                         << (taken == cuda::GroupNormPath::SinglePass ? "single" : "two-pass"));
+            if (path == cuda::GroupNormPath::TwoPass) EXPECT_EQ(taken, cuda::GroupNormPath::TwoPass);
+            ASSERT_EQ(cudaMemcpy(dx.ptr, host_x, x.size() * es, cudaMemcpyHostToDevice), cudaSuccess);
+            void* out = in_place ? dx.ptr : dy.ptr;
+            ASSERT_EQ(cudaMemset(out == dx.ptr ? dy.ptr : out, 0xff, x.size() * es), cudaSuccess);
+            cuda::launch_group_norm(dt, dx.ptr, out, ds.ptr, db.ptr, param_dt, k.n, k.c, k.spatial, k.groups, 1e-5f,
+                                    act, 0.7f, ws.ptr, ws_bytes, nullptr, path);
+            ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+            std::vector<float> got(x.size());
+            if (dt == DType::Float) {
+              ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+            } else {
+              std::vector<uint16_t> gh(x.size());
+              ASSERT_EQ(cudaMemcpy(gh.data(), out, gh.size() * 2, cudaMemcpyDeviceToHost), cudaSuccess);
+              for (size_t i = 0; i < gh.size(); ++i) got[i] = half_to_float(gh[i]);
+            }
+            double num = 0, den = 0;
+            for (size_t i = 0; i < got.size(); ++i) {
+              num += (got[i] - want[i]) * (got[i] - want[i]);
+              den += want[i] * want[i];
+            }
+            EXPECT_LE(std::sqrt(num / den), dt == DType::Float ? 1e-5 : 2e-3);
+          }
+      }
+      // Which path the automatic choice takes where the answer does not depend on the GPU model.
+      const cuda::GroupNormPath autop = cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, 2);
+      if (k.spatial % (16 / static_cast<int64_t>(es)) != 0) EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << k.what;
+      if (k.c == 512 && k.spatial == 6 * 20) EXPECT_EQ(autop, cuda::GroupNormPath::SinglePass) << dtype_name(dt);
+      if (k.c == 64 && coop && sms >= 32) EXPECT_EQ(autop, cuda::GroupNormPath::SinglePass) << dtype_name(dt);
+      if (k.c == 68 && k.n * k.groups * 2 > sms) EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << dtype_name(dt);
+    }
   }
 }
 

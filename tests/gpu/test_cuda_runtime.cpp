@@ -2,6 +2,7 @@
 // precision, fused convolution activations, fp16 lowering, CUDA graphs vs plain stream launches, transfers
 // off, timing cache, engine files and their device check. Skipped without a GPU.
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 
@@ -41,6 +42,7 @@ const std::vector<ConvCase> kConvCases = {
     {{1, 4, 33}, {6, 4, 3}, {1, 1}, {}},                 // 1-D
     {{1, 2, 6, 10, 12}, {4, 2, 3, 3, 3}, {1, 1, 1, 1, 1, 1}, {}},  // 3-D with two input channels (cuDNN)
     {{1, 32, 10, 14}, {16, 32, 3, 3}, {}, {}, 1, false},  // no bias, valid
+    {{1, 3, 20, 30}, {5, 3, 5, 5}, {2, 2, 2, 2}, {}},      // channel counts NHWC tactics pad to 8
 };
 
 BuildOptions precision(DType p, bool tf32) {
@@ -76,6 +78,36 @@ TEST(CudaConv, Fp16AndBf16MatchReference) {
       Comparison r = compare_with_reference(*conv_graph(c), precision(p, true));
       EXPECT_LE(r.worst(), tolerance(p, true)) << dtype_name(p) << " x " << to_string(make_shape(c.x));
     }
+  }
+}
+
+// Each engine on its own (KILN_CUDA_CONV_ENGINE), so a tactic that timing rarely picks is still checked.
+TEST(CudaConv, EveryEngineMatchesReference) {
+  KILN_REQUIRE_GPU();
+  struct EngineCase {
+    const char* engine;
+    std::vector<size_t> cases;  // indices into kConvCases the engine can run
+    std::vector<DType> precisions;
+  };
+  const std::vector<EngineCase> engines = {
+      {"cudnn.nchw", {0, 2, 3, 4, 5}, {DType::Float, DType::Float16}},
+      {"cudnn.nhwc", {0, 2, 3, 7}, {DType::Float16, DType::BFloat16}},
+      {"graph.nchw", {0, 2, 6}, {DType::Float16}},
+      {"graph.nhwc", {0, 2, 6, 7}, {DType::Float16, DType::BFloat16}},
+      {"cublas", {1}, {DType::Float, DType::Float16, DType::BFloat16}},
+      {"gemm.im2col", {0, 2, 6}, {DType::Float, DType::Float16, DType::BFloat16}},
+  };
+  for (const EngineCase& e : engines) {
+    ::setenv("KILN_CUDA_CONV_ENGINE", e.engine, 1);
+    for (size_t i : e.cases)
+      for (DType p : e.precisions)
+        for (bool tf32 : {false, true}) {
+          if (p != DType::Float && tf32) continue;
+          if (p == DType::Float && tf32 && std::string(e.engine).rfind("graph", 0) != 0 && i > 0) continue;
+          Comparison r = compare_with_reference(*conv_graph(kConvCases[i]), precision(p, tf32));
+          EXPECT_LE(r.worst(), tolerance(p, tf32)) << e.engine << " case " << i << " " << dtype_name(p) << (tf32 ? " tf32" : "");
+        }
+    ::unsetenv("KILN_CUDA_CONV_ENGINE");
   }
 }
 

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <sstream>
 
@@ -63,8 +65,6 @@ cudaDataType_t cuda_type(DType t) {
   return t == DType::Float ? CUDA_R_32F : t == DType::Float16 ? CUDA_R_16F : CUDA_R_16BF;
 }
 
-bool is_onnx(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
-
 // Everything about one convolution layer that the kernel and its tactics need.
 struct ConvShape {
   DType dtype = DType::Float;
@@ -80,6 +80,13 @@ struct ConvShape {
   static int64_t product(const std::vector<int64_t>& v) {
     int64_t p = 1;
     for (int64_t d : v) p *= d;
+    return p;
+  }
+  // The shape an NHWC tactic runs: 16-bit tensor cores want channel counts in multiples of 8, so input and
+  // output channels are padded with zeros (weights too) by the layout conversions around the convolution.
+  ConvShape padded() const {
+    ConvShape p = *this;
+    if (dtype != DType::Float && group == 1) p.c = (c + 7) / 8 * 8, p.m = (m + 7) / 8 * 8;
     return p;
   }
   bool is_1x1() const {
@@ -152,8 +159,25 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
   return true;
 }
 
-enum class Engine { CudnnNchw, CudnnNhwc, Cublas };
-const char* engine_name(Engine e) { return e == Engine::CudnnNchw ? "cudnn.nchw" : e == Engine::CudnnNhwc ? "cudnn.nhwc" : "cublas"; }
+// cudnn.*: cuDNN's legacy convolution API, algo = cudnnConvolutionFwdAlgo_t. graph.*: cuDNN's graph (backend)
+// API, which reaches the newer (Hopper) kernels; algo = index into heuristic mode A's engine configs, stable
+// for one cuDNN version and GPU (engine files record both and refuse others).
+// gemm.im2col: columns of the im2col matrix in chunks of `algo` output positions, each chunk one cuBLAS GEMM
+// (the large-K, small-spatial layers where a GEMM splits K better than cuDNN).
+enum class Engine { CudnnNchw, CudnnNhwc, Cublas, GraphNchw, GraphNhwc, Im2colGemm };
+const char* engine_name(Engine e) {
+  switch (e) {
+    case Engine::CudnnNchw: return "cudnn.nchw";
+    case Engine::CudnnNhwc: return "cudnn.nhwc";
+    case Engine::Cublas: return "cublas";
+    case Engine::GraphNchw: return "graph.nchw";
+    case Engine::GraphNhwc: return "graph.nhwc";
+    case Engine::Im2colGemm: return "gemm.im2col";
+  }
+  return "?";
+}
+bool is_nhwc(Engine e) { return e == Engine::CudnnNhwc || e == Engine::GraphNhwc; }
+bool is_graph(Engine e) { return e == Engine::GraphNchw || e == Engine::GraphNhwc; }
 
 struct Tactic {
   Engine engine = Engine::CudnnNchw;
@@ -172,6 +196,9 @@ struct Tactic {
     if (e == "cudnn.nchw") t.engine = Engine::CudnnNchw;
     else if (e == "cudnn.nhwc") t.engine = Engine::CudnnNhwc;
     else if (e == "cublas") t.engine = Engine::Cublas;
+    else if (e == "graph.nchw") t.engine = Engine::GraphNchw;
+    else if (e == "graph.nhwc") t.engine = Engine::GraphNhwc;
+    else if (e == "gemm.im2col") t.engine = Engine::Im2colGemm;
     else return std::nullopt;
     t.algo = algo;
     t.workspace = ws;
@@ -240,24 +267,189 @@ struct CudnnDescs {
   }
 };
 
+// ---- cuDNN graph (backend) API: one convolution as an operation graph, executed through an execution plan.
+class BackendDesc {
+ public:
+  explicit BackendDesc(cudnnBackendDescriptorType_t type) { KILN_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d_)); }
+  ~BackendDesc() {
+    if (d_) cudnnBackendDestroyDescriptor(d_);
+  }
+  BackendDesc(BackendDesc&& o) noexcept : d_(o.d_) { o.d_ = nullptr; }
+  BackendDesc(const BackendDesc&) = delete;
+  BackendDesc& operator=(const BackendDesc&) = delete;
+  template <typename T>
+  BackendDesc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count, const T* values) {
+    KILN_CUDNN_CHECK(cudnnBackendSetAttribute(d_, name, type, count, values));
+    return *this;
+  }
+  void finalize() { KILN_CUDNN_CHECK(cudnnBackendFinalize(d_)); }
+  cudnnBackendDescriptor_t get() const { return d_; }
+  cudnnBackendDescriptor_t* ptr() { return &d_; }
+
+ private:
+  cudnnBackendDescriptor_t d_ = nullptr;
+};
+
+constexpr int64_t kUidX = 1, kUidW = 2, kUidY = 3;
+
+class GraphConv {
+ public:
+  // Builds the operation graph and the execution plan of engine config `index` (heuristic mode A order).
+  // Throws when the config cannot be finalized for this problem.
+  GraphConv(const ConvShape& s, bool nhwc, int index, cudnnHandle_t handle) {
+    std::vector<int64_t> in = s.in, out = s.out, k = s.k, stride = s.stride, dil = s.dil, pad = s.pad;
+    if (in.size() == 1) {
+      in.insert(in.begin(), 1), out.insert(out.begin(), 1), k.insert(k.begin(), 1);
+      stride.insert(stride.begin(), 1), dil.insert(dil.begin(), 1), pad.insert(pad.begin(), 0);
+    }
+    const cudnnDataType_t dt = cudnn_type(s.dtype);
+    BackendDesc x = tensor(dt, s.n, s.c, in, nhwc, kUidX), w = tensor(dt, s.m, s.c / s.group, k, nhwc, kUidW),
+                y = tensor(dt, s.n, s.m, out, nhwc, kUidY);
+    BackendDesc conv(CUDNN_BACKEND_CONVOLUTION_DESCRIPTOR);
+    const cudnnDataType_t compute = CUDNN_DATA_FLOAT;
+    const cudnnConvolutionMode_t mode = CUDNN_CROSS_CORRELATION;
+    const int64_t nsp = static_cast<int64_t>(in.size());
+    conv.set(CUDNN_ATTR_CONVOLUTION_COMP_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &compute)
+        .set(CUDNN_ATTR_CONVOLUTION_CONV_MODE, CUDNN_TYPE_CONVOLUTION_MODE, 1, &mode)
+        .set(CUDNN_ATTR_CONVOLUTION_SPATIAL_DIMS, CUDNN_TYPE_INT64, 1, &nsp)
+        .set(CUDNN_ATTR_CONVOLUTION_DILATIONS, CUDNN_TYPE_INT64, nsp, dil.data())
+        .set(CUDNN_ATTR_CONVOLUTION_FILTER_STRIDES, CUDNN_TYPE_INT64, nsp, stride.data())
+        .set(CUDNN_ATTR_CONVOLUTION_PRE_PADDINGS, CUDNN_TYPE_INT64, nsp, pad.data())
+        .set(CUDNN_ATTR_CONVOLUTION_POST_PADDINGS, CUDNN_TYPE_INT64, nsp, pad.data());
+    conv.finalize();
+    BackendDesc op(CUDNN_BACKEND_OPERATION_CONVOLUTION_FORWARD_DESCRIPTOR);
+    const float alpha = 1.f, beta = 0.f;
+    op.set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_X, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, x.ptr())
+        .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_W, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, w.ptr())
+        .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_Y, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, y.ptr())
+        .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_CONV_DESC, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, conv.ptr())
+        .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_ALPHA, CUDNN_TYPE_FLOAT, 1, &alpha)
+        .set(CUDNN_ATTR_OPERATION_CONVOLUTION_FORWARD_BETA, CUDNN_TYPE_FLOAT, 1, &beta);
+    op.finalize();
+    BackendDesc graph(CUDNN_BACKEND_OPERATIONGRAPH_DESCRIPTOR);
+    graph.set(CUDNN_ATTR_OPERATIONGRAPH_OPS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, op.ptr())
+        .set(CUDNN_ATTR_OPERATIONGRAPH_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle);
+    graph.finalize();
+    BackendDesc heur(CUDNN_BACKEND_ENGINEHEUR_DESCRIPTOR);
+    const cudnnBackendHeurMode_t heur_mode = CUDNN_HEUR_MODE_A;
+    heur.set(CUDNN_ATTR_ENGINEHEUR_OPERATION_GRAPH, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, graph.ptr())
+        .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &heur_mode);
+    heur.finalize();
+    int64_t count = 0;
+    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
+                                              &count, nullptr));
+    configs_ = count;
+    if (index >= count) throw Error("cuDNN engine config " + std::to_string(index) + " of " + std::to_string(count));
+    std::vector<BackendDesc> cfgs;
+    std::vector<cudnnBackendDescriptor_t> raw;
+    for (int64_t i = 0; i < count; ++i) {
+      cfgs.emplace_back(CUDNN_BACKEND_ENGINECFG_DESCRIPTOR);
+      raw.push_back(cfgs.back().get());
+    }
+    int64_t got = 0;
+    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
+                                              count, &got, raw.data()));
+    plan_ = std::make_unique<BackendDesc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
+    plan_->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle)
+        .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &raw[static_cast<size_t>(index)]);
+    plan_->finalize();
+    int64_t ws = 0, n = 0;
+    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(plan_->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
+                                              1, &n, &ws));
+    workspace_ = static_cast<size_t>(ws);
+  }
+
+  size_t workspace() const { return workspace_; }
+  int64_t configs() const { return configs_; }
+
+  // Called with the handle mutex held. The variant pack of the last pointer set is kept: a context enqueues the
+  // same pointers every time, so only the first call (or a capture) pays for building it.
+  void execute(cudnnHandle_t handle, const void* x, const void* w, void* y, void* workspace) const {
+    void* ptrs[3] = {const_cast<void*>(x), const_cast<void*>(w), y};
+    if (!pack_ || std::memcmp(ptrs, last_ptrs_, sizeof ptrs) != 0 || workspace != last_workspace_) {
+      const int64_t uids[3] = {kUidX, kUidW, kUidY};
+      auto pack = std::make_unique<BackendDesc>(CUDNN_BACKEND_VARIANT_PACK_DESCRIPTOR);
+      pack->set(CUDNN_ATTR_VARIANT_PACK_DATA_POINTERS, CUDNN_TYPE_VOID_PTR, 3, ptrs)
+          .set(CUDNN_ATTR_VARIANT_PACK_UNIQUE_IDS, CUDNN_TYPE_INT64, 3, uids)
+          .set(CUDNN_ATTR_VARIANT_PACK_WORKSPACE, CUDNN_TYPE_VOID_PTR, 1, &workspace);
+      pack->finalize();
+      pack_ = std::move(pack);
+      std::memcpy(last_ptrs_, ptrs, sizeof ptrs);
+      last_workspace_ = workspace;
+    }
+    KILN_CUDNN_CHECK(cudnnBackendExecute(handle, plan_->get(), pack_->get()));
+  }
+
+  // Number of engine configs heuristic mode A offers for this problem.
+  static int64_t count_configs(const ConvShape& s, bool nhwc, cudnnHandle_t handle) {
+    try {
+      return GraphConv(s, nhwc, 0, handle).configs();
+    } catch (const Error&) {
+      return 0;
+    }
+  }
+
+ private:
+  static BackendDesc tensor(cudnnDataType_t dt, int64_t n, int64_t c, const std::vector<int64_t>& sp, bool nhwc,
+                            int64_t uid) {
+    std::vector<int64_t> dims{n, c}, strides(sp.size() + 2);
+    dims.insert(dims.end(), sp.begin(), sp.end());
+    int64_t spatial = 1;
+    for (int64_t v : sp) spatial *= v;
+    if (!nhwc) {
+      int64_t st = 1;
+      for (size_t i = dims.size(); i-- > 0;) strides[i] = st, st *= dims[i];
+    } else {
+      strides[0] = c * spatial;
+      strides[1] = 1;
+      int64_t st = c;
+      for (size_t i = dims.size(); i-- > 2;) strides[i] = st, st *= dims[i];
+    }
+    BackendDesc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
+    const int64_t nd = static_cast<int64_t>(dims.size()), align = 16;
+    t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)
+        .set(CUDNN_ATTR_TENSOR_DIMENSIONS, CUDNN_TYPE_INT64, nd, dims.data())
+        .set(CUDNN_ATTR_TENSOR_STRIDES, CUDNN_TYPE_INT64, nd, strides.data())
+        .set(CUDNN_ATTR_TENSOR_UNIQUE_ID, CUDNN_TYPE_INT64, 1, &uid)
+        .set(CUDNN_ATTR_TENSOR_BYTE_ALIGNMENT, CUDNN_TYPE_INT64, 1, &align);
+    t.finalize();
+    return t;
+  }
+
+  std::unique_ptr<BackendDesc> plan_;
+  size_t workspace_ = 0;
+  int64_t configs_ = 0;
+  mutable std::unique_ptr<BackendDesc> pack_;
+  mutable void* last_ptrs_[3] = {};
+  mutable void* last_workspace_ = nullptr;
+};
+
 class ConvKernel final : public CudaKernel {
  public:
-  ConvKernel(const backend::LayerDesc& d, const ConvShape& s, const Tactic& t) : s_(s), tactic_(t) {
+  ConvKernel(const backend::LayerDesc& d, const ConvShape& s, const Tactic& t)
+      : s_(s), sp_(is_nhwc(t.engine) ? s.padded() : s), tactic_(t) {
     const TensorData& w = *d.inputs[1].constant;
     std::vector<unsigned char> wh = convert_float_constant(w, s.dtype);
-    if (t.engine == Engine::CudnnNhwc) wh = to_khwc(wh, dtype_size(s.dtype));
+    if (is_nhwc(t.engine)) wh = to_khwc(wh, dtype_size(s.dtype));
     weights_ = DeviceBuffer(wh.data(), wh.size());
     if (s.has_bias) {
       std::vector<unsigned char> b = convert_float_constant(*d.inputs[2].constant, DType::Float);
       bias_ = DeviceBuffer(b.data(), b.size());
     }
-    if (t.engine != Engine::Cublas) descs_ = std::make_unique<CudnnDescs>(s, t.engine == Engine::CudnnNhwc);
+    handles();  // created now: creating them inside a CUDA graph capture would fail
+    if (t.engine == Engine::CudnnNchw || t.engine == Engine::CudnnNhwc)
+      descs_ = std::make_unique<CudnnDescs>(sp_, t.engine == Engine::CudnnNhwc);
+    if (is_graph(t.engine)) {
+      std::lock_guard<std::mutex> lock(handles().mutex);
+      graph_ = std::make_unique<GraphConv>(sp_, t.engine == Engine::GraphNhwc, t.algo, handles().cudnn);
+      tactic_.workspace = graph_->workspace();
+    }
   }
 
   bool owns_constant_input(size_t index) const override { return index == 1 || index == 2; }
   size_t workspace_bytes() const override {
     size_t ws = tactic_.workspace;
-    if (tactic_.engine == Engine::CudnnNhwc) ws += align(in_bytes()) + align(out_bytes());
+    if (is_nhwc(tactic_.engine)) ws += align(in_bytes()) + align(out_bytes());
     return ws;
   }
   std::string serialize() const override { return tactic_.str(); }
@@ -276,6 +468,11 @@ class ConvKernel final : public CudaKernel {
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
+    if (tactic_.engine == Engine::Im2colGemm) {
+      im2col_gemm(x, y, workspace, stream);
+      launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+      return;
+    }
     Handles& h = handles();
     std::lock_guard<std::mutex> lock(h.mutex);
     KILN_CUDNN_CHECK(cudnnSetStream(h.cudnn, stream));
@@ -286,33 +483,76 @@ class ConvKernel final : public CudaKernel {
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
+    if (tactic_.engine == Engine::GraphNchw) {
+      graph_->execute(h.cudnn, x, weights_.ptr, y, workspace);
+      launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+      return;
+    }
     auto* base = static_cast<unsigned char*>(workspace);
     void* x_nhwc = base;
     void* y_nhwc = base + align(in_bytes());
     void* ws = base + align(in_bytes()) + align(out_bytes());
-    launch_nchw_to_nhwc(s_.dtype, x, x_nhwc, s_.n, s_.c, s_.in_spatial(), stream);
-    KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x_nhwc, descs_->w, weights_.ptr, descs_->conv,
-                                             static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), ws,
-                                             tactic_.workspace, &zero, descs_->y, y_nhwc));
-    launch_nhwc_to_nchw_bias_activation(s_.dtype, y_nhwc, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha,
-                                        stream);
+    launch_nchw_to_nhwc(s_.dtype, x, x_nhwc, s_.n, s_.c, s_.in_spatial(), sp_.c, stream);
+    if (graph_)
+      graph_->execute(h.cudnn, x_nhwc, weights_.ptr, y_nhwc, ws);
+    else
+      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x_nhwc, descs_->w, weights_.ptr, descs_->conv,
+                                               static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), ws,
+                                               tactic_.workspace, &zero, descs_->y, y_nhwc));
+    launch_nhwc_to_nchw_bias_activation(s_.dtype, y_nhwc, y, bias, s_.n, s_.m, s_.out_spatial(), sp_.m, s_.post,
+                                        s_.alpha, stream);
   }
 
-  size_t in_bytes() const { return static_cast<size_t>(s_.n * s_.c * s_.in_spatial()) * dtype_size(s_.dtype); }
-  size_t out_bytes() const { return static_cast<size_t>(s_.n * s_.m * s_.out_spatial()) * dtype_size(s_.dtype); }
+  const Tactic& tactic() const { return tactic_; }
+  // Bytes of the NHWC copies (padded channels).
+  size_t in_bytes() const { return static_cast<size_t>(sp_.n * sp_.c * sp_.in_spatial()) * dtype_size(s_.dtype); }
+  size_t out_bytes() const { return static_cast<size_t>(sp_.n * sp_.m * sp_.out_spatial()) * dtype_size(s_.dtype); }
 
  private:
   static size_t align(size_t n) { return (n + 255) / 256 * 256; }
 
-  // [M, C, k...] -> [M, k..., C]
+  // [M, C/g, k...] -> [Mp, k..., Cp/g], the padded channels zero.
   std::vector<unsigned char> to_khwc(const std::vector<unsigned char>& w, size_t elem) const {
-    const int64_t cg = s_.c / s_.group, ks = ConvShape::product(s_.k);
-    std::vector<unsigned char> out(w.size());
+    const int64_t cg = s_.c / s_.group, cpg = sp_.c / sp_.group, ks = ConvShape::product(s_.k);
+    std::vector<unsigned char> out(static_cast<size_t>(sp_.m * cpg * ks) * elem, 0);
     for (int64_t m = 0; m < s_.m; ++m)
       for (int64_t c = 0; c < cg; ++c)
         for (int64_t p = 0; p < ks; ++p)
-          std::memcpy(&out[((m * ks + p) * cg + c) * elem], &w[((m * cg + c) * ks + p) * elem], elem);
+          std::memcpy(&out[static_cast<size_t>((m * ks + p) * cpg + c) * elem],
+                      &w[static_cast<size_t>((m * cg + c) * ks + p) * elem], elem);
     return out;
+  }
+
+  void im2col_gemm(const void* x, void* y, void* col, cudaStream_t stream) const {
+    const Im2colShape g{s_.c, s_.in[0], s_.in[1], s_.out[0], s_.out[1], s_.k[0], s_.k[1], s_.stride[0],
+                        s_.stride[1], s_.pad[0], s_.pad[1], s_.dil[0], s_.dil[1]};
+    const int64_t sp = s_.out_spatial(), k = s_.c * s_.k[0] * s_.k[1], chunk = tactic_.algo;
+    const size_t elem = dtype_size(s_.dtype);
+    const cudaDataType_t t = cuda_type(s_.dtype);
+    const float one = 1.f, zero = 0.f;
+    Handles& h = handles();
+    std::lock_guard<std::mutex> lock(h.mutex);
+    KILN_CUBLAS_CHECK(cublasSetStream(h.cublas, stream));
+    for (int64_t n = 0; n < s_.n; ++n) {
+      const auto* xn = static_cast<const unsigned char*>(x) + static_cast<size_t>(n * s_.c * s_.in_spatial()) * elem;
+      auto* yn = static_cast<unsigned char*>(y) + static_cast<size_t>(n * s_.m * sp) * elem;
+      for (int64_t s0 = 0; s0 < sp; s0 += chunk) {
+        const int64_t cols = std::min(chunk, sp - s0);
+        launch_im2col(s_.dtype, xn, col, g, s0, s0 + cols, stream);
+        // Column-major: Y^T[s0:s0+cols, :] (ld S) = col^T (cols x K, ld cols) * W^T (K x M, ld K).
+        KILN_CUBLAS_CHECK(cublasGemmEx(h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(cols),
+                                       static_cast<int>(s_.m), static_cast<int>(k), &one, col, t,
+                                       static_cast<int>(cols), weights_.ptr, t, static_cast<int>(k), &zero,
+                                       yn + static_cast<size_t>(s0) * elem, t, static_cast<int>(sp), compute_type(),
+                                       CUBLAS_GEMM_DEFAULT));
+      }
+    }
+  }
+
+  cublasComputeType_t compute_type() const {
+    return s_.dtype == DType::Float && !s_.tf32 ? CUBLAS_COMPUTE_32F_PEDANTIC
+           : s_.dtype == DType::Float           ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                : CUBLAS_COMPUTE_32F;
   }
 
   void gemm_1x1(const void* x, void* y, cudaStream_t stream) const {
@@ -322,9 +562,7 @@ class ConvKernel final : public CudaKernel {
     KILN_CUBLAS_CHECK(cublasSetStream(h.cublas, stream));
     const float one = 1.f, zero = 0.f;
     const int64_t sp = s_.out_spatial();
-    const cublasComputeType_t compute = s_.dtype == DType::Float && !s_.tf32 ? CUBLAS_COMPUTE_32F_PEDANTIC
-                                        : s_.dtype == DType::Float           ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                             : CUBLAS_COMPUTE_32F;
+    const cublasComputeType_t compute = compute_type();
     const cudaDataType_t t = cuda_type(s_.dtype);
     KILN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(sp), static_cast<int>(s_.m), static_cast<int>(s_.c), &one,
@@ -332,14 +570,18 @@ class ConvKernel final : public CudaKernel {
         static_cast<int>(sp), s_.m * sp, static_cast<int>(s_.n), compute, CUBLAS_GEMM_DEFAULT));
   }
 
-  ConvShape s_;
+  ConvShape s_, sp_;  // the layer, and the shape its tactic runs (channel-padded for NHWC)
   Tactic tactic_;
   DeviceBuffer weights_, bias_;
   std::unique_ptr<CudnnDescs> descs_;
+  std::unique_ptr<GraphConv> graph_;
 };
 
 // ---- timing
 constexpr size_t kMaxWorkspace = size_t(1) << 30;  // algorithms needing more are not considered
+constexpr int64_t kIm2colBudget = int64_t(256) << 20;  // bytes of im2col columns per GEMM
+constexpr int64_t kGraphConfigsTimed = 6;          // the first engine configs of heuristic mode A
+constexpr size_t kGraphWorkspace = size_t(256) << 20;  // scratch while timing graph engines
 
 double time_ms(const std::function<void()>& run, cudaStream_t stream) {
   cudaEvent_t a, b;
@@ -369,7 +611,7 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   std::vector<Engine> engines{Engine::CudnnNchw};
   if (s.dtype != DType::Float) engines.push_back(Engine::CudnnNhwc);
   for (Engine e : engines) {
-    CudnnDescs descs(s, e == Engine::CudnnNhwc);
+    CudnnDescs descs(e == Engine::CudnnNhwc ? s.padded() : s, e == Engine::CudnnNhwc);
     Handles& h = handles();
     std::lock_guard<std::mutex> lock(h.mutex);
     int count = 0;
@@ -390,15 +632,43 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
         candidates.push_back(t);
     }
   }
-  if (s.is_1x1() && s.dtype != DType::BFloat16) candidates.push_back(Tactic{Engine::Cublas, 0, 0});
+  if (s.is_1x1()) candidates.push_back(Tactic{Engine::Cublas, 0, 0});
+  if (s.in.size() == 2 && s.group == 1 && !s.is_1x1()) {
+    // Chunks of output positions whose im2col columns fit the budget (at least 64 per GEMM).
+    const int64_t k = s.c * s.k[0] * s.k[1], col_bytes = k * static_cast<int64_t>(dtype_size(s.dtype));
+    const int64_t chunk = std::min<int64_t>(s.out_spatial(), std::max<int64_t>(64, kIm2colBudget / col_bytes));
+    if (chunk * 8 >= s.out_spatial() || chunk >= 4096)  // not hundreds of tiny GEMMs
+      candidates.push_back(Tactic{Engine::Im2colGemm, static_cast<int>(chunk), static_cast<size_t>(chunk * col_bytes)});
+  }
+  // The graph API's engines (not for strict fp32: its engine choice does not promise FMA-only math).
+  if (s.dtype != DType::Float || s.tf32) {
+    for (bool nhwc : {false, true}) {
+      if (nhwc && s.dtype == DType::Float) continue;
+      int64_t n = 0;
+      {
+        std::lock_guard<std::mutex> lock(handles().mutex);
+        n = GraphConv::count_configs(nhwc ? s.padded() : s, nhwc, handles().cudnn);
+      }
+      for (int64_t i = 0; i < std::min<int64_t>(n, kGraphConfigsTimed); ++i)
+        candidates.push_back(Tactic{nhwc ? Engine::GraphNhwc : Engine::GraphNchw, static_cast<int>(i), 0});
+    }
+  }
+  // KILN_CUDA_CONV_ENGINE=<engine> keeps only that engine's tactics: the GPU tests check each engine this way.
+  if (const char* only = std::getenv("KILN_CUDA_CONV_ENGINE")) {
+    std::erase_if(candidates, [&](const Tactic& t) { return std::string(engine_name(t.engine)) != only; });
+    if (candidates.empty()) throw Error(std::string("KILN_CUDA_CONV_ENGINE=") + only + " has no tactic for this convolution");
+  }
   if (candidates.empty()) throw Error("no cuDNN algorithm supports this convolution");
 
   // Scratch input (non-zero: zeros can time faster than real data), output and workspace.
   size_t ws_max = 0;
   for (const Tactic& t : candidates) ws_max = std::max(ws_max, t.workspace);
+  const ConvShape p = s.padded();
   const size_t in_b = static_cast<size_t>(s.n * s.c * s.in_spatial()) * dtype_size(s.dtype);
   const size_t out_b = static_cast<size_t>(s.n * s.m * s.out_spatial()) * dtype_size(s.dtype);
-  DeviceBuffer x(in_b), y(out_b), ws(ws_max + 2 * (in_b + out_b) + 1024);
+  const size_t nhwc_b = static_cast<size_t>(p.n * (p.c * p.in_spatial() + p.m * p.out_spatial())) * dtype_size(s.dtype);
+  ws_max = std::max(ws_max, kGraphWorkspace);
+  DeviceBuffer x(in_b), y(out_b), ws(ws_max + nhwc_b + 1024);
   KILN_CUDA_CHECK(cudaMemset(x.ptr, 0x3C, in_b));
   cudaStream_t stream;
   KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
@@ -407,8 +677,11 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   std::string report;
   for (const Tactic& t : candidates) {
     double ms = 1e30;
+    Tactic timed = t;
     try {
       ConvKernel k(d, s, t);
+      if (k.workspace_bytes() > ws.bytes) continue;
+      timed = k.tactic();
       ms = time_ms([&] { k.enqueue_raw(x.ptr, y.ptr, ws.ptr, stream); }, stream);
     } catch (const Error&) {
       cudaGetLastError();  // a tactic that fails to run is skipped
@@ -417,7 +690,7 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
     char buf[64];
     std::snprintf(buf, sizeof buf, " %s/%d %.3f", engine_name(t.engine), t.algo, ms);
     report += buf;
-    if (ms < best_ms) best_ms = ms, best = t;
+    if (ms < best_ms) best_ms = ms, best = timed;
   }
   cudaStreamDestroy(stream);
   if (best_ms >= 1e30) throw Error("no convolution tactic ran");
@@ -447,11 +720,11 @@ std::unique_ptr<backend::Kernel> create(const backend::LayerDesc& d) {
   if (!read_conv(d, s)) throw Error("node " + d.node->label() + ": unsupported convolution");
   const std::string key = device_key() + "|" + s.key();
   std::optional<Tactic> tactic;
-  if (d.timing_cache)
+  if (d.timing_cache && !std::getenv("KILN_CUDA_CONV_ENGINE"))
     if (auto hit = d.timing_cache->find(key)) tactic = Tactic::parse(*hit);
   if (!tactic) {
     tactic = time_tactics(d, s);
-    if (d.timing_cache) d.timing_cache->put(key, tactic->str());
+    if (d.timing_cache && !std::getenv("KILN_CUDA_CONV_ENGINE")) d.timing_cache->put(key, tactic->str());
   }
   return std::make_unique<ConvKernel>(d, s, *tactic);
 }

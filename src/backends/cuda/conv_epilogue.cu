@@ -24,43 +24,70 @@ __global__ void bias_activation_kernel(T* y, const float* bias, int64_t c, int64
 }
 
 // 32x32 tiles through shared memory (padded against bank conflicts): reads and writes both coalesced.
+// y[b][col][row] = x[b][row][col] for row < rows, col < cols; rows in [rows, rows_out) are written as zeros
+// (channel padding for tensor cores). With the epilogue, col is the channel.
 constexpr int kTile = 32, kRows = 8;
 
+struct TransposeArgs {
+  int64_t rows, rows_out, cols, x_ld, y_ld, x_batch, y_batch;
+  const float* bias;
+  PostOp post;
+  float alpha;
+  bool epilogue;
+};
+
 template <typename T>
-__global__ void transpose_kernel(const T* x, T* y, int64_t rows, int64_t cols, const float* bias, PostOp post,
-                                 float alpha, bool epilogue) {
-  // x: [batch][rows][cols] -> y: [batch][cols][rows]; with the epilogue, y's rows index is the channel.
+__global__ void transpose_kernel(const T* x, T* y, TransposeArgs a) {
   __shared__ float tile[kTile][kTile + 1];
-  const int64_t b = blockIdx.z;
-  const T* xb = x + b * rows * cols;
-  T* yb = y + b * rows * cols;
+  const T* xb = x + blockIdx.z * a.x_batch;
+  T* yb = y + blockIdx.z * a.y_batch;
   const int64_t r0 = int64_t(blockIdx.y) * kTile, c0 = int64_t(blockIdx.x) * kTile;
   for (int i = threadIdx.y; i < kTile; i += kRows) {
     const int64_t r = r0 + i, col = c0 + threadIdx.x;
-    if (r < rows && col < cols) tile[i][threadIdx.x] = to_float(xb[r * cols + col]);
+    if (col < a.cols && r < a.rows_out) tile[i][threadIdx.x] = r < a.rows ? to_float(xb[r * a.x_ld + col]) : 0.f;
   }
   __syncthreads();
   for (int i = threadIdx.y; i < kTile; i += kRows) {
     const int64_t col = c0 + i, r = r0 + threadIdx.x;  // output row = input column
-    if (r < rows && col < cols) {
+    if (r < a.rows_out && col < a.cols) {
       float v = tile[threadIdx.x][i];
-      if (epilogue) v = apply_post(bias ? v + bias[col] : v, post, alpha);
-      yb[col * rows + r] = from_float<T>(v);
+      if (a.epilogue) v = apply_post(a.bias ? v + a.bias[col] : v, a.post, a.alpha);
+      yb[col * a.y_ld + r] = from_float<T>(v);
     }
   }
 }
 
 template <typename T>
-void transpose(const void* x, void* y, int64_t n, int64_t rows, int64_t cols, const float* bias, PostOp post, float alpha,
-               bool epilogue, cudaStream_t stream) {
-  dim3 block(kTile, kRows), grid(static_cast<unsigned>((cols + kTile - 1) / kTile),
-                                 static_cast<unsigned>((rows + kTile - 1) / kTile), static_cast<unsigned>(n));
-  transpose_kernel<T><<<grid, block, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), rows, cols, bias, post,
-                                                  alpha, epilogue);
+void transpose(const void* x, void* y, int64_t n, const TransposeArgs& a, cudaStream_t stream) {
+  dim3 block(kTile, kRows), grid(static_cast<unsigned>((a.cols + kTile - 1) / kTile),
+                                 static_cast<unsigned>((a.rows_out + kTile - 1) / kTile), static_cast<unsigned>(n));
+  transpose_kernel<T><<<grid, block, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), a);
   KILN_CUDA_CHECK_LAUNCH();
 }
 
+template <typename T>
+__global__ void im2col_kernel(const T* x, T* col, Im2colShape s, int64_t s0, int64_t cols, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = i / cols, j = i - row * cols, sp = s0 + j;
+    const int64_t oh = sp / s.ow, ow = sp - oh * s.ow;
+    const int64_t kw = row % s.kw, kh = (row / s.kw) % s.kh, c = row / (s.kw * s.kh);
+    const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h, iw = ow * s.stride_w - s.pad_w + kw * s.dil_w;
+    col[i] = (ih >= 0 && ih < s.h && iw >= 0 && iw < s.w) ? x[(c * s.h + ih) * s.w + iw] : from_float<T>(0.f);
+  }
+}
+
 }  // namespace
+
+void launch_im2col(DType dtype, const void* x_image, void* col, const Im2colShape& s, int64_t s0, int64_t s1,
+                   cudaStream_t stream) {
+  const int64_t cols = s1 - s0, total = s.c * s.kh * s.kw * cols;
+  dispatch_float_type(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    im2col_kernel<T><<<std::min<unsigned>(blocks_for(total, 256), 132 * 32), 256, 0, stream>>>(
+        static_cast<const T*>(x_image), static_cast<T*>(col), s, s0, cols, total);
+    KILN_CUDA_CHECK_LAUNCH();
+  });
+}
 
 void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial, PostOp post,
                             float alpha, cudaStream_t stream) {
@@ -74,17 +101,16 @@ void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, 
   });
 }
 
-void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial, cudaStream_t stream) {
-  dispatch_float_type(dtype, [&](auto tag) {
-    transpose<decltype(tag)>(x, y, n, c, spatial, nullptr, PostOp::None, 0.f, false, stream);
-  });
+void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial, int64_t c_pad,
+                         cudaStream_t stream) {
+  const TransposeArgs a{c, c_pad, spatial, spatial, c_pad, c * spatial, c_pad * spatial, nullptr, PostOp::None, 0.f, false};
+  dispatch_float_type(dtype, [&](auto tag) { transpose<decltype(tag)>(x, y, n, a, stream); });
 }
 
 void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n, int64_t c,
-                                         int64_t spatial, PostOp post, float alpha, cudaStream_t stream) {
-  dispatch_float_type(dtype, [&](auto tag) {
-    transpose<decltype(tag)>(x, y, n, spatial, c, bias, post, alpha, true, stream);
-  });
+                                         int64_t spatial, int64_t c_pad, PostOp post, float alpha, cudaStream_t stream) {
+  const TransposeArgs a{spatial, spatial, c, c_pad, spatial, c_pad * spatial, c * spatial, bias, post, alpha, true};
+  dispatch_float_type(dtype, [&](auto tag) { transpose<decltype(tag)>(x, y, n, a, stream); });
 }
 
 }  // namespace kiln::cuda

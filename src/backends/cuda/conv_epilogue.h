@@ -14,10 +14,21 @@ enum class PostOp : int { None = 0, Relu = 1, Elu = 2, Sigmoid = 3 };
 // y[n, c, s] = post(y[n, c, s] + bias[c]) in place (NCHW, spatial flattened); bias may be null.
 void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial, PostOp post,
                             float alpha, cudaStream_t stream);
-// [n, c, s] -> [n, s, c]
-void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial, cudaStream_t stream);
-// [n, s, c] -> [n, c, s], then bias and activation as above.
+// [n, c, s] -> [n, s, c_pad], channels c..c_pad-1 zero (tensor cores want channel counts in multiples of 8).
+void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial, int64_t c_pad,
+                         cudaStream_t stream);
+// [n, s, c_pad] -> [n, c, s] (the first c channels), then bias and activation as above.
 void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n, int64_t c,
-                                         int64_t spatial, PostOp post, float alpha, cudaStream_t stream);
+                                         int64_t spatial, int64_t c_pad, PostOp post, float alpha, cudaStream_t stream);
 
+}  // namespace kiln::cuda
+
+namespace kiln::cuda {
+// Columns [s0, s1) of image n's im2col matrix, row-major [C*kh*kw][s1 - s0] (zero where the window reads
+// padding), for a 2-D convolution: x [C, H, W] of one image, output [OH, OW], s = oh * OW + ow.
+struct Im2colShape {
+  int64_t c, h, w, oh, ow, kh, kw, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+};
+void launch_im2col(DType dtype, const void* x_image, void* col, const Im2colShape& s, int64_t s0, int64_t s1,
+                   cudaStream_t stream);
 }  // namespace kiln::cuda
