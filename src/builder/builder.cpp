@@ -1,6 +1,7 @@
 // Engine::build: graph → optimized graph → layers with kernels → memory plan.
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <thread>
 #include <unordered_map>
 
@@ -174,15 +175,56 @@ bool can_alias(const EnginePlan& plan, const PlannedLayer& layer) {
          x.nbytes() == y.nbytes();
 }
 
+bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, std::vector<bool>& claimed) {
+  const Node& n = *layer.node;
+  if ((!n.domain.empty() && n.domain != "ai.onnx") || n.op != "Concat") return false;
+  if (layer.outputs.size() != 1 || layer.outputs[0] < 0 || layer.inputs.empty()) return false;
+  const ValueSlot& y = plan.values[static_cast<size_t>(layer.outputs[0])];
+  if (y.kind != ValueSlot::Kind::Activation) return false;
+  int64_t axis = n.attrs.get_int("axis", 0);
+  if (axis < 0) axis += static_cast<int64_t>(y.dims.size());
+  for (int64_t d = 0; d < axis; ++d)
+    if (y.dims[static_cast<size_t>(d)] != 1) return false;
+  std::vector<int> seen;
+  for (int v : layer.inputs) {
+    if (v < 0) return false;
+    const ValueSlot& x = plan.values[static_cast<size_t>(v)];
+    if (x.kind != ValueSlot::Kind::Activation || x.dtype != y.dtype || claimed[static_cast<size_t>(v)]) return false;
+    if (std::find(seen.begin(), seen.end(), v) != seen.end()) return false;
+    seen.push_back(v);
+    // Produced by a layer that writes its own buffer (not a view of another value).
+    bool produced = false;
+    for (const PlannedLayer& l : plan.layers)
+      for (int o : l.outputs)
+        if (o == v) produced = !l.is_alias;
+    if (!produced) return false;
+  }
+  for (int v : layer.inputs) claimed[static_cast<size_t>(v)] = true;
+  return true;
+}
+
 void plan_memory(EnginePlan& plan) {
-  // Alias layers: the output shares the root buffer of its input. Layers are in topological order, so a
-  // view's input is resolved before the view (chains collapse onto one root).
-  for (ValueSlot& v : plan.values) v.alias_of = -1;
+  // Alias layers: a view's output lives in its input's bytes; an in-place Concat's inputs live in their slices
+  // of its output. Chains (a view of a concat input, a concat of concats) resolve to one root below.
+  for (ValueSlot& v : plan.values) v.alias_of = -1, v.alias_offset = 0;
   for (const PlannedLayer& layer : plan.layers) {
     if (!layer.is_alias) continue;
-    const int in = layer.inputs[0], in_root = plan.values[static_cast<size_t>(in)].alias_of;
-    plan.values[static_cast<size_t>(layer.outputs[0])].alias_of = in_root >= 0 ? in_root : in;
+    const Node& n = *layer.node;
+    if (n.op == "Concat") {
+      size_t offset = 0;
+      for (int in : layer.inputs) {
+        plan.values[static_cast<size_t>(in)].alias_of = layer.outputs[0];
+        plan.values[static_cast<size_t>(in)].alias_offset = offset;
+        offset += plan.values[static_cast<size_t>(in)].nbytes();
+      }
+    } else {
+      plan.values[static_cast<size_t>(layer.outputs[0])].alias_of = layer.inputs[0];
+    }
   }
+  auto root_of = [&](size_t v) {
+    while (plan.values[v].alias_of >= 0) v = static_cast<size_t>(plan.values[v].alias_of);
+    return v;
+  };
   // Lifetime of each arena value in layer steps: [first write, last read]. Inputs are written before
   // step 0; graph outputs are read after the last step.
   const int end = static_cast<int>(plan.layers.size());
@@ -195,17 +237,18 @@ void plan_memory(EnginePlan& plan) {
       if (v >= 0) last[static_cast<size_t>(v)] = std::max(last[static_cast<size_t>(v)], step);
   }
   for (int v : plan.output_values) last[static_cast<size_t>(v)] = end;
-  // Inputs keep their buffer for the whole run: a context without data transfers (trtexec's
-  // --noDataTransfers) uploads them once and runs again on the same bytes.
-  for (int v : plan.input_values) last[static_cast<size_t>(v)] = end;
+  // On a device, inputs keep their buffer for the whole run: a context without data transfers (trtexec's
+  // --noDataTransfers) uploads them once and runs again on the same bytes. The CPU copies them in every run.
+  if (plan.options.device != "cpu")
+    for (int v : plan.input_values) last[static_cast<size_t>(v)] = end;
   for (size_t v = 0; v < plan.values.size(); ++v)
     last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
-  // A root buffer lives as long as any of its aliases is read (or copied out as a graph output).
+  // A root buffer lives from the first write to the last read of anything inside it.
   for (size_t v = 0; v < plan.values.size(); ++v) {
-    const int root = plan.values[v].alias_of;
-    if (root < 0) continue;
-    first[static_cast<size_t>(root)] = std::min(first[static_cast<size_t>(root)], first[v]);
-    last[static_cast<size_t>(root)] = std::max(last[static_cast<size_t>(root)], last[v]);
+    if (plan.values[v].alias_of < 0) continue;
+    const size_t root = root_of(v);
+    first[root] = std::min(first[root], first[v]);
+    last[root] = std::max(last[root], last[v]);
   }
   std::vector<size_t> order;
   plan.total_activation_bytes = 0;
@@ -237,8 +280,16 @@ void plan_memory(EnginePlan& plan) {
     plan.arena_bytes = std::max(plan.arena_bytes, offset + size);
     placed.push_back(v);
   }
-  for (ValueSlot& v : plan.values)
-    if (v.alias_of >= 0) v.offset = plan.values[static_cast<size_t>(v.alias_of)].offset;
+  // Offsets inside roots: a value's offset is its parent's plus its own, resolved parents first.
+  std::vector<bool> resolved(plan.values.size(), false);
+  std::function<size_t(size_t)> resolve = [&](size_t v) -> size_t {
+    ValueSlot& s = plan.values[v];
+    if (s.alias_of < 0 || resolved[v]) return s.offset;
+    s.offset = resolve(static_cast<size_t>(s.alias_of)) + s.alias_offset;
+    resolved[v] = true;
+    return s.offset;
+  };
+  for (size_t v = 0; v < plan.values.size(); ++v) resolve(v);
 }
 
 std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& options) {
@@ -249,8 +300,9 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const DeviceBackend* device = check_device(source, plan->options);
   for (const std::string& r : options.skip_rewrites)
-    if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation" && r != "elementwise")
-      throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation, elementwise)");
+    if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation" && r != "elementwise" &&
+        r != "concat_in_place")
+      throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation, elementwise, concat_in_place)");
   plan->graph = source.copy();
   Graph& g = *plan->graph;
   apply_input_shapes(g, options);
@@ -305,8 +357,12 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   TimingCache cache(options.timing_cache_file);
   plan->timing_cache = &cache;
   size_t step = 0;
+  std::vector<bool> claimed(plan->values.size(), false);  // inputs of in-place Concats
   for (PlannedLayer& layer : plan->layers) {
-    if (can_alias(*plan, layer)) {  // a zero-copy view: no kernel, no buffer of its own
+    if (enabled(options, "concat_in_place") && can_concat_in_place(*plan, layer, claimed)) {
+      layer.is_alias = true;  // producers write into their slices; nothing to run
+      layer.info.kernel = kAliasKernel;
+    } else if (can_alias(*plan, layer)) {  // a zero-copy view: no kernel, no buffer of its own
       layer.is_alias = true;
       layer.info.kernel = kAliasKernel;
     } else {

@@ -171,11 +171,12 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     plan->layers.push_back(std::move(layer));
   }
   index_values(*plan);
+  std::vector<bool> claimed(plan->values.size(), false);
   for (size_t k = 0; k < plan->layers.size(); ++k) {
     PlannedLayer& layer = plan->layers[k];
     const Node& n = *layer.node;
-    if (layer.info.kernel == kAliasKernel) {  // a view the builder aliased: no kernel to create
-      if (!can_alias(*plan, layer))
+    if (layer.info.kernel == kAliasKernel) {  // a view or in-place Concat the builder aliased: no kernel
+      if (!can_concat_in_place(*plan, layer, claimed) && !can_alias(*plan, layer))
         throw Error(path + ": layer '" + layer.info.name + "' is recorded as an alias, which it cannot be");
       layer.is_alias = true;
       continue;

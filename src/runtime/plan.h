@@ -18,9 +18,11 @@ struct ValueSlot {
   std::vector<int64_t> dims;
   size_t offset = 0;                  // Activation/Input: byte offset in the context's arena
   const Constant* constant = nullptr;  // Constant
-  // Activation produced by a zero-copy view layer (Reshape, Squeeze, ...): the value whose buffer it shares
-  // (the root of an alias chain, never itself an alias); -1 for a value with its own buffer.
+  // A value whose bytes live inside another value's buffer: the output of a zero-copy view layer (Reshape,
+  // Squeeze, ...: alias_of = its input, offset 0) or an input of an in-place Concat (alias_of = the concat's
+  // output, at its slice's byte offset). -1 for a value with its own buffer. Chains resolve to one root.
   int alias_of = -1;
+  size_t alias_offset = 0;
   size_t nbytes() const;
 };
 
@@ -56,9 +58,14 @@ struct EnginePlan {
 // instantiate a kernel by name, plan memory.
 void index_values(EnginePlan& plan);
 backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer);
-// Whether a layer can be an alias: a pure view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
+// Whether a layer can be an alias: a Concat whose inputs the producers can write straight into their slices
+// of the output (see can_concat_in_place), or a pure view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
 // inference Dropout without mask) of an arena value, with an output of the same byte size.
 bool can_alias(const EnginePlan& plan, const PlannedLayer& layer);
+// A Concat is done in place when every input is an activation of its own (not a graph input, constant or
+// view), used by no other in-place Concat (`claimed`), and each input is one contiguous block of the output
+// (all dims before the axis are 1). Marks its inputs in `claimed`.
+bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, std::vector<bool>& claimed);
 void plan_memory(EnginePlan& plan);
 // The device backend for o.device (nullptr for "cpu"); throws naming the model when it is unknown or unusable.
 const DeviceBackend* check_device(const Graph& source, const BuildOptions& o);

@@ -1,6 +1,8 @@
 // cuda.conv3d_direct (Conv3d with one input channel) against the CPU reference: PackNet's 1→8 3x3x3 pad 1 with
 // and without bias at several sizes (odd ones, tiles crossing every edge), asymmetric pads, more than 8 output
-// channels (two launches), another kernel size (the generic path), fp32 and fp16.
+// channels (two launches), another kernel size (the generic path), fp32 (FFMA kernel), fp16 and bf16 (tensor-core
+// kernel). The fp16 / bf16 cases cover each block width (16, 32, 64 w), each store width (16-, 8-, 4-, 2-byte
+// rows: OW a multiple of 8, 4, 2, odd), partial depth / height / width tiles and N = 2.
 #include <vector>
 
 #include "gpu_test_util.h"
@@ -44,6 +46,13 @@ const std::vector<ConvCase> kCases = {
     {{1, 1, 7, 9, 12}, 12, {3, 3, 3}, kPad1, true},      // 12 channels: two launches, the second partial
     {{1, 1, 6, 8, 10}, 4, {1, 3, 5}, {0, 1, 2, 0, 1, 2}, true},   // generic path
     {{1, 1, 1, 1, 1}, 8, {3, 3, 3}, kPad1, true},        // a single voxel
+    // Block widths of the tensor-core kernel (fp16 / bf16): 64 w with a 16-byte tail strip half outside,
+    // 64 w with 4-byte rows, 32 w with N = 2, 64 w with OW % 8 = 4 and two channel launches, 16 w with odd OW.
+    {{1, 1, 10, 13, 120}, 8, {3, 3, 3}, kPad1, true},    // OW 120: 64-wide blocks, last strip's 2nd half empty
+    {{1, 1, 9, 5, 250}, 8, {3, 3, 3}, kPad1, false},     // OW 250: 64-wide blocks, 4-byte stores, D/H tails
+    {{2, 1, 17, 11, 96}, 8, {3, 3, 3}, kPad1, true},     // OW 96: 32-wide blocks, N = 2, 3 depth tiles
+    {{1, 1, 12, 9, 124}, 12, {3, 3, 3}, kPad1, true},    // OW 124: 8-byte stores, 12 channels in two launches
+    {{2, 1, 8, 8, 33}, 5, {3, 3, 3}, {2, 0, 1, 0, 2, 1}, true},   // 5 channels, odd OW, asymmetric pads
 };
 
 void check(DType precision) {
@@ -69,14 +78,21 @@ TEST(CudaConv3d, OneInputChannelFp16) {
   check(DType::Float16);
 }
 
-TEST(CudaConv3d, Pack1ShapeFp16) {
+TEST(CudaConv3d, OneInputChannelBf16) {
   KILN_REQUIRE_GPU();
-  BuildOptions opts;
-  opts.precision = DType::Float16;
-  auto g = conv_graph({{1, 1, 64, 96, 320}, 8, {3, 3, 3}, kPad1, true});  // pack1 with a quarter of its depth
-  const auto cmp = compare_with_reference(*g, opts);
-  EXPECT_LE(cmp.worst(), gpu_test::tolerance(DType::Float16, false));
-  EXPECT_TRUE(cmp.uses_kernel("cuda.conv3d_direct"));
+  check(DType::BFloat16);
+}
+
+TEST(CudaConv3d, Pack1ShapeFp16Bf16) {
+  KILN_REQUIRE_GPU();
+  for (DType precision : {DType::Float16, DType::BFloat16}) {
+    BuildOptions opts;
+    opts.precision = precision;
+    auto g = conv_graph({{1, 1, 64, 96, 320}, 8, {3, 3, 3}, kPad1, true});  // pack1 with a quarter of its depth
+    const auto cmp = compare_with_reference(*g, opts);
+    EXPECT_LE(cmp.worst(), gpu_test::tolerance(precision, false)) << dtype_name(precision);
+    EXPECT_TRUE(cmp.uses_kernel("cuda.conv3d_direct")) << dtype_name(precision);
+  }
 }
 
 }  // namespace
