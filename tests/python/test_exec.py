@@ -209,7 +209,8 @@ def bad_files(model):
 
 
 @pytest.mark.parametrize("case", ["shape", "dtype", "unknown_input", "corrupt_engine", "not_onnx", "missing_model",
-                                  "missing_input", "bad_npy", "device", "both", "neither", "truncated_engine"])
+                                  "missing_input", "bad_npy", "device", "both", "neither", "truncated_engine",
+                                  "fp16_and_bf16"])
 def test_errors_are_one_line(model, bad_files, case, tmp_path):
     onnx_arg = f"--onnx={model['path']}"
     x = model["files"]["x"]
@@ -222,7 +223,8 @@ def test_errors_are_one_line(model, bad_files, case, tmp_path):
         "missing_model": ([f"--onnx={tmp_path / 'missing.onnx'}"], ["missing.onnx"]),
         "missing_input": ([onnx_arg, f"--loadInputs=x:{tmp_path / 'missing.npy'}"], ["missing.npy"]),
         "bad_npy": ([onnx_arg, f"--loadInputs=x:{bad_files['npy']}"], [str(bad_files["npy"])]),
-        "device": ([onnx_arg, "--device=cuda"], ["not available in this build"]),
+        "device": ([onnx_arg, "--device=tpu"], ["device 'tpu' is not available in this build", "cpu"]),
+        "fp16_and_bf16": ([onnx_arg, "--fp16", "--bf16"], ["--fp16 and --bf16"]),
         "both": ([onnx_arg, f"--loadEngine={bad_files['engine']}"], ["exactly one"]),
         "neither": ([], ["exactly one"]),
         "truncated_engine": ([f"--loadEngine={model['files']['x']}"], [model["files"]["x"]]),
@@ -230,3 +232,13 @@ def test_errors_are_one_line(model, bad_files, case, tmp_path):
     line = one_error_line(kiln(*args, *FAST, check=False))
     for s in must_name:
         assert s in line, line
+
+
+def test_cuda_without_gpu_is_one_clear_line(model):
+    """Where there is no GPU (CI), --device=cuda fails with one line saying why; on a GPU machine it runs."""
+    r = kiln(f"--onnx={model['path']}", "--device=cuda", *FAST, check=False)
+    if r.returncode == 0:
+        assert "GPU Compute Time" in r.stdout
+        return
+    line = one_error_line(r)
+    assert "device 'cuda'" in line, line
