@@ -680,7 +680,7 @@ def collect_meta(args, gpu, torch_version, cuda="-", cudnn="-"):
     return {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"), "host": socket.gethostname(),
             "gpu": gpu, "torch": torch_version, "cuda": cuda, "cudnn": cudnn, "python": platform.python_version(),
             "driver": cmd_out(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]).splitlines()[0],
-            "kiln_rev": cmd_out(["git", "rev-parse", "--short", "HEAD"]),
+            "kiln_rev": os.environ.get("KILN_REV") or cmd_out(["git", "rev-parse", "--short", "HEAD"]),
             "shape": f"1x3x{args.height}x{args.width_px}", "width": args.width, "seed": args.seed,
             "iterations": args.iterations, "cudnn_benchmark": not args.no_cudnn_benchmark,
             "compile_mode": "off" if args.no_compile else args.compile_mode,

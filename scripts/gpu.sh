@@ -20,6 +20,7 @@ PY
 CUDA_LIB=$(dirname "$(ls /usr/local/cuda/lib64/libcublas.so.13 /usr/local/cuda*/lib64/libcublas.so.13 2>/dev/null | head -1)" 2>/dev/null)
 export LD_LIBRARY_PATH="$BIN:${CUDNN_DIR}:${CUDA_LIB}:${LD_LIBRARY_PATH:-}"
 export PYTHONUNBUFFERED=1
+export KILN_REV=$(cat "$BIN/REV" 2>/dev/null || echo unknown)
 echo "== $(date -u +%FT%TZ) $(nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader)"
 echo "== cuDNN from ${CUDNN_DIR:-system}; CUDA libs from ${CUDA_LIB:-system}"
 ldd "$BIN/libkiln.so" | grep -E "not found|cudnn|cublas" || true
@@ -27,7 +28,7 @@ status=0
 run() { echo "== $*"; "$@" || { echo "!! failed ($?): $*"; status=1; }; }
 
 if [[ " $stages " == *" tests "* ]]; then
-  run "$BIN/kiln_gpu_tests" --gtest_output=xml:"$OUT/gpu_tests.xml" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|Expected|Which is|rel" | head -150
+  run "$BIN/kiln_gpu_tests" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|Expected|Which is|rel" | head -150
 fi
 if [[ " $stages " == *" kernels "* ]]; then
   run "$BIN/bench_cuda_kernels" 2>&1 | tee "$OUT/bench_cuda_kernels.log"
@@ -54,10 +55,10 @@ PY
   run "$BIN/kiln" exec --loadEngine=/tmp/packnet_fp16.kiln --iterations=50 --duration=0 --noDataTransfers 2>&1 | grep -E "GPU Compute|Latency|Error|error" | head -5
 fi
 if [[ " $stages " == *" profile "* ]]; then
-  for mode in "--fp16" "" "--noTF32"; do
-    tag=${mode:-"--tf32"}; tag=${tag#--}
+  for mode in ${PROFILE_MODES:---fp16 --tf32 --noTF32}; do
+    tag=${mode#--}
     run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda $mode --timingCacheFile="$OUT/timing.cache" \
-      --iterations=20 --duration=0 --exportProfile="$OUT/profile_$tag.json" > "$OUT/profile_$tag.txt" 2>&1
+      --iterations=20 --duration=0 --verbose --exportProfile="$OUT/profile_$tag.json" > "$OUT/profile_$tag.txt" 2>&1
     python3 bench/profile_summary.py "$OUT/profile_$tag.json" | head -40
   done
 fi

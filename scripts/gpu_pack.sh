@@ -11,4 +11,5 @@ rm -rf .devbin && mkdir -p .devbin
 cp build-gpu/kiln build-gpu/libkiln.so build-gpu/kiln_gpu_tests build-gpu/bench_cuda_kernels .devbin/
 for lib in $(ldd build-gpu/libkiln.so | awk '/=>/ {print $3}' | grep -E "libonnx|libprotobuf"); do cp -L "$lib" .devbin/; done
 strip --strip-unneeded .devbin/* 2>/dev/null || true
+echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include tools || echo -dirty)" > .devbin/REV
 du -sh .devbin

@@ -580,7 +580,7 @@ class ConvKernel final : public CudaKernel {
 // ---- timing
 constexpr size_t kMaxWorkspace = size_t(1) << 30;  // algorithms needing more are not considered
 constexpr int64_t kIm2colBudget = int64_t(256) << 20;  // bytes of im2col columns per GEMM
-constexpr int64_t kGraphConfigsTimed = 6;          // the first engine configs of heuristic mode A
+constexpr int64_t kGraphConfigsTimed = 12;         // the first engine configs of heuristic mode A
 constexpr size_t kGraphWorkspace = size_t(256) << 20;  // scratch while timing graph engines
 
 double time_ms(const std::function<void()>& run, cudaStream_t stream) {
