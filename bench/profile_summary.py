@@ -15,4 +15,4 @@ for key, (ms, n) in sorted(by.items(), key=lambda kv: -kv[1][0]):
     print(f"  {ms:8.3f} ms {100 * ms / total:5.1f}%  {n:4d}x  {key}")
 print("  slowest layers:")
 for l in sorted(layers, key=lambda l: -l["averageMs"])[:15]:
-    print(f'  {l["averageMs"]:8.4f} ms  {l["op"]:16s} {l["kernel"]:20s} {l["name"]}')
+    print(f'  {l["averageMs"]:8.4f} ms  {l["op"]:16s} {l["kernel"]:20s} {l.get("tactic", ""):28s} {l["name"]}')

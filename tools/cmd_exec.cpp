@@ -174,7 +174,7 @@ void print_kernels(const Engine& engine, bool verbose) {
   std::cout << "\n";
   if (!verbose) return;
   for (const LayerInfo& l : engine.layers()) {
-    std::cout << "  " << l.name << " (" << l.op << ") -> " << l.kernel;
+    std::cout << "  " << l.name << " (" << l.op << ") -> " << l.kernel << (l.tactic.empty() ? "" : " [" + l.tactic + "]");
     if (l.fused.size() > 1 || (l.fused.size() == 1 && l.fused[0] != l.name)) {
       std::cout << "  [fused:";
       for (const std::string& f : l.fused) std::cout << " " << f;
@@ -188,8 +188,9 @@ void print_profile(const Engine& engine, const std::vector<double>& avg_ms, int 
   double total = 0;
   for (double t : avg_ms) total += t;
   size_t wn = 5, wo = 2, wk = 6;
+  auto kernel_of = [](const LayerInfo& l) { return l.tactic.empty() ? l.kernel : l.kernel + " [" + l.tactic + "]"; };
   for (const LayerInfo& l : engine.layers())
-    wn = std::max(wn, l.name.size()), wo = std::max(wo, l.op.size()), wk = std::max(wk, l.kernel.size());
+    wn = std::max(wn, l.name.size()), wo = std::max(wo, l.op.size()), wk = std::max(wk, kernel_of(l).size());
   std::cout << "\n=== Profile (" << runs << " iterations) ===\n"
             << std::left << std::setw(static_cast<int>(wn)) << "Layer" << "  " << std::setw(static_cast<int>(wo)) << "Op"
             << "  " << std::setw(static_cast<int>(wk)) << "Kernel" << std::right << std::setw(12) << "Avg(ms)"
@@ -199,7 +200,7 @@ void print_profile(const Engine& engine, const std::vector<double>& avg_ms, int 
     std::string fused;
     for (const std::string& f : l.fused) fused += (fused.empty() ? "" : ",") + f;
     std::cout << std::left << std::setw(static_cast<int>(wn)) << l.name << "  " << std::setw(static_cast<int>(wo))
-              << l.op << "  " << std::setw(static_cast<int>(wk)) << l.kernel << std::right << std::fixed
+              << l.op << "  " << std::setw(static_cast<int>(wk)) << kernel_of(l) << std::right << std::fixed
               << std::setprecision(6) << std::setw(12) << avg_ms[k] << std::setprecision(1) << std::setw(9)
               << (total > 0 ? 100 * avg_ms[k] / total : 0.0) << "  " << fused << "\n"
               << std::defaultfloat;
@@ -385,7 +386,7 @@ int run_exec(const ExecArgs& a) {
       nlohmann::json j = nlohmann::json::array();
       for (size_t k = 0; k < avg.size(); ++k) {
         const LayerInfo& l = engine->layers()[k];
-        j.push_back({{"name", l.name}, {"op", l.op}, {"kernel", l.kernel}, {"timeMs", layer_sum[k]},
+        j.push_back({{"name", l.name}, {"op", l.op}, {"kernel", l.kernel}, {"tactic", l.tactic}, {"timeMs", layer_sum[k]},
                      {"averageMs", avg[k]}, {"percentage", sum > 0 ? 100 * avg[k] / sum : 0.0}});
       }
       write_json(a.export_profile, j);

@@ -55,6 +55,7 @@ struct LayerInfo {
   std::string name;                 // the node's name (or a generated one)
   std::string op;                   // the op it runs ("Conv", "GroupNorm+Elu", ...)
   std::string kernel;               // the kernel chosen ("cpu.conv_onednn", "reference", ...)
+  std::string tactic;               // what the kernel chose inside (algorithm, layout); may be empty
   std::vector<std::string> fused;   // names of the original nodes folded into this layer
 };
 

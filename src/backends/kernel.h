@@ -61,6 +61,8 @@ class Kernel {
   // State that the factory's `deserialize` turns back into this kernel (plugins); empty = none, the kernel is
   // re-created from the layer alone.
   virtual std::string serialize() const { return {}; }
+  // What the kernel chose, for profiles and the verbose layer list ("graph.nhwc#3, NHWC via conversions").
+  virtual std::string describe() const { return {}; }
 };
 
 struct KernelFactory {

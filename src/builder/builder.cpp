@@ -379,7 +379,10 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
                      " timed" + (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
   plan_memory(*plan);
   if (device) plan->device_state = device->prepare(*plan);
-  for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);
+  for (PlannedLayer& layer : plan->layers) {
+    if (layer.kernel) layer.info.tactic = layer.kernel->describe();
+    plan->layer_infos.push_back(layer.info);
+  }
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +
                    std::to_string(plan->arena_bytes) + " bytes planned (" +

@@ -192,7 +192,10 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   }
   plan_memory(*plan);
   if (device) plan->device_state = device->prepare(*plan);
-  for (const PlannedLayer& layer : plan->layers) plan->layer_infos.push_back(layer.info);
+  for (PlannedLayer& layer : plan->layers) {
+    if (layer.kernel) layer.info.tactic = layer.kernel->describe();
+    plan->layer_infos.push_back(layer.info);
+  }
   return std::unique_ptr<Engine>(new Engine(std::move(plan)));
 }
 

@@ -1,7 +1,8 @@
-// CUDA data movement against the CPU reference: Transpose (gather and tiled paths, ranks 2–6), Concat (row copies
-// of every width, constant inputs), DepthToSpace/SpaceToDepth, Resize/Upsample (nearest with every coordinate
-// and rounding mode, linear; scales or sizes), Pad (constant/reflect/edge/wrap, attributes or inputs, axes),
-// Slice (negative and strided steps, clamping), and the byte copy of a view the runtime could not alias.
+// CUDA data movement against the CPU reference: Transpose (every vector-gather mode and the tiled path, ranks
+// 2–6, fp32/fp16/bf16), Concat (row copies of every width, constant inputs), DepthToSpace/SpaceToDepth (DCR, CRD,
+// blocks 2–4, PackNet's pack/unpack at reduced size), Resize/Upsample (nearest with every coordinate and rounding
+// mode, linear; scales or sizes), Pad (constant/reflect/edge/wrap, attributes or inputs, axes), Slice (negative
+// and strided steps, clamping, vector rows), and the byte copy of a view the runtime could not alias.
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -32,6 +33,18 @@ BuildOptions fp16() {
   BuildOptions o;
   o.precision = DType::Float16;
   return o;
+}
+
+BuildOptions bf16() {
+  BuildOptions o;
+  o.precision = DType::BFloat16;
+  return o;
+}
+
+// The strided copy's vector paths depend on the element size (8 fp16/bf16 or 4 fp32 elements per vector).
+const std::vector<std::pair<const char*, BuildOptions>>& all_precisions() {
+  static const std::vector<std::pair<const char*, BuildOptions>> p{{"fp32", fp32()}, {"fp16", fp16()}, {"bf16", bf16()}};
+  return p;
 }
 
 void expect_match(const Graph& g, const std::string& kernel, BuildOptions opts = fp32()) {
@@ -88,6 +101,45 @@ TEST(CudaMovement, TransposeFp16) {
     a.set("perm", std::vector<int64_t>{0, 2, 3, 1});
     auto g = one_node_graph("Transpose", {OperandSpec{dims}}, a);
     expect_match(*g, "cuda.transpose", fp16());
+  }
+}
+
+// The vector gather (several output elements per thread, one wide store): contiguous runs (Contig), input
+// rows interleaved into the output (Merge, DepthToSpace), an input run split across output channels (Split,
+// SpaceToDepth / the packing transpose), scalar loads otherwise (Generic); inner sizes that fill 8, 4, 2 or no
+// fp16 vectors, in every precision.
+TEST(CudaMovement, TransposeVectorPaths) {
+  KILN_REQUIRE_GPU();
+  struct Case {
+    std::vector<int64_t> dims, perm;
+  };
+  for (const auto& [name, opts] : all_precisions()) {
+    for (const Case& c : std::vector<Case>{
+             // PackNet's packing space-to-depth, [1,C,H/2,2,W/2,2] → [1,C,2,2,H/2,W/2] (Split).
+             {{1, 8, 8, 2, 32, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 32: full vectors
+             {{1, 8, 6, 2, 20, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 20: 4 fp16 per vector
+             {{1, 8, 3, 2, 10, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 10: 2 fp16 per vector
+             {{1, 8, 3, 2, 5, 2}, {0, 1, 3, 5, 2, 4}},    // W/2 = 5: one element per thread
+             {{2, 3, 4, 2, 16, 2}, {0, 1, 3, 5, 2, 4}},   // batch 2, odd channel count
+             {{1, 4, 3, 4, 8, 4}, {0, 1, 3, 5, 2, 4}},    // block 4: input runs split four ways
+             // Its inverse (PixelShuffle): [1,C,2,2,H,W] → [1,C,H,2,W,2] (Merge).
+             {{1, 8, 2, 2, 6, 40}, {0, 1, 4, 2, 5, 3}},
+             {{1, 8, 2, 2, 5, 7}, {0, 1, 4, 2, 5, 3}},    // odd W: pairs with scalar loads
+             // Outer-axis swaps: rows stay contiguous (Contig) unless their length or offsets break vectors.
+             {{4, 6, 40}, {1, 0, 2}},
+             {{3, 4, 10}, {1, 0, 2}},
+             {{3, 4, 9}, {1, 0, 2}},
+             {{5, 8, 3, 24}, {2, 0, 1, 3}},
+             // Short inner axis with a long input stride (Generic vectors), and a short one not filling a vector.
+             {{2, 8, 40}, {0, 2, 1}},
+             {{2, 12, 20}, {0, 2, 1}},
+         }) {
+      SCOPED_TRACE(std::string(name) + " " + kiln::to_string(kiln::make_shape(c.dims)));
+      Attributes a;
+      a.set("perm", c.perm);
+      auto g = one_node_graph("Transpose", {OperandSpec{c.dims}}, a);
+      expect_match(*g, "cuda.transpose", opts);
+    }
   }
 }
 
@@ -159,6 +211,41 @@ TEST(CudaMovement, DepthToSpace) {
   a.set("mode", std::string("CRD"));
   auto g = one_node_graph("DepthToSpace", {OperandSpec{{1, 16, 9, 11}}}, a);
   expect_match(*g, "cuda.depth_to_space", fp16());
+}
+
+// DepthToSpace / SpaceToDepth at PackNet's pattern (block 2, reduced channels) and around the vector widths.
+TEST(CudaMovement, DepthSpaceVectorPaths) {
+  KILN_REQUIRE_GPU();
+  for (const auto& [name, opts] : all_precisions()) {
+    for (const char* mode : {"CRD", "DCR"}) {
+      for (const auto& [dims, block] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
+               {{1, 32, 12, 40}, 2},   // unpack: C = 8, W = 40 (interleaves input rows in 8-element vectors)
+               {{1, 32, 6, 10}, 2},    // W = 10: 4-element vectors
+               {{1, 32, 5, 7}, 2},     // odd W
+               {{2, 12, 3, 16}, 2},    // batch 2, C = 3
+               {{1, 32, 4, 8}, 4},     // block 4
+               {{1, 16, 3, 6}, 4}}) {  // block 4, W not a multiple of 4
+        SCOPED_TRACE(std::string(name) + " " + mode + " " + kiln::to_string(kiln::make_shape(dims)));
+        Attributes a;
+        a.set("blocksize", block);
+        a.set("mode", std::string(mode));
+        expect_match(*one_node_graph("DepthToSpace", {OperandSpec{dims}}, a), "cuda.depth_to_space", opts);
+      }
+    }
+    for (const auto& [dims, block] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
+             {{1, 8, 12, 40}, 2},   // pack: C = 8, W/2 = 20
+             {{1, 8, 8, 64}, 2},    // W/2 = 32
+             {{1, 8, 12, 20}, 2},   // W/2 = 10
+             {{1, 3, 6, 14}, 2},    // W/2 = 7: odd
+             {{2, 5, 4, 32}, 2},    // batch 2
+             {{1, 4, 8, 32}, 4},    // block 4
+             {{1, 2, 8, 12}, 4}}) {  // block 4, W/4 = 3
+      SCOPED_TRACE(std::string(name) + " SpaceToDepth " + kiln::to_string(kiln::make_shape(dims)));
+      Attributes a;
+      a.set("blocksize", block);
+      expect_match(*one_node_graph("SpaceToDepth", {OperandSpec{dims}}, a), "cuda.depth_to_space", opts);
+    }
+  }
 }
 
 TEST(CudaMovement, SpaceToDepth) {
@@ -328,6 +415,20 @@ TEST(CudaMovement, Slice) {
     if (!c.steps.empty()) ins.push_back(ints(c.steps));
     auto g = one_node_graph("Slice", ins, {}, "", 1, 13);
     expect_match(*g, "cuda.slice");
+  }
+  // Vector paths: contiguous rows (aligned, then shifted by one element), stride-2 columns, reversed rows.
+  for (const auto& [name, opts] : all_precisions()) {
+    SCOPED_TRACE(name);
+    for (const Case& c : std::vector<Case>{
+             {{4, 6, 64}, {1}, {5}, {1}, {}},
+             {{2, 5, 17}, {1}, {17}, {2}, {}},
+             {{3, 8, 40}, {0, 1}, {8, 40}, {1, 2}, {1, 2}},
+             {{3, 6, 24}, {-1}, {kMin}, {2}, {-1}},
+         }) {
+      std::vector<OperandSpec> ins{OperandSpec{c.dims}, ints(c.starts), ints(c.ends), ints(c.axes)};
+      if (!c.steps.empty()) ins.push_back(ints(c.steps));
+      expect_match(*one_node_graph("Slice", ins, {}, "", 1, 13), "cuda.slice", opts);
+    }
   }
   // Opset 1 attributes.
   Attributes a;

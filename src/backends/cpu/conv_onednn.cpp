@@ -766,6 +766,7 @@ class OneDnnConv final : public Kernel {
   std::string tactic() const { return tactic_->name(); }
   // Engine files keep the timed choice, so loading an engine neither re-times nor changes its numerics.
   std::string serialize() const override { return "tactic=" + tactic_->name(); }
+  std::string describe() const override { return tactic_->name(); }
 
  private:
   int threads_;

@@ -453,6 +453,16 @@ class ConvKernel final : public CudaKernel {
     return ws;
   }
   std::string serialize() const override { return tactic_.str(); }
+  std::string describe() const override {
+    std::string d = std::string(engine_name(tactic_.engine));
+    if (tactic_.engine != Engine::Cublas) d += "#" + std::to_string(tactic_.algo);
+    if (is_nhwc(tactic_.engine)) {
+      d += " NHWC";
+      if (sp_.c != s_.c || sp_.m != s_.m)
+        d += " C" + std::to_string(s_.c) + "->" + std::to_string(sp_.c) + " M" + std::to_string(s_.m) + "->" + std::to_string(sp_.m);
+    }
+    return d;
+  }
 
   void enqueue(const std::vector<backend::TensorView>& in, const std::vector<backend::TensorView>& out,
                const RunContext& rc) const override {

@@ -7,7 +7,11 @@
 // permutation of the input strides, DepthToSpace/SpaceToDepth a permutation of a 6-D view, Slice the strides
 // times the steps plus an offset. On the host, size-1 axes are dropped and adjacent axes that stay adjacent are
 // merged; then the copy is one memcpy (contiguous), a 32x32 shared-memory tile transpose (the input's
-// innermost axis is not the output's and both are long), or a per-element gather (coalesced writes).
+// innermost axis is not the output's and both are long), or a vector gather: each thread writes up to 16 bytes
+// of consecutive output with one store, its index split with 32-bit multiply-shift division, its inputs loaded
+// as wide contiguous runs when the pattern allows (rows kept contiguous; input rows interleaved, as in
+// DepthToSpace; a contiguous input run dealt out to several output channels, as in SpaceToDepth) and element
+// by element otherwise. Offsets past 32 bits fall back to a per-element gather with 64-bit offsets.
 //
 // Resize computes the reference's taps (input index and weight per output coordinate and axis, in double,
 // with its coordinate and rounding rules) at create time and uploads them as small tables, so the device
@@ -99,6 +103,7 @@ struct GatherParams {
   int64_t dims[kMaxRank], strides[kMaxRank];
 };
 
+// The general fallback (64-bit offsets, or element sizes the vector path does not take): one element per thread.
 template <typename U, typename I>
 __global__ void gather_kernel(const U* src, U* dst, I n, GatherParams p) {
   const I step = static_cast<I>(gridDim.x) * blockDim.x;
@@ -115,6 +120,148 @@ __global__ void gather_kernel(const U* src, U* dst, I n, GatherParams p) {
     }
     dst[i] = src[off];
   }
+}
+
+// Unsigned division by a divisor fixed at plan time, for dividends below 2^31: with l = ceil(log2 d) and
+// m = floor(2^32 (2^l - d) / d) + 1, n / d = (mulhi(n, m) + n) >> l (Granlund & Montgomery, "Division by
+// invariant integers using multiplication", fig. 4.1; the sum cannot overflow 32 bits since n < 2^31).
+struct FastDiv {
+  uint32_t d, mul, shift;
+};
+
+FastDiv make_fast_div(uint32_t d) {
+  uint32_t l = 0;
+  while ((uint64_t{1} << l) < d) ++l;
+  const uint64_t m = (uint64_t{1} << 32) * ((uint64_t{1} << l) - d) / d + 1;
+  return {d, static_cast<uint32_t>(m), l};
+}
+
+__host__ __device__ __forceinline__ uint32_t mulhi32(uint32_t a, uint32_t b) {
+#ifdef __CUDA_ARCH__
+  return __umulhi(a, b);
+#else
+  return static_cast<uint32_t>((static_cast<uint64_t>(a) * b) >> 32);
+#endif
+}
+
+__host__ __device__ __forceinline__ uint32_t fast_div(uint32_t n, const FastDiv& f) {
+  return (mulhi32(n, f.mul) + n) >> f.shift;
+}
+
+// The vector gather: each thread moves V consecutive output elements ("a vector", whose start is a multiple of
+// V) with one store of V elements, from input offsets in + delta[e]. V divides the product of the innermost
+// output axes it spans, so delta does not depend on where the vector lies; the vector index is split over the
+// remaining ("item") axes with 32-bit fast division. How the V inputs are loaded depends on delta:
+//   Contig   delta[e] = e: one load of V elements.
+//   Merge K  delta[e] = e / K + (e % K) · step (the output interleaves K input rows, e.g. DepthToSpace):
+//            K loads of V/K contiguous elements, interleaved in registers.
+//   Split K  delta[e] = e · K, and an item axis has input stride 1 (e.g. SpaceToDepth): the thread also takes
+//            K consecutive indices j of that axis, loads the K·V contiguous inputs once and writes K vectors
+//            (vector j holds inputs j, j+K, ..., `step` output elements apart).
+//   Generic  V scalar loads (V = 1 is the per-element gather with cheap index math).
+// Offsets are int32: the plan takes this path only when every partial sum of an offset fits.
+constexpr int kVecMaxElems = 16;
+enum VecMode { kVecGeneric, kVecContig, kVecMerge, kVecSplit };
+
+struct VecParams {
+  int rank;  // item axes, outermost first
+  int32_t base, step;
+  FastDiv div[kMaxRank];
+  int32_t src[kMaxRank], dst[kMaxRank];  // input and (Split) output strides per item axis
+  int32_t delta[kVecMaxElems];           // Generic: input offset of each element of a vector
+};
+
+template <int Bytes>
+struct ChunkOf;
+template <>
+struct ChunkOf<2> { using T = uint16_t; };
+template <>
+struct ChunkOf<4> { using T = uint32_t; };
+template <>
+struct ChunkOf<8> { using T = uint2; };
+template <>
+struct ChunkOf<16> { using T = uint4; };
+
+// r = p[0..N); p is aligned to min(N·sizeof(U), 16) bytes.
+template <typename U, int N>
+__host__ __device__ __forceinline__ void load_run(const U* p, U (&r)[N]) {
+  constexpr int kBytes = N * static_cast<int>(sizeof(U)), kChunk = kBytes < 16 ? kBytes : 16;
+  constexpr int kPer = kChunk / static_cast<int>(sizeof(U));
+  using C = typename ChunkOf<kChunk>::T;
+#pragma unroll
+  for (int c = 0; c < N / kPer; ++c) {
+    const C v = reinterpret_cast<const C*>(p)[c];
+    memcpy(&r[c * kPer], &v, kChunk);
+  }
+}
+
+template <typename U, int N>
+__host__ __device__ __forceinline__ void store_run(U* p, const U (&r)[N]) {
+  constexpr int kBytes = N * static_cast<int>(sizeof(U)), kChunk = kBytes < 16 ? kBytes : 16;
+  constexpr int kPer = kChunk / static_cast<int>(sizeof(U));
+  using C = typename ChunkOf<kChunk>::T;
+#pragma unroll
+  for (int c = 0; c < N / kPer; ++c) {
+    C v;
+    memcpy(&v, &r[c * kPer], kChunk);
+    reinterpret_cast<C*>(p)[c] = v;
+  }
+}
+
+// Vector i (the i-th item): its V (Split: K·V) elements from src to dst.
+template <typename U, int V, int Mode, int K>
+__host__ __device__ __forceinline__ void vec_gather_item(const U* src, U* dst, uint32_t i, const VecParams& p) {
+  static_assert(V >= 1 && V <= kVecMaxElems && (Mode != kVecMerge || (K > 1 && V % K == 0 && V > K)));
+  uint32_t t = i;
+  int32_t in = p.base, out = 0;
+#pragma unroll
+  for (int k = kMaxRank - 1; k >= 0; --k) {
+    if (k >= p.rank) continue;
+    uint32_t idx = t;  // the outermost axis takes what is left
+    if (k > 0) {
+      const uint32_t q = fast_div(t, p.div[k]);
+      idx = t - q * p.div[k].d;
+      t = q;
+    }
+    in += static_cast<int32_t>(idx) * p.src[k];
+    if constexpr (Mode == kVecSplit) out += static_cast<int32_t>(idx) * p.dst[k];
+  }
+  if constexpr (Mode == kVecSplit) {
+    U span[K * V];
+    load_run(src + in, span);
+#pragma unroll
+    for (int j = 0; j < K; ++j) {
+      U r[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) r[e] = span[e * K + j];
+      store_run(dst + out + j * p.step, r);
+    }
+  } else {
+    U r[V];
+    if constexpr (Mode == kVecContig) {
+      load_run(src + in, r);
+    } else if constexpr (Mode == kVecMerge) {
+      constexpr int kRow = V / K;
+#pragma unroll
+      for (int j = 0; j < K; ++j) {
+        U row[kRow];
+        load_run(src + in + j * p.step, row);
+#pragma unroll
+        for (int m = 0; m < kRow; ++m) r[m * K + j] = row[m];
+      }
+    } else {
+#pragma unroll
+      for (int e = 0; e < V; ++e) r[e] = src[in + p.delta[e]];
+    }
+    store_run(dst + static_cast<size_t>(i) * V, r);
+  }
+}
+
+template <typename U, int V, int Mode, int K>
+__global__ void __launch_bounds__(kThreads) vec_gather_kernel(const U* src, U* dst, uint32_t items, VecParams p) {
+  const uint32_t grid_step = gridDim.x * blockDim.x;
+  for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += grid_step)
+    vec_gather_item<U, V, Mode, K>(src, dst, i, p);
 }
 
 // Output axis a (innermost, length na, input stride sa) against the input's innermost axis b (length nb, output
@@ -157,17 +304,154 @@ __global__ void tile_kernel(const U* src, U* dst, TileParams p) {
   }
 }
 
-struct StridedPlan {
-  enum Kind { Empty, Memcpy, Tile, Gather } kind = Empty;
-  int64_t n = 0, base = 0;
-  GatherParams gather{};
-  TileParams tile{};
+// The vector gather's choice: V elements per vector, the load mode, K, the item count, and the alignment (in
+// elements) its loads assume of the input pointer (its stores assume V elements of the output pointer).
+struct VecPlan {
+  int v = 1, mode = kVecGeneric, k = 1, align = 1;
+  int64_t items = 0;
+  VecParams p{};
 };
 
-// Plans out[i] = in[base + Σ idx_k · strides_k] for output dims `dims`; nullopt if the simplified rank
-// exceeds kMaxRank.
+struct StridedPlan {
+  enum Kind { Empty, Memcpy, Tile, Vec, Gather } kind = Empty;
+  int64_t n = 0, base = 0;
+  GatherParams gather{};  // also Vec's fallback when a pointer is less aligned than its loads assume
+  TileParams tile{};
+  VecPlan vec{};
+};
+
+// The item axes (size, input stride, output stride) left when vectors of v elements cover the innermost
+// output axes, and each element's input offset within its vector; nullopt when v does not fit the axes (v
+// must be a product of whole innermost axes times a divisor of the next one).
+struct VecCover {
+  std::vector<int64_t> dims, src, dst, delta;
+};
+
+std::optional<VecCover> vec_cover(const std::vector<int64_t>& d, const std::vector<int64_t>& s, int64_t v) {
+  const int r = static_cast<int>(d.size());
+  const auto os = strides_of(d);
+  std::vector<std::pair<int64_t, int64_t>> sub;  // covered (size, input stride), innermost first
+  int64_t rem = v, partial = 1;
+  int top = r - 1;  // the outermost axis not wholly inside a vector
+  while (rem > 1) {
+    if (top < 0) return std::nullopt;
+    const int64_t n = d[static_cast<size_t>(top)];
+    if (rem % n == 0) {
+      sub.push_back({n, s[static_cast<size_t>(top)]});
+      rem /= n;
+      --top;
+    } else if (n % rem == 0) {
+      sub.push_back({rem, s[static_cast<size_t>(top)]});
+      partial = rem;
+      rem = 1;
+    } else {
+      return std::nullopt;
+    }
+  }
+  VecCover c;
+  for (int k = 0; k <= top; ++k) {
+    const size_t u = static_cast<size_t>(k);
+    const int64_t f = k == top ? partial : 1;
+    if (d[u] / f == 1) continue;
+    c.dims.push_back(d[u] / f);
+    c.src.push_back(s[u] * f);
+    c.dst.push_back(os[u] * f);
+  }
+  for (int64_t e = 0; e < v; ++e) {
+    int64_t t = e, off = 0;
+    for (const auto& [n, st] : sub) {
+      off += t % n * st;
+      t /= n;
+    }
+    c.delta.push_back(off);
+  }
+  return c;
+}
+
+bool all_multiples(const std::vector<int64_t>& xs, int64_t a) {
+  return std::all_of(xs.begin(), xs.end(), [a](int64_t x) { return x % a == 0; });
+}
+
+VecPlan make_vec_plan(const VecCover& c, int64_t base, int v, int mode, int k, int64_t step, int align) {
+  VecPlan vp;
+  vp.v = v;
+  vp.mode = mode;
+  vp.k = k;
+  vp.align = align;
+  vp.items = numel_of(c.dims);
+  VecParams& p = vp.p;
+  p.rank = static_cast<int>(c.dims.size());
+  p.base = static_cast<int32_t>(base);
+  p.step = static_cast<int32_t>(step);
+  for (size_t a = 0; a < c.dims.size(); ++a) {
+    p.div[a] = make_fast_div(static_cast<uint32_t>(c.dims[a]));
+    p.src[a] = static_cast<int32_t>(c.src[a]);
+    p.dst[a] = static_cast<int32_t>(c.dst[a]);
+  }
+  for (size_t e = 0; e < c.delta.size(); ++e) p.delta[e] = static_cast<int32_t>(c.delta[e]);
+  return vp;
+}
+
+// The widest vector with a fast load mode, else the widest with scalar loads (V = 1 at worst); nullopt when
+// offsets or counts need 64 bits or the element size is not 2 or 4 bytes (the float dtypes).
+std::optional<VecPlan> plan_vec(const std::vector<int64_t>& d, const std::vector<int64_t>& s, int64_t base,
+                                size_t elem) {
+  if (elem != 2 && elem != 4) return std::nullopt;
+  int64_t reach = base;
+  for (size_t k = 0; k < d.size(); ++k) reach += (d[k] - 1) * std::abs(s[k]);
+  if (!fits32(reach) || !fits32(numel_of(d))) return std::nullopt;
+  const int vmax = static_cast<int>(16 / elem);
+  std::optional<VecPlan> generic;
+  for (int v = vmax; v >= 1; v /= 2) {
+    const auto c = vec_cover(d, s, v);
+    if (!c) continue;
+    const auto& dl = c->delta;
+    auto loads_aligned = [&](int64_t a, int64_t step) {
+      return base % a == 0 && step % a == 0 && all_multiples(c->src, a);
+    };
+    if (v > 1) {
+      bool contig = true;
+      for (int e = 0; e < v; ++e) contig = contig && dl[static_cast<size_t>(e)] == e;
+      if (contig && loads_aligned(v, 0)) return make_vec_plan(*c, base, v, kVecContig, 1, 0, v);
+      for (int k : {2, 4}) {
+        if (v <= k) continue;
+        const int64_t step = dl[1];
+        bool merge = true;
+        for (int e = 0; e < v; ++e) merge = merge && dl[static_cast<size_t>(e)] == e / k + e % k * step;
+        if (merge && loads_aligned(v / k, step)) return make_vec_plan(*c, base, v, kVecMerge, k, step, v / k);
+      }
+      for (int k : {2, 4}) {
+        bool split = true;
+        for (int e = 0; e < v; ++e) split = split && dl[static_cast<size_t>(e)] == int64_t{e} * k;
+        if (!split) continue;
+        for (size_t a = 0; a < c->dims.size(); ++a) {
+          if (c->src[a] != 1 || c->dims[a] % k != 0) continue;
+          VecCover sc = *c;
+          const int64_t step = sc.dst[a];
+          sc.dims[a] /= k;
+          sc.src[a] = k;
+          sc.dst[a] *= k;
+          if (sc.dims[a] == 1) {
+            sc.dims.erase(sc.dims.begin() + static_cast<std::ptrdiff_t>(a));
+            sc.src.erase(sc.src.begin() + static_cast<std::ptrdiff_t>(a));
+            sc.dst.erase(sc.dst.begin() + static_cast<std::ptrdiff_t>(a));
+          }
+          const int align = std::min(vmax, k * v);
+          if (base % align == 0 && all_multiples(sc.src, align) && all_multiples(sc.dst, v) && step % v == 0)
+            return make_vec_plan(sc, base, v, kVecSplit, k, step, align);
+          break;
+        }
+      }
+    }
+    if (!generic) generic = make_vec_plan(*c, base, v, kVecGeneric, 1, 0, 1);
+  }
+  return generic;
+}
+
+// Plans out[i] = in[base + Σ idx_k · strides_k] for output dims `dims` and `elem`-byte elements; nullopt if the
+// simplified rank exceeds kMaxRank.
 std::optional<StridedPlan> plan_strided(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides,
-                                        int64_t base) {
+                                        int64_t base, size_t elem) {
   StridedPlan p;
   p.n = numel_of(dims);
   p.base = base;
@@ -224,7 +508,59 @@ std::optional<StridedPlan> plan_strided(const std::vector<int64_t>& dims, const 
     p.gather.dims[k] = d[static_cast<size_t>(k)];
     p.gather.strides[k] = s[static_cast<size_t>(k)];
   }
+  if (auto v = plan_vec(d, s, base, elem)) {
+    p.kind = StridedPlan::Vec;
+    p.vec = *v;
+  }
   return p;
+}
+
+template <typename U, int V, int Mode, int K>
+void launch_vec(const VecPlan& v, const void* src, void* dst, cudaStream_t stream) {
+  vec_gather_kernel<U, V, Mode, K><<<blocks_for(v.items, kThreads), kThreads, 0, stream>>>(
+      static_cast<const U*>(src), static_cast<U*>(dst), static_cast<uint32_t>(v.items), v.p);
+  KILN_CUDA_CHECK_LAUNCH();
+}
+
+template <typename U, int V>
+void launch_vec_mode(const VecPlan& v, const void* src, void* dst, cudaStream_t stream) {
+  if constexpr (V > 1) {
+    if (v.mode == kVecContig) return launch_vec<U, V, kVecContig, 1>(v, src, dst, stream);
+    if (v.mode == kVecSplit && v.k == 2) return launch_vec<U, V, kVecSplit, 2>(v, src, dst, stream);
+    if (v.mode == kVecSplit && v.k == 4) return launch_vec<U, V, kVecSplit, 4>(v, src, dst, stream);
+  }
+  if constexpr (V > 2)
+    if (v.mode == kVecMerge && v.k == 2) return launch_vec<U, V, kVecMerge, 2>(v, src, dst, stream);
+  if constexpr (V > 4)
+    if (v.mode == kVecMerge && v.k == 4) return launch_vec<U, V, kVecMerge, 4>(v, src, dst, stream);
+  if (v.mode != kVecGeneric) throw Error("CUDA strided copy: bad vector plan");
+  launch_vec<U, V, kVecGeneric, 1>(v, src, dst, stream);
+}
+
+// False (nothing launched) when the element size or a pointer's alignment does not suit the plan.
+bool enqueue_vec(const VecPlan& v, size_t elem, const void* src, void* dst, cudaStream_t stream) {
+  const auto misaligned = [](const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes != 0; };
+  if (misaligned(src, static_cast<size_t>(v.align) * elem) || misaligned(dst, static_cast<size_t>(v.v) * elem))
+    return false;
+  auto go = [&](auto u) {
+    using U = decltype(u);
+    switch (v.v) {
+      case 1: launch_vec_mode<U, 1>(v, src, dst, stream); break;
+      case 2: launch_vec_mode<U, 2>(v, src, dst, stream); break;
+      case 4: launch_vec_mode<U, 4>(v, src, dst, stream); break;
+      case 8:
+        if constexpr (sizeof(U) == 2) {
+          launch_vec_mode<U, 8>(v, src, dst, stream);
+          break;
+        }
+        [[fallthrough]];
+      default: throw Error("CUDA strided copy: bad vector width " + std::to_string(v.v));
+    }
+  };
+  if (elem == 2) go(uint16_t{});
+  else if (elem == 4) go(uint32_t{});
+  else return false;
+  return true;
 }
 
 void enqueue_strided(const StridedPlan& p, size_t elem, const void* src, void* dst, cudaStream_t stream) {
@@ -243,6 +579,9 @@ void enqueue_strided(const StridedPlan& p, size_t elem, const void* src, void* d
         KILN_CUDA_CHECK_LAUNCH();
       });
       return;
+    case StridedPlan::Vec:
+      if (enqueue_vec(p.vec, elem, src, dst, stream)) return;
+      [[fallthrough]];
     case StridedPlan::Gather:
       dispatch_bits(elem, [&](auto u) {
         using U = decltype(u);
@@ -277,14 +616,15 @@ class StridedKernel final : public CudaKernel {
 };
 
 // Output axis k reads input axis perm[k] (the reference's Transpose).
-std::optional<StridedPlan> permute_plan(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& perm) {
+std::optional<StridedPlan> permute_plan(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& perm,
+                                        size_t elem) {
   const auto is = strides_of(in_dims);
   std::vector<int64_t> dims, strides;
   for (int64_t a : perm) {
     dims.push_back(in_dims[static_cast<size_t>(a)]);
     strides.push_back(is[static_cast<size_t>(a)]);
   }
-  return plan_strided(dims, strides, 0);
+  return plan_strided(dims, strides, 0, elem);
 }
 
 // ------------------------------------------------------------------------------------------ Transpose
@@ -301,7 +641,7 @@ std::optional<StridedPlan> transpose_plan(const LayerDesc& d) {
   std::vector<int64_t> y;
   for (int64_t p : perm) y.push_back(x[static_cast<size_t>(p)]);
   if (y != d.outputs[0].dims) return std::nullopt;
-  return permute_plan(x, perm);
+  return permute_plan(x, perm, dtype_size(d.outputs[0].dtype));
 }
 
 // ----------------------------------------------------------------------------- DepthToSpace / SpaceToDepth
@@ -334,7 +674,7 @@ std::optional<StridedPlan> depth_space_plan(const LayerDesc& d) {
     perm = {0, 3, 5, 1, 2, 4};
   }
   if (y != d.outputs[0].dims) return std::nullopt;
-  return permute_plan(view, perm);
+  return permute_plan(view, perm, dtype_size(d.outputs[0].dtype));
 }
 
 // ---------------------------------------------------------------------------------------------- Slice
@@ -391,7 +731,7 @@ std::optional<StridedPlan> slice_plan(const LayerDesc& d) {
     if (len > 0) base += start * xs[k];
   }
   if (dims != d.outputs[0].dims) return std::nullopt;
-  return plan_strided(dims, strides, base);
+  return plan_strided(dims, strides, base, dtype_size(d.outputs[0].dtype));
 }
 
 template <std::optional<StridedPlan> (*Plan)(const LayerDesc&)>
