@@ -357,7 +357,7 @@ struct Conv3dSetup {
   Geometry g{};
 };
 
-Conv3dSetup describe(const backend::LayerDesc& d) {
+Conv3dSetup read_setup(const backend::LayerDesc& d) {
   Conv3dSetup s;
   if (d.inputs.size() < 2 || d.inputs.size() > 3 || d.outputs.size() != 1) return s;
   const auto& xi = d.inputs[0];
@@ -416,7 +416,7 @@ Conv3dSetup describe(const backend::LayerDesc& d) {
 class Conv3dDirect final : public CudaKernel {
  public:
   explicit Conv3dDirect(const backend::LayerDesc& d) {
-    const Conv3dSetup s = describe(d);
+    const Conv3dSetup s = read_setup(d);
     if (!s.ok) throw Error("node " + d.node->label() + ": cuda.conv3d_direct does not support this layer");
     g_ = s.g;
     const int64_t taps = g_.kd * g_.kh * g_.kw;
@@ -528,7 +528,7 @@ backend::KernelFactory conv3d_factory() {
           .op = "Conv",
           .domain = "",
           .priority = 20,
-          .supports = [](const backend::LayerDesc& d) { return describe(d).ok; },
+          .supports = [](const backend::LayerDesc& d) { return read_setup(d).ok; },
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
             return std::make_unique<Conv3dDirect>(d);
           }};
