@@ -43,6 +43,7 @@ const std::vector<ConvCase> kConvCases = {
     {{1, 2, 6, 10, 12}, {4, 2, 3, 3, 3}, {1, 1, 1, 1, 1, 1}, {}},  // 3-D with two input channels (cuDNN)
     {{1, 32, 10, 14}, {16, 32, 3, 3}, {}, {}, 1, false},  // no bias, valid
     {{1, 3, 20, 30}, {5, 3, 5, 5}, {2, 2, 2, 2}, {}},      // channel counts NHWC tactics pad to 8
+    {{2, 13, 9, 14}, {1, 13, 3, 3}, {1, 1, 1, 1}, {}},     // batch 2, one output channel (a depth head)
 };
 
 BuildOptions precision(DType p, bool tf32) {
@@ -94,6 +95,7 @@ TEST(CudaConv, EveryEngineMatchesReference) {
       {"cudnn.nhwc", {0, 2, 3, 7}, {DType::Float16, DType::BFloat16}},
       {"graph.nchw", {0, 2, 6}, {DType::Float16}},
       {"graph.nhwc", {0, 2, 6, 7}, {DType::Float16, DType::BFloat16}},
+      {"graph.nchw8", {2, 7, 8}, {DType::Float16, DType::BFloat16}},
       {"cublas", {1}, {DType::Float, DType::Float16, DType::BFloat16}},
       {"gemm.im2col", {0, 2, 6}, {DType::Float, DType::Float16, DType::BFloat16}},
   };

@@ -164,7 +164,9 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
 // for one cuDNN version and GPU (engine files record both and refuse others).
 // gemm.im2col: columns of the im2col matrix in chunks of `algo` output positions, each chunk one cuBLAS GEMM
 // (the large-K, small-spatial layers where a GEMM splits K better than cuDNN).
-enum class Engine { CudnnNchw, CudnnNhwc, Cublas, GraphNchw, GraphNhwc, Im2colGemm };
+// graph.nchw8: graph.nchw on a copy whose channel counts are padded to multiples of 8 (zero planes), for the
+// layers tensor cores handle badly otherwise (PackNet's 129- and 3-channel inputs, 1-channel heads).
+enum class Engine { CudnnNchw, CudnnNhwc, Cublas, GraphNchw, GraphNhwc, Im2colGemm, GraphNchwPadded };
 const char* engine_name(Engine e) {
   switch (e) {
     case Engine::CudnnNchw: return "cudnn.nchw";
@@ -173,11 +175,13 @@ const char* engine_name(Engine e) {
     case Engine::GraphNchw: return "graph.nchw";
     case Engine::GraphNhwc: return "graph.nhwc";
     case Engine::Im2colGemm: return "gemm.im2col";
+    case Engine::GraphNchwPadded: return "graph.nchw8";
   }
   return "?";
 }
 bool is_nhwc(Engine e) { return e == Engine::CudnnNhwc || e == Engine::GraphNhwc; }
-bool is_graph(Engine e) { return e == Engine::GraphNchw || e == Engine::GraphNhwc; }
+bool is_graph(Engine e) { return e == Engine::GraphNchw || e == Engine::GraphNhwc || e == Engine::GraphNchwPadded; }
+bool is_padded(Engine e) { return is_nhwc(e) || e == Engine::GraphNchwPadded; }
 
 struct Tactic {
   Engine engine = Engine::CudnnNchw;
@@ -199,6 +203,7 @@ struct Tactic {
     else if (e == "graph.nchw") t.engine = Engine::GraphNchw;
     else if (e == "graph.nhwc") t.engine = Engine::GraphNhwc;
     else if (e == "gemm.im2col") t.engine = Engine::Im2colGemm;
+    else if (e == "graph.nchw8") t.engine = Engine::GraphNchwPadded;
     else return std::nullopt;
     t.algo = algo;
     t.workspace = ws;
@@ -427,10 +432,11 @@ class GraphConv {
 class ConvKernel final : public CudaKernel {
  public:
   ConvKernel(const backend::LayerDesc& d, const ConvShape& s, const Tactic& t)
-      : s_(s), sp_(is_nhwc(t.engine) ? s.padded() : s), tactic_(t) {
+      : s_(s), sp_(is_padded(t.engine) ? s.padded() : s), tactic_(t) {
     const TensorData& w = *d.inputs[1].constant;
     std::vector<unsigned char> wh = convert_float_constant(w, s.dtype);
     if (is_nhwc(t.engine)) wh = to_khwc(wh, dtype_size(s.dtype));
+    if (t.engine == Engine::GraphNchwPadded) wh = pad_kcrs(wh, dtype_size(s.dtype));
     weights_ = DeviceBuffer(wh.data(), wh.size());
     if (s.has_bias) {
       std::vector<unsigned char> b = convert_float_constant(*d.inputs[2].constant, DType::Float);
@@ -450,14 +456,16 @@ class ConvKernel final : public CudaKernel {
   size_t workspace_bytes() const override {
     size_t ws = tactic_.workspace;
     if (is_nhwc(tactic_.engine)) ws += align(in_bytes()) + align(out_bytes());
+    if (tactic_.engine == Engine::GraphNchwPadded)
+      ws += (sp_.c != s_.c ? align(in_bytes()) : 0) + (sp_.m != s_.m ? align(out_bytes()) : 0);
     return ws;
   }
   std::string serialize() const override { return tactic_.str(); }
   std::string describe() const override {
     std::string d = std::string(engine_name(tactic_.engine));
     if (tactic_.engine != Engine::Cublas) d += "#" + std::to_string(tactic_.algo);
-    if (is_nhwc(tactic_.engine)) {
-      d += " NHWC";
+    if (is_padded(tactic_.engine)) {
+      if (is_nhwc(tactic_.engine)) d += " NHWC";
       if (sp_.c != s_.c || sp_.m != s_.m)
         d += " C" + std::to_string(s_.c) + "->" + std::to_string(sp_.c) + " M" + std::to_string(s_.m) + "->" + std::to_string(sp_.m);
     }
@@ -498,6 +506,30 @@ class ConvKernel final : public CudaKernel {
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
+    if (tactic_.engine == Engine::GraphNchwPadded) {
+      const size_t e = dtype_size(s_.dtype), in_plane = s_.in_spatial() * e, out_plane = s_.out_spatial() * e;
+      auto* base = static_cast<unsigned char*>(workspace);
+      const void* xp = x;
+      void* yp = y;
+      if (sp_.c != s_.c) {  // images with zero planes appended: [n][cp][S]
+        KILN_CUDA_CHECK(cudaMemcpy2DAsync(base, sp_.c * in_plane, x, s_.c * in_plane, s_.c * in_plane, s_.n,
+                                          cudaMemcpyDeviceToDevice, stream));
+        KILN_CUDA_CHECK(cudaMemset2DAsync(base + s_.c * in_plane, sp_.c * in_plane, 0, (sp_.c - s_.c) * in_plane, s_.n,
+                                          stream));
+        xp = base;
+        base += align(in_bytes());
+      }
+      if (sp_.m != s_.m) {
+        yp = base;
+        base += align(out_bytes());
+      }
+      graph_->execute(h.cudnn, xp, weights_.ptr, yp, base);
+      if (yp != y)  // the first m channels of each image
+        KILN_CUDA_CHECK(cudaMemcpy2DAsync(y, s_.m * out_plane, yp, sp_.m * out_plane, s_.m * out_plane, s_.n,
+                                          cudaMemcpyDeviceToDevice, stream));
+      launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+      return;
+    }
     auto* base = static_cast<unsigned char*>(workspace);
     void* x_nhwc = base;
     void* y_nhwc = base + align(in_bytes());
@@ -520,6 +552,15 @@ class ConvKernel final : public CudaKernel {
 
  private:
   static size_t align(size_t n) { return (n + 255) / 256 * 256; }
+
+  // [M, C, k...] -> [Mp, Cp, k...], the padded channels zero (group 1).
+  std::vector<unsigned char> pad_kcrs(const std::vector<unsigned char>& w, size_t elem) const {
+    const size_t row = static_cast<size_t>(s_.c * ConvShape::product(s_.k)) * elem;
+    const size_t prow = static_cast<size_t>(sp_.c * ConvShape::product(s_.k)) * elem;
+    std::vector<unsigned char> out(static_cast<size_t>(sp_.m) * prow, 0);
+    for (int64_t m = 0; m < s_.m; ++m) std::memcpy(&out[static_cast<size_t>(m) * prow], &w[static_cast<size_t>(m) * row], row);
+    return out;
+  }
 
   // [M, C/g, k...] -> [Mp, k..., Cp/g], the padded channels zero.
   std::vector<unsigned char> to_khwc(const std::vector<unsigned char>& w, size_t elem) const {
@@ -651,6 +692,15 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
       candidates.push_back(Tactic{Engine::Im2colGemm, static_cast<int>(chunk), static_cast<size_t>(chunk * col_bytes)});
   }
   // The graph API's engines (not for strict fp32: its engine choice does not promise FMA-only math).
+  if (s.dtype != DType::Float && s.group == 1 && (s.c % 8 || s.m % 8)) {
+    int64_t n = 0;
+    {
+      std::lock_guard<std::mutex> lock(handles().mutex);
+      n = GraphConv::count_configs(s.padded(), false, handles().cudnn);
+    }
+    for (int64_t i = 0; i < std::min<int64_t>(n, kGraphConfigsTimed); ++i)
+      candidates.push_back(Tactic{Engine::GraphNchwPadded, static_cast<int>(i), 0});
+  }
   if (s.dtype != DType::Float || s.tf32) {
     for (bool nhwc : {false, true}) {
       if (nhwc && s.dtype == DType::Float) continue;
