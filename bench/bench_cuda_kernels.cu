@@ -2,8 +2,8 @@
 // roofline, GroupNorm(+ELU) G16 on 1x64x192x640, 1x128x48x160, 1x512x12x40 (fp16, fp32; the automatic path —
 // single pass where it applies — and the forced two-pass path), Conv3d 1→8 3x3x3 on pack1's [1,1,256,96,320]
 // fp16. "ideal us" is the row's bytes at the D2D copy bandwidth.
-// Each kernel: 20 launches captured in a CUDA graph, median over 30 replays of the per-launch time; inputs random.
-// Usage: bench_cuda_kernels        (exits 1 with a message when there is no usable GPU)
+// Each kernel: 20 launches captured in a CUDA graph, median over 30 replays of the per-launch time; inputs
+// random. Usage: bench_cuda_kernels        (exits 1 with a message when there is no usable GPU)
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -35,8 +35,8 @@ double graph_median_us(const std::function<void(cudaStream_t)>& f, cudaStream_t 
 
 // Median per-launch time of f, measured the way a network runs it: launches captured in one CUDA graph, timed
 // with events around each replay (host launch latency not counted). Each launch is followed by an L2 flush (a
-// memset of twice the L2 size) whose own time, measured the same way, is subtracted: inputs come from DRAM, as
-// they would for tensors larger than L2, not from a cache warmed by the previous launch.
+// memset of twice the L2 size) whose own time, measured the same way, is subtracted: inputs come from DRAM,
+// as they would for tensors larger than L2, not from a cache warmed by the previous launch.
 double median_us(const std::function<void(cudaStream_t)>& f, cudaStream_t s, int warm = 10, int runs = 30) {
   static void* flush = nullptr;
   static size_t flush_bytes = 0;
@@ -47,7 +47,12 @@ double median_us(const std::function<void(cudaStream_t)>& f, cudaStream_t s, int
     check(cudaMalloc(&flush, flush_bytes), "flush buffer");
   }
   auto flush_l2 = [&](cudaStream_t st) { check(cudaMemsetAsync(flush, 0, flush_bytes, st), "flush"); };
-  const double both = graph_median_us([&](cudaStream_t st) { f(st); flush_l2(st); }, s, warm, runs);
+  const double both = graph_median_us(
+      [&](cudaStream_t st) {
+        f(st);
+        flush_l2(st);
+      },
+      s, warm, runs);
   const double flush_only = graph_median_us(flush_l2, s, warm, runs);
   return std::max(both - flush_only, 0.0);
 }
@@ -61,7 +66,8 @@ double graph_median_us(const std::function<void(cudaStream_t)>& f, cudaStream_t 
   bool captured = cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal) == cudaSuccess;
   if (captured) {
     for (int i = 0; i < kBatch; ++i) f(s);
-    captured = cudaStreamEndCapture(s, &graph) == cudaSuccess && cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
+    captured = cudaStreamEndCapture(s, &graph) == cudaSuccess &&
+               cudaGraphInstantiate(&exec, graph, 0) == cudaSuccess;
   }
   cudaGetLastError();
   cudaEvent_t a, b;
@@ -96,8 +102,10 @@ void* random_device(size_t n, DType dtype, float offset = 0.f) {
   std::vector<unsigned char> host(n * es);
   for (size_t i = 0; i < n; ++i) {
     const float v = u(rng) + offset;
-    if (dtype == DType::Float) reinterpret_cast<float*>(host.data())[i] = v;
-    else reinterpret_cast<uint16_t*>(host.data())[i] = kiln::float_to_half(v);
+    if (dtype == DType::Float)
+      reinterpret_cast<float*>(host.data())[i] = v;
+    else
+      reinterpret_cast<uint16_t*>(host.data())[i] = kiln::float_to_half(v);
   }
   void* p = nullptr;
   check(cudaMalloc(&p, host.size()), "cudaMalloc");
@@ -127,7 +135,8 @@ const char* path_name(kiln::cuda::GroupNormPath p) {
 int main() {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-    std::fprintf(stderr, "bench_cuda_kernels: no usable CUDA GPU (%s)\n", kiln::cuda::gpu_unavailable_reason().c_str());
+    std::fprintf(stderr, "bench_cuda_kernels: no usable CUDA GPU (%s)\n",
+                 kiln::cuda::gpu_unavailable_reason().c_str());
     return 1;
   }
   cudaDeviceProp prop{};
@@ -142,7 +151,11 @@ int main() {
   void* ca = random_device(copy_bytes / 2, DType::Float16);
   void* cb = nullptr;
   check(cudaMalloc(&cb, copy_bytes), "cudaMalloc");
-  const double copy_us = median_us([&](cudaStream_t st) { check(cudaMemcpyAsync(cb, ca, copy_bytes, cudaMemcpyDeviceToDevice, st), "copy"); }, s);
+  const double copy_us = median_us(
+      [&](cudaStream_t st) {
+        check(cudaMemcpyAsync(cb, ca, copy_bytes, cudaMemcpyDeviceToDevice, st), "copy");
+      },
+      s);
   const double copy_gbs = 2.0 * copy_bytes / (copy_us * 1e-6) / 1e9;
   print({"D2D copy 256 MB", copy_us, 2.0 * copy_bytes, copy_gbs, "copy"});
 
@@ -151,7 +164,8 @@ int main() {
     int64_t c, h, w;
     bool plain_too;  // also without the activation
   };
-  for (const GnShape& sh : {GnShape{64, 192, 640, true}, GnShape{128, 48, 160, false}, GnShape{512, 12, 40, false}}) {
+  for (const GnShape& sh :
+       {GnShape{64, 192, 640, true}, GnShape{128, 48, 160, false}, GnShape{512, 12, 40, false}}) {
     const int64_t n = 1, c = sh.c, spatial = sh.h * sh.w, groups = 16;
     const size_t elems = static_cast<size_t>(n * c * spatial);
     const size_t ws_bytes = kiln::cuda::group_norm_workspace_bytes(n, c, spatial, groups);
@@ -166,15 +180,18 @@ int main() {
       void* bias = random_device(c, dt);
       for (int act : {2, 0}) {
         if (act == 0 && !sh.plain_too) continue;
-        for (kiln::cuda::GroupNormPath req : {kiln::cuda::GroupNormPath::Auto, kiln::cuda::GroupNormPath::TwoPass}) {
-          const kiln::cuda::GroupNormPath taken = kiln::cuda::group_norm_path(dt, n, c, spatial, groups, act, req);
+        for (kiln::cuda::GroupNormPath req :
+             {kiln::cuda::GroupNormPath::Auto, kiln::cuda::GroupNormPath::TwoPass}) {
+          const kiln::cuda::GroupNormPath taken =
+              kiln::cuda::group_norm_path(dt, n, c, spatial, groups, act, req);
           if (req == kiln::cuda::GroupNormPath::TwoPass &&
-              kiln::cuda::group_norm_path(dt, n, c, spatial, groups, act) == kiln::cuda::GroupNormPath::TwoPass)
+              kiln::cuda::group_norm_path(dt, n, c, spatial, groups, act) ==
+                  kiln::cuda::GroupNormPath::TwoPass)
             continue;  // the automatic row already measured it
           const double us = median_us(
               [&](cudaStream_t st) {
-                kiln::cuda::launch_group_norm(dt, x, y, scale, bias, dt, n, c, spatial, groups, 1e-5f, act, 1.f, ws,
-                                              ws_bytes, st, req);
+                kiln::cuda::launch_group_norm(dt, x, y, scale, bias, dt, n, c, spatial, groups, 1e-5f, act,
+                                              1.f, ws, ws_bytes, st, req);
               },
               s);
           char name[96];
@@ -212,11 +229,14 @@ int main() {
     kiln::backend::LayerDesc d;
     d.node = node;
     d.opset = 17;
-    d.inputs = {{DType::Float16, xd, nullptr, true}, {DType::Float, wd, &w, true}, {DType::Float, {8}, &b, true}};
+    d.inputs = {
+        {DType::Float16, xd, nullptr, true}, {DType::Float, wd, &w, true}, {DType::Float, {8}, &b, true}};
     d.outputs = {{DType::Float16, yd, nullptr, true}};
-    const kiln::backend::KernelFactory* f = kiln::backend::find_kernel("cuda", "", "Conv", "cuda.conv3d_direct");
+    const kiln::backend::KernelFactory* f =
+        kiln::backend::find_kernel("cuda", "", "Conv", "cuda.conv3d_direct");
     if (!f || !f->supports(d)) {
-      std::fprintf(stderr, "bench_cuda_kernels: cuda.conv3d_direct missing or does not support pack1's layer\n");
+      std::fprintf(stderr,
+                   "bench_cuda_kernels: cuda.conv3d_direct missing or does not support pack1's layer\n");
       return 1;
     }
     auto k = f->create(d);
@@ -225,7 +245,8 @@ int main() {
     void* x = random_device(xn, DType::Float16);
     void* y = nullptr;
     check(cudaMalloc(&y, yn * 2), "cudaMalloc");
-    std::vector<kiln::backend::TensorView> in = {{DType::Float16, xd, x}, {DType::Float, wd, nullptr}, {DType::Float, {8}, nullptr}};
+    std::vector<kiln::backend::TensorView> in = {
+        {DType::Float16, xd, x}, {DType::Float, wd, nullptr}, {DType::Float, {8}, nullptr}};
     std::vector<kiln::backend::TensorView> out = {{DType::Float16, yd, y}};
     const double us = median_us(
         [&](cudaStream_t st) {

@@ -20,7 +20,8 @@ TensorData convert(const TensorData& v, DType to) {
   TensorData out(to, v.dims());
   auto* dst = static_cast<uint16_t*>(out.raw());
   const auto* src = static_cast<const float*>(v.raw());
-  for (int64_t i = 0; i < v.numel(); ++i) dst[i] = to == DType::Float16 ? float_to_half(src[i]) : float_to_bfloat16(src[i]);
+  for (int64_t i = 0; i < v.numel(); ++i)
+    dst[i] = to == DType::Float16 ? float_to_half(src[i]) : float_to_bfloat16(src[i]);
   return out;
 }
 
@@ -29,7 +30,8 @@ TensorData convert(const TensorData& v, DType to) {
 size_t lower_float_precision(Graph& g, DType to) {
   if (to == DType::Float) return 0;
   if (to != DType::Float16 && to != DType::BFloat16)
-    throw Error(std::string("lower_float_precision: target must be float16 or bfloat16, not ") + dtype_name(to));
+    throw Error(std::string("lower_float_precision: target must be float16 or bfloat16, not ") +
+                dtype_name(to));
   size_t changed = 0;
   std::vector<Tensor*> boundary;  // fp32 graph inputs/outputs that stay fp32
   // Inputs: a Cast right after each fp32 input; its consumers read the cast.

@@ -1,7 +1,7 @@
-// Shared harness of the GPU tests: build a small graph for the CPU reference kernels (the oracle, fp32) and for
-// CUDA at a precision, run both on the same fresh random inputs, compare each output by relative L2. The CUDA
-// executor poisons its activation arena (NaN bytes) when it is created, so an output element a kernel never
-// writes shows up as NaN and fails every bound.
+// Shared harness of the GPU tests: build a small graph for the CPU reference kernels (the oracle, fp32) and
+// for CUDA at a precision, run both on the same fresh random inputs, compare each output by relative L2. The
+// CUDA executor poisons its activation arena (NaN bytes) when it is created, so an output element a kernel
+// never writes shows up as NaN and fails every bound.
 #pragma once
 #include <gtest/gtest.h>
 
@@ -36,8 +36,21 @@ inline TensorData random_tensor(const std::vector<int64_t>& dims, float lo = 0.1
   if (dtype == DType::Float) return t;
   TensorData c(dtype, dims);
   for (int64_t i = 0; i < t.numel(); ++i)
-    static_cast<uint16_t*>(c.raw())[i] = dtype == DType::Float16 ? float_to_half(p[i]) : float_to_bfloat16(p[i]);
+    static_cast<uint16_t*>(c.raw())[i] =
+        dtype == DType::Float16 ? float_to_half(p[i]) : float_to_bfloat16(p[i]);
   return c;
+}
+
+// Build options of the two precisions most tests run: strict fp32 (no TF32) and fp16.
+inline BuildOptions fp32() {
+  BuildOptions o;
+  o.tf32 = false;
+  return o;
+}
+inline BuildOptions fp16() {
+  BuildOptions o;
+  o.precision = DType::Float16;
+  return o;
 }
 
 // Tolerance on relative L2 per precision (the bounds).
@@ -59,7 +72,7 @@ inline double rel_l2(const TensorData& got, const TensorData& want) {
 }
 
 struct Comparison {
-  std::vector<double> rel_l2;        // per graph output
+  std::vector<double> rel_l2;          // per graph output
   std::vector<LayerInfo> cuda_layers;  // what the CUDA engine ran (kernel names)
   double worst() const {
     double w = 0;
@@ -110,7 +123,8 @@ inline Comparison compare_with_reference(const Graph& g, BuildOptions cuda_optio
   return c;
 }
 
-// A graph with one node: `inputs` with a value are constants, the others graph inputs of the given dtype/dims.
+// A graph with one node: `inputs` with a value are constants, the others graph inputs of the given
+// dtype/dims.
 struct OperandSpec {
   std::vector<int64_t> dims;
   DType dtype = DType::Float;

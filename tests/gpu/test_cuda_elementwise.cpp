@@ -1,6 +1,6 @@
-// cuda.elementwise and cuda.cast against the CPU reference: unary ops and activations, Clip, broadcasting binary
-// ops on every plan (same shape, constant scalar, per-channel / row operands on either side, general numpy
-// broadcasting up to rank 6), Pow, Cast between float dtypes; fp32 and a few fp16 builds.
+// cuda.elementwise and cuda.cast against the CPU reference: unary ops and activations, Clip, broadcasting
+// binary ops on every plan (same shape, constant scalar, per-channel / row operands on either side, general
+// numpy broadcasting up to rank 6), Pow, Cast between float dtypes; fp32 and a few fp16 builds.
 #include <string>
 #include <vector>
 
@@ -19,17 +19,8 @@ using kiln::gpu_test::tolerance;
 
 namespace {
 
-BuildOptions fp32() {
-  BuildOptions o;
-  o.tf32 = false;
-  return o;
-}
-
-BuildOptions fp16() {
-  BuildOptions o;
-  o.precision = DType::Float16;
-  return o;
-}
+using kiln::gpu_test::fp16;
+using kiln::gpu_test::fp32;
 
 void expect_match(const Graph& g, const std::string& kernel, BuildOptions opts = fp32()) {
   const auto c = compare_with_reference(g, opts);
@@ -39,7 +30,8 @@ void expect_match(const Graph& g, const std::string& kernel, BuildOptions opts =
 
 // x → Abs → op(·, extra inputs): ops whose domain is the positive numbers (Log, Sqrt, Pow with any exponent).
 std::unique_ptr<Graph> positive_graph(const std::string& op, const std::vector<int64_t>& dims,
-                                      const std::vector<OperandSpec>& extra = {}, const Attributes& attrs = {}) {
+                                      const std::vector<OperandSpec>& extra = {},
+                                      const Attributes& attrs = {}) {
   auto g = std::make_unique<Graph>();
   g->set_opset("", 17);
   auto* x = g->add_variable("x", DType::Float, kiln::make_shape(dims));
@@ -74,10 +66,11 @@ BuildOptions no_fusion(BuildOptions o = fp32()) {
 // ------------------------------------------------------------------------------------------------ unary
 TEST(CudaElementwise, UnaryOps) {
   KILN_REQUIRE_GPU();
-  for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Reciprocal", "Erf", "HardSwish", "Floor",
-                         "Ceil", "Round", "Sign", "Sin", "Cos"}) {
+  for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Reciprocal", "Erf", "HardSwish",
+                         "Floor", "Ceil", "Round", "Sign", "Sin", "Cos"}) {
     SCOPED_TRACE(op);
-    for (const auto& dims : std::vector<std::vector<int64_t>>{{2, 3, 17, 19}, {5}, {1, 8, 64, 65}, {3, 1, 7}}) {
+    for (const auto& dims :
+         std::vector<std::vector<int64_t>>{{2, 3, 17, 19}, {5}, {1, 8, 64, 65}, {3, 1, 7}}) {
       auto g = one_node_graph(op, {OperandSpec{dims}});
       expect_match(*g, "cuda.elementwise");
     }
@@ -90,8 +83,9 @@ TEST(CudaElementwise, ActivationsWithAttributes) {
     const char* op;
     float alpha, beta;
   };
-  for (const Case& c : {Case{"Elu", 1.0f, 0}, Case{"Elu", 0.3f, 0}, Case{"LeakyRelu", 0.01f, 0},
-                        Case{"LeakyRelu", 0.25f, 0}, Case{"HardSigmoid", 0.2f, 0.5f}, Case{"HardSigmoid", 0.7f, 0.1f}}) {
+  for (const Case& c :
+       {Case{"Elu", 1.0f, 0}, Case{"Elu", 0.3f, 0}, Case{"LeakyRelu", 0.01f, 0}, Case{"LeakyRelu", 0.25f, 0},
+        Case{"HardSigmoid", 0.2f, 0.5f}, Case{"HardSigmoid", 0.7f, 0.1f}}) {
     SCOPED_TRACE(c.op);
     Attributes a;
     a.set("alpha", c.alpha);
@@ -128,14 +122,17 @@ TEST(CudaElementwise, Clip) {
   KILN_REQUIRE_GPU();
   const std::vector<int64_t> dims{2, 4, 9, 11};
   {  // opset 13: min and max inputs
-    auto g = one_node_graph("Clip", {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(-0.5f)},
-                                     OperandSpec{{}, DType::Float, TensorData::scalar_float(1.25f)}},
-                            {}, "", 1, 13);
+    auto g =
+        one_node_graph("Clip",
+                       {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(-0.5f)},
+                        OperandSpec{{}, DType::Float, TensorData::scalar_float(1.25f)}},
+                       {}, "", 1, 13);
     expect_match(*g, "cuda.elementwise");
   }
   {  // opset 13: min only
-    auto g = one_node_graph("Clip", {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(0.3f)}},
-                            {}, "", 1, 13);
+    auto g = one_node_graph(
+        "Clip", {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(0.3f)}}, {}, "", 1,
+        13);
     expect_match(*g, "cuda.elementwise");
   }
   {  // opset 6: attributes
@@ -146,8 +143,9 @@ TEST(CudaElementwise, Clip) {
     expect_match(*g, "cuda.elementwise");
   }
   {  // fp16 (ReLU6-like)
-    auto g = one_node_graph("Clip", {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(0.0f)},
-                                     OperandSpec{{}, DType::Float, TensorData::scalar_float(1.0f)}},
+    auto g = one_node_graph("Clip",
+                            {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(0.0f)},
+                             OperandSpec{{}, DType::Float, TensorData::scalar_float(1.0f)}},
                             {}, "", 1, 13);
     expect_match(*g, "cuda.elementwise", fp16());
   }
@@ -164,21 +162,21 @@ struct BinaryShapes {
 // Every plan of the binary kernel, the small operand on either side, odd sizes for the vector tails.
 const std::vector<BinaryShapes>& binary_cases() {
   static const std::vector<BinaryShapes> cases = {
-      {{2, 3, 5, 7}, {2, 3, 5, 7}},                    // same
-      {{1, 8, 64, 66}, {1, 8, 64, 66}},                // same, vectorized bulk
-      {{1, 3, 9, 5}, {3, 9, 5}},                       // same after dropping 1s
-      {{2, 8, 5, 7}, {8, 1, 1}, false, true},          // per-channel constant
-      {{8, 1, 1}, {2, 8, 5, 7}},                       // per-channel on the left
-      {{2, 16, 8, 8}, {1, 16, 1, 1}},                  // per-channel, vectorized (inner % 8 == 0)
-      {{2, 3, 5, 7}, {}, false, true},                 // constant scalar
-      {{}, {2, 3, 5, 7}, true, false},                 // constant scalar on the left
-      {{2, 3, 5, 7}, {1}},                             // runtime scalar
-      {{2, 3, 5, 7}, {7}},                             // trailing row
-      {{4, 5, 6}, {5, 1}},                             // middle run
-      {{3, 1, 5}, {1, 4, 1}},                          // general: both broadcast
-      {{2, 1, 3, 1, 5}, {1, 4, 1, 6, 1}},              // general, rank 5
-      {{2, 3, 1, 4, 1, 5}, {3, 7, 1, 6, 1}},           // general, rank 6
-      {{1, 3, 1, 33}, {2, 1, 17, 1}, false, true},     // general with a constant
+      {{2, 3, 5, 7}, {2, 3, 5, 7}},                 // same
+      {{1, 8, 64, 66}, {1, 8, 64, 66}},             // same, vectorized bulk
+      {{1, 3, 9, 5}, {3, 9, 5}},                    // same after dropping 1s
+      {{2, 8, 5, 7}, {8, 1, 1}, false, true},       // per-channel constant
+      {{8, 1, 1}, {2, 8, 5, 7}},                    // per-channel on the left
+      {{2, 16, 8, 8}, {1, 16, 1, 1}},               // per-channel, vectorized (inner % 8 == 0)
+      {{2, 3, 5, 7}, {}, false, true},              // constant scalar
+      {{}, {2, 3, 5, 7}, true, false},              // constant scalar on the left
+      {{2, 3, 5, 7}, {1}},                          // runtime scalar
+      {{2, 3, 5, 7}, {7}},                          // trailing row
+      {{4, 5, 6}, {5, 1}},                          // middle run
+      {{3, 1, 5}, {1, 4, 1}},                       // general: both broadcast
+      {{2, 1, 3, 1, 5}, {1, 4, 1, 6, 1}},           // general, rank 5
+      {{2, 3, 1, 4, 1, 5}, {3, 7, 1, 6, 1}},        // general, rank 6
+      {{1, 3, 1, 33}, {2, 1, 17, 1}, false, true},  // general with a constant
   };
   return cases;
 }
@@ -206,8 +204,9 @@ TEST(CudaElementwise, BinaryBroadcasting) {
 TEST(CudaElementwise, BinaryFp16) {
   KILN_REQUIRE_GPU();
   for (const char* op : {"Add", "Mul", "Sub"}) {
-    for (const BinaryShapes& s : {BinaryShapes{{2, 8, 15, 17}, {2, 8, 15, 17}}, BinaryShapes{{2, 8, 15, 17}, {8, 1, 1}, false, true},
-                                  BinaryShapes{{2, 8, 15, 16}, {}, false, true}, BinaryShapes{{3, 1, 5}, {1, 4, 1}}}) {
+    for (const BinaryShapes& s :
+         {BinaryShapes{{2, 8, 15, 17}, {2, 8, 15, 17}}, BinaryShapes{{2, 8, 15, 17}, {8, 1, 1}, false, true},
+          BinaryShapes{{2, 8, 15, 16}, {}, false, true}, BinaryShapes{{3, 1, 5}, {1, 4, 1}}}) {
       SCOPED_TRACE(op);
       auto g = binary_graph(op, s);
       expect_match(*g, "cuda.elementwise", fp16());
@@ -220,11 +219,13 @@ TEST(CudaElementwise, Pow) {
   const std::vector<int64_t> dims{2, 3, 7, 9};
   // Integer exponents are defined for negative bases: constant scalar float and int64 exponents.
   for (float e : {2.0f, 3.0f, -1.0f}) {
-    auto g = one_node_graph("Pow", {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(e)}});
+    auto g = one_node_graph("Pow",
+                            {OperandSpec{dims}, OperandSpec{{}, DType::Float, TensorData::scalar_float(e)}});
     expect_match(*g, "cuda.elementwise");
   }
   {
-    auto g = one_node_graph("Pow", {OperandSpec{dims}, OperandSpec{{}, DType::Int64, TensorData::scalar_int64(2)}});
+    auto g = one_node_graph("Pow",
+                            {OperandSpec{dims}, OperandSpec{{}, DType::Int64, TensorData::scalar_int64(2)}});
     expect_match(*g, "cuda.elementwise");
   }
   // Fractional exponents on a positive base: scalar, per-channel and full tensors.

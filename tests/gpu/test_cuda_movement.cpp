@@ -1,8 +1,9 @@
 // CUDA data movement against the CPU reference: Transpose (every vector-gather mode and the tiled path, ranks
-// 2–6, fp32/fp16/bf16), Concat (row copies of every width, constant inputs), DepthToSpace/SpaceToDepth (DCR, CRD,
-// blocks 2–4, PackNet's pack/unpack at reduced size), Resize/Upsample (nearest with every coordinate and rounding
-// mode, linear; scales or sizes), Pad (constant/reflect/edge/wrap, attributes or inputs, axes), Slice (negative
-// and strided steps, clamping, vector rows), and the byte copy of a view the runtime could not alias.
+// 2–6, fp32/fp16/bf16), Concat (row copies of every width, constant inputs), DepthToSpace/SpaceToDepth (DCR,
+// CRD, blocks 2–4, PackNet's pack/unpack at reduced size), Resize/Upsample (nearest with every coordinate and
+// rounding mode, linear; scales or sizes), Pad (constant/reflect/edge/wrap, attributes or inputs, axes),
+// Slice (negative and strided steps, clamping, vector rows), and the byte copy of a view the runtime could
+// not alias.
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -23,17 +24,8 @@ using kiln::gpu_test::tolerance;
 
 namespace {
 
-BuildOptions fp32() {
-  BuildOptions o;
-  o.tf32 = false;
-  return o;
-}
-
-BuildOptions fp16() {
-  BuildOptions o;
-  o.precision = DType::Float16;
-  return o;
-}
+using kiln::gpu_test::fp16;
+using kiln::gpu_test::fp32;
 
 BuildOptions bf16() {
   BuildOptions o;
@@ -43,7 +35,8 @@ BuildOptions bf16() {
 
 // The strided copy's vector paths depend on the element size (8 fp16/bf16 or 4 fp32 elements per vector).
 const std::vector<std::pair<const char*, BuildOptions>>& all_precisions() {
-  static const std::vector<std::pair<const char*, BuildOptions>> p{{"fp32", fp32()}, {"fp16", fp16()}, {"bf16", bf16()}};
+  static const std::vector<std::pair<const char*, BuildOptions>> p{
+      {"fp32", fp32()}, {"fp16", fp16()}, {"bf16", bf16()}};
   return p;
 }
 
@@ -58,13 +51,18 @@ OperandSpec ints(const std::vector<int64_t>& v) {
 }
 
 OperandSpec floats(const std::vector<float>& v) {
-  return OperandSpec{{static_cast<int64_t>(v.size())}, DType::Float,
+  return OperandSpec{{static_cast<int64_t>(v.size())},
+                     DType::Float,
                      TensorData::from_vector(DType::Float, {static_cast<int64_t>(v.size())}, v)};
 }
 
-OperandSpec empty_floats() { return OperandSpec{{0}, DType::Float, TensorData(DType::Float, {0})}; }
+OperandSpec empty_floats() {
+  return OperandSpec{{0}, DType::Float, TensorData(DType::Float, {0})};
+}
 
-OperandSpec scalar(float v) { return OperandSpec{{}, DType::Float, TensorData::scalar_float(v)}; }
+OperandSpec scalar(float v) {
+  return OperandSpec{{}, DType::Float, TensorData::scalar_float(v)};
+}
 
 }  // namespace
 
@@ -75,16 +73,16 @@ TEST(CudaMovement, Transpose) {
     std::vector<int64_t> dims, perm;  // empty perm: reversed
   };
   for (const Case& c : std::vector<Case>{
-           {{2, 3, 4, 5}, {0, 2, 3, 1}},            // NCHW → NHWC: gather (C short)
-           {{2, 40, 33, 70}, {0, 2, 3, 1}},         // NCHW → NHWC: tiles
-           {{2, 33, 70, 40}, {0, 3, 1, 2}},         // NHWC → NCHW: tiles
-           {{67, 129}, {1, 0}},                     // 2-D, partial tiles
-           {{2, 3, 4, 5}, {}},                      // reversed
-           {{5, 1, 37}, {2, 1, 0}},                 // size-1 axis
+           {{2, 3, 4, 5}, {0, 2, 3, 1}},              // NCHW → NHWC: gather (C short)
+           {{2, 40, 33, 70}, {0, 2, 3, 1}},           // NCHW → NHWC: tiles
+           {{2, 33, 70, 40}, {0, 3, 1, 2}},           // NHWC → NCHW: tiles
+           {{67, 129}, {1, 0}},                       // 2-D, partial tiles
+           {{2, 3, 4, 5}, {}},                        // reversed
+           {{5, 1, 37}, {2, 1, 0}},                   // size-1 axis
            {{2, 3, 2, 5, 3, 4}, {0, 3, 1, 5, 2, 4}},  // rank 6
-           {{3, 4, 5, 6, 7}, {0, 1, 2, 4, 3}},      // rank 5, swap of the two innermost (short)
-           {{2, 3, 4, 5}, {0, 1, 2, 3}},            // identity: one memcpy
-           {{4, 6, 5}, {1, 0, 2}},                  // outer swap: rows stay contiguous
+           {{3, 4, 5, 6, 7}, {0, 1, 2, 4, 3}},        // rank 5, swap of the two innermost (short)
+           {{2, 3, 4, 5}, {0, 1, 2, 3}},              // identity: one memcpy
+           {{4, 6, 5}, {1, 0, 2}},                    // outer swap: rows stay contiguous
        }) {
     SCOPED_TRACE(kiln::to_string(kiln::make_shape(c.dims)));
     Attributes a;
@@ -106,8 +104,8 @@ TEST(CudaMovement, TransposeFp16) {
 
 // The vector gather (several output elements per thread, one wide store): contiguous runs (Contig), input
 // rows interleaved into the output (Merge, DepthToSpace), an input run split across output channels (Split,
-// SpaceToDepth / the packing transpose), scalar loads otherwise (Generic); inner sizes that fill 8, 4, 2 or no
-// fp16 vectors, in every precision.
+// SpaceToDepth / the packing transpose), scalar loads otherwise (Generic); inner sizes that fill 8, 4, 2 or
+// no fp16 vectors, in every precision.
 TEST(CudaMovement, TransposeVectorPaths) {
   KILN_REQUIRE_GPU();
   struct Case {
@@ -116,21 +114,22 @@ TEST(CudaMovement, TransposeVectorPaths) {
   for (const auto& [name, opts] : all_precisions()) {
     for (const Case& c : std::vector<Case>{
              // PackNet's packing space-to-depth, [1,C,H/2,2,W/2,2] → [1,C,2,2,H/2,W/2] (Split).
-             {{1, 8, 8, 2, 32, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 32: full vectors
-             {{1, 8, 6, 2, 20, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 20: 4 fp16 per vector
-             {{1, 8, 3, 2, 10, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 10: 2 fp16 per vector
-             {{1, 8, 3, 2, 5, 2}, {0, 1, 3, 5, 2, 4}},    // W/2 = 5: one element per thread
-             {{2, 3, 4, 2, 16, 2}, {0, 1, 3, 5, 2, 4}},   // batch 2, odd channel count
-             {{1, 4, 3, 4, 8, 4}, {0, 1, 3, 5, 2, 4}},    // block 4: input runs split four ways
+             {{1, 8, 8, 2, 32, 2}, {0, 1, 3, 5, 2, 4}},  // W/2 = 32: full vectors
+             {{1, 8, 6, 2, 20, 2}, {0, 1, 3, 5, 2, 4}},  // W/2 = 20: 4 fp16 per vector
+             {{1, 8, 3, 2, 10, 2}, {0, 1, 3, 5, 2, 4}},  // W/2 = 10: 2 fp16 per vector
+             {{1, 8, 3, 2, 5, 2}, {0, 1, 3, 5, 2, 4}},   // W/2 = 5: one element per thread
+             {{2, 3, 4, 2, 16, 2}, {0, 1, 3, 5, 2, 4}},  // batch 2, odd channel count
+             {{1, 4, 3, 4, 8, 4}, {0, 1, 3, 5, 2, 4}},   // block 4: input runs split four ways
              // Its inverse (PixelShuffle): [1,C,2,2,H,W] → [1,C,H,2,W,2] (Merge).
              {{1, 8, 2, 2, 6, 40}, {0, 1, 4, 2, 5, 3}},
-             {{1, 8, 2, 2, 5, 7}, {0, 1, 4, 2, 5, 3}},    // odd W: pairs with scalar loads
+             {{1, 8, 2, 2, 5, 7}, {0, 1, 4, 2, 5, 3}},  // odd W: pairs with scalar loads
              // Outer-axis swaps: rows stay contiguous (Contig) unless their length or offsets break vectors.
              {{4, 6, 40}, {1, 0, 2}},
              {{3, 4, 10}, {1, 0, 2}},
              {{3, 4, 9}, {1, 0, 2}},
              {{5, 8, 3, 24}, {2, 0, 1, 3}},
-             // Short inner axis with a long input stride (Generic vectors), and a short one not filling a vector.
+             // Short inner axis with a long input stride (Generic vectors), and a short one not filling a
+             // vector.
              {{2, 8, 40}, {0, 2, 1}},
              {{2, 12, 20}, {0, 2, 1}},
          }) {
@@ -153,12 +152,12 @@ TEST(CudaMovement, Concat) {
   };
   for (const Case& c : std::vector<Case>{
            {{{2, 3, 5, 7}, {2, 4, 5, 7}, {2, 1, 5, 7}}, 1},
-           {{{3, 5, 7}, {3, 5, 2}}, -1},                  // odd row widths: 4-byte units
-           {{{3, 5, 8}, {3, 5, 4}}, 2},                   // 16-byte units
-           {{{2, 3}, {5, 3}}, 0},                         // one row each: memcpy
-           {{{2, 6, 5, 7}, {2, 2, 5, 7}}, 1, 1},          // a constant input
+           {{{3, 5, 7}, {3, 5, 2}}, -1},                              // odd row widths: 4-byte units
+           {{{3, 5, 8}, {3, 5, 4}}, 2},                               // 16-byte units
+           {{{2, 3}, {5, 3}}, 0},                                     // one row each: memcpy
+           {{{2, 6, 5, 7}, {2, 2, 5, 7}}, 1, 1},                      // a constant input
            {{{1, 2, 3, 4, 5}, {1, 2, 3, 1, 5}, {1, 2, 3, 2, 5}}, 3},  // rank 5
-           {{{4, 1, 9}, {4, 1, 9}}, 1},                   // concat along a size-1 axis
+           {{{4, 1, 9}, {4, 1, 9}}, 1},                               // concat along a size-1 axis
        }) {
     std::vector<OperandSpec> ins;
     for (size_t k = 0; k < c.inputs.size(); ++k) {
@@ -177,7 +176,8 @@ TEST(CudaMovement, ConcatFp16) {
   KILN_REQUIRE_GPU();
   Attributes a;
   a.set("axis", int64_t{3});
-  auto g = one_node_graph("Concat", {OperandSpec{{2, 3, 5, 7}}, OperandSpec{{2, 3, 5, 3}}}, a);  // 2-byte units
+  auto g =
+      one_node_graph("Concat", {OperandSpec{{2, 3, 5, 7}}, OperandSpec{{2, 3, 5, 3}}}, a);  // 2-byte units
   expect_match(*g, "cuda.concat", fp16());
   Attributes b;
   b.set("axis", int64_t{1});
@@ -232,14 +232,14 @@ TEST(CudaMovement, DepthSpaceVectorPaths) {
         expect_match(*one_node_graph("DepthToSpace", {OperandSpec{dims}}, a), "cuda.depth_to_space", opts);
       }
     }
-    for (const auto& [dims, block] : std::vector<std::pair<std::vector<int64_t>, int64_t>>{
-             {{1, 8, 12, 40}, 2},   // pack: C = 8, W/2 = 20
-             {{1, 8, 8, 64}, 2},    // W/2 = 32
-             {{1, 8, 12, 20}, 2},   // W/2 = 10
-             {{1, 3, 6, 14}, 2},    // W/2 = 7: odd
-             {{2, 5, 4, 32}, 2},    // batch 2
-             {{1, 4, 8, 32}, 4},    // block 4
-             {{1, 2, 8, 12}, 4}}) {  // block 4, W/4 = 3
+    for (const auto& [dims, block] :
+         std::vector<std::pair<std::vector<int64_t>, int64_t>>{{{1, 8, 12, 40}, 2},  // pack: C = 8, W/2 = 20
+                                                               {{1, 8, 8, 64}, 2},   // W/2 = 32
+                                                               {{1, 8, 12, 20}, 2},  // W/2 = 10
+                                                               {{1, 3, 6, 14}, 2},   // W/2 = 7: odd
+                                                               {{2, 5, 4, 32}, 2},   // batch 2
+                                                               {{1, 4, 8, 32}, 4},   // block 4
+                                                               {{1, 2, 8, 12}, 4}}) {  // block 4, W/4 = 3
       SCOPED_TRACE(std::string(name) + " SpaceToDepth " + kiln::to_string(kiln::make_shape(dims)));
       Attributes a;
       a.set("blocksize", block);
@@ -273,11 +273,12 @@ std::unique_ptr<Graph> resize_scales(const std::vector<int64_t>& dims, const std
 }
 std::unique_ptr<Graph> resize_sizes(const std::vector<int64_t>& dims, const std::vector<int64_t>& sizes,
                                     const Attributes& a) {
-  return one_node_graph("Resize", {OperandSpec{dims}, empty_floats(), empty_floats(), ints(sizes)}, a, "", 1, 13);
+  return one_node_graph("Resize", {OperandSpec{dims}, empty_floats(), empty_floats(), ints(sizes)}, a, "", 1,
+                        13);
 }
 
-const char* const kCoordModes[] = {"asymmetric", "half_pixel", "pytorch_half_pixel", "align_corners",
-                                   "half_pixel_symmetric", "tf_half_pixel_for_nn"};
+const char* const kCoordModes[] = {"asymmetric",    "half_pixel",           "pytorch_half_pixel",
+                                   "align_corners", "half_pixel_symmetric", "tf_half_pixel_for_nn"};
 
 }  // namespace
 
@@ -302,8 +303,9 @@ TEST(CudaMovement, ResizeNearestShapes) {
   KILN_REQUIRE_GPU();
   Attributes a;
   a.set("mode", std::string("nearest"));
-  expect_match(*resize_scales({2, 9, 11}, {1, 2, 3}, a), "cuda.resize");          // rank 3 (default modes)
-  expect_match(*resize_scales({1, 2, 3, 4, 5}, {1, 2, 2, 1, 2}, a), "cuda.resize");  // rank 5, channel axis too
+  expect_match(*resize_scales({2, 9, 11}, {1, 2, 3}, a), "cuda.resize");  // rank 3 (default modes)
+  expect_match(*resize_scales({1, 2, 3, 4, 5}, {1, 2, 2, 1, 2}, a),
+               "cuda.resize");  // rank 5, channel axis too
   expect_match(*resize_scales({1, 16, 20, 24}, {1, 1, 2, 2}, a), "cuda.resize", fp16());
   Attributes s;
   s.set("mode", std::string("nearest"));
@@ -316,9 +318,11 @@ TEST(CudaMovement, ResizeLegacy) {
   Attributes a;
   a.set("mode", std::string("nearest"));
   // Resize-10: (X, scales); asymmetric coordinates, truncation up and ceil down.
-  expect_match(*one_node_graph("Resize", {OperandSpec{{1, 3, 5, 7}}, floats({1, 1, 2, 3})}, a, "", 1, 10), "cuda.resize");
-  expect_match(*one_node_graph("Resize", {OperandSpec{{1, 3, 8, 9}}, floats({1, 1, 0.5f, 0.7f})}, a, "", 1, 10),
+  expect_match(*one_node_graph("Resize", {OperandSpec{{1, 3, 5, 7}}, floats({1, 1, 2, 3})}, a, "", 1, 10),
                "cuda.resize");
+  expect_match(
+      *one_node_graph("Resize", {OperandSpec{{1, 3, 8, 9}}, floats({1, 1, 0.5f, 0.7f})}, a, "", 1, 10),
+      "cuda.resize");
   Attributes l;
   l.set("mode", std::string("linear"));
   expect_match(*one_node_graph("Resize", {OperandSpec{{1, 3, 5, 7}}, floats({1, 1, 2, 1.5f})}, l, "", 1, 10),
@@ -353,12 +357,16 @@ TEST(CudaMovement, PadConstant) {
   const std::vector<int64_t> dims{2, 3, 5, 7};
   Attributes a;
   a.set("mode", std::string("constant"));
-  expect_match(*one_node_graph("Pad", {OperandSpec{dims}, ints({0, 0, 1, 2, 0, 0, 3, 1}), scalar(0.5f)}, a, "", 1, 13),
+  expect_match(
+      *one_node_graph("Pad", {OperandSpec{dims}, ints({0, 0, 1, 2, 0, 0, 3, 1}), scalar(0.5f)}, a, "", 1, 13),
+      "cuda.pad");
+  expect_match(*one_node_graph("Pad", {OperandSpec{dims}, ints({0, 1, 0, 0, 1, 0, 2, 0})}, a, "", 1, 13),
                "cuda.pad");
-  expect_match(*one_node_graph("Pad", {OperandSpec{dims}, ints({0, 1, 0, 0, 1, 0, 2, 0})}, a, "", 1, 13), "cuda.pad");
-  expect_match(*one_node_graph("Pad", {OperandSpec{{3, 4, 5}}, ints({1, 0, 2, 0, 3, 1})}, {}, "", 1, 13), "cuda.pad");
+  expect_match(*one_node_graph("Pad", {OperandSpec{{3, 4, 5}}, ints({1, 0, 2, 0, 3, 1})}, {}, "", 1, 13),
+               "cuda.pad");
   // Opset 18 axes: pads for axes 2 and -1 only.
-  expect_match(*one_node_graph("Pad", {OperandSpec{dims}, ints({1, 2, 3, 4}), scalar(-1.5f), ints({2, -1})}, a, "", 1, 18),
+  expect_match(*one_node_graph("Pad", {OperandSpec{dims}, ints({1, 2, 3, 4}), scalar(-1.5f), ints({2, -1})},
+                               a, "", 1, 18),
                "cuda.pad");
   // Opset 2: pads and value attributes.
   Attributes old;
@@ -367,8 +375,9 @@ TEST(CudaMovement, PadConstant) {
   old.set("value", 0.25f);
   expect_match(*one_node_graph("Pad", {OperandSpec{dims}}, old, "", 1, 2), "cuda.pad");
   // fp16, rank 5.
-  expect_match(*one_node_graph("Pad", {OperandSpec{{1, 2, 3, 4, 5}}, ints({0, 0, 1, 1, 2, 0, 0, 1, 1, 2}), scalar(0.0f)}, a,
-                               "", 1, 13),
+  expect_match(*one_node_graph(
+                   "Pad", {OperandSpec{{1, 2, 3, 4, 5}}, ints({0, 0, 1, 1, 2, 0, 0, 1, 1, 2}), scalar(0.0f)},
+                   a, "", 1, 13),
                "cuda.pad", fp16());
 }
 
@@ -378,15 +387,18 @@ TEST(CudaMovement, PadReflectEdgeWrap) {
     SCOPED_TRACE(mode);
     Attributes a;
     a.set("mode", std::string(mode));
-    expect_match(*one_node_graph("Pad", {OperandSpec{{2, 3, 5, 7}}, ints({0, 0, 2, 3, 0, 0, 1, 2})}, a, "", 1, 19),
-                 "cuda.pad");
+    expect_match(
+        *one_node_graph("Pad", {OperandSpec{{2, 3, 5, 7}}, ints({0, 0, 2, 3, 0, 0, 1, 2})}, a, "", 1, 19),
+        "cuda.pad");
     // Pads longer than the axis (reflect folds back and forth) and a size-1 axis.
-    expect_match(*one_node_graph("Pad", {OperandSpec{{2, 1, 3}}, ints({0, 2, 5, 0, 1, 4})}, a, "", 1, 19), "cuda.pad");
+    expect_match(*one_node_graph("Pad", {OperandSpec{{2, 1, 3}}, ints({0, 2, 5, 0, 1, 4})}, a, "", 1, 19),
+                 "cuda.pad");
   }
   Attributes a;
   a.set("mode", std::string("reflect"));
-  expect_match(*one_node_graph("Pad", {OperandSpec{{1, 8, 16, 16}}, ints({0, 0, 1, 1, 0, 0, 1, 1})}, a, "", 1, 13),
-               "cuda.pad", fp16());
+  expect_match(
+      *one_node_graph("Pad", {OperandSpec{{1, 8, 16, 16}}, ints({0, 0, 1, 1, 0, 0, 1, 1})}, a, "", 1, 13),
+      "cuda.pad", fp16());
 }
 
 // ------------------------------------------------------------------------------------------------ Slice
@@ -397,13 +409,13 @@ TEST(CudaMovement, Slice) {
     std::vector<int64_t> dims, starts, ends, axes, steps;  // empty axes/steps: omitted
   };
   for (const Case& c : std::vector<Case>{
-           {{4, 6, 8}, {1, -5}, {3, 100}, {0, 2}, {}},         // negative start, end past the axis
-           {{4, 6, 8}, {-1}, {kMin}, {1}, {-1}},               // reversed axis
-           {{4, 6, 8}, {7, 1}, {0, kMax}, {2, 0}, {-2, 2}},    // backward and forward strides
-           {{5, 7, 9}, {1, 0, 2}, {5, 7, 8}, {}, {3, 2, 1}},   // default axes
-           {{6, 4, 5}, {1}, {4}, {0}, {}},                     // outer rows only: memcpy
+           {{4, 6, 8}, {1, -5}, {3, 100}, {0, 2}, {}},        // negative start, end past the axis
+           {{4, 6, 8}, {-1}, {kMin}, {1}, {-1}},              // reversed axis
+           {{4, 6, 8}, {7, 1}, {0, kMax}, {2, 0}, {-2, 2}},   // backward and forward strides
+           {{5, 7, 9}, {1, 0, 2}, {5, 7, 8}, {}, {3, 2, 1}},  // default axes
+           {{6, 4, 5}, {1}, {4}, {0}, {}},                    // outer rows only: memcpy
            {{2, 3, 4, 5, 6}, {0, 1, 1}, {2, 3, 5}, {0, 2, 4}, {1, 2, 2}},  // rank 5
-           {{3, 40, 50}, {2, 45}, {38, 1}, {-2, -1}, {1, -3}},  // negative axes
+           {{3, 40, 50}, {2, 45}, {38, 1}, {-2, -1}, {1, -3}},             // negative axes
        }) {
     std::vector<OperandSpec> ins{OperandSpec{c.dims}, ints(c.starts), ints(c.ends)};
     if (!c.axes.empty() || !c.steps.empty()) {
@@ -437,9 +449,11 @@ TEST(CudaMovement, Slice) {
   a.set("axes", std::vector<int64_t>{0, 2});
   expect_match(*one_node_graph("Slice", {OperandSpec{{5, 3, 7}}}, a, "", 1, 9), "cuda.slice");
   // fp16.
-  expect_match(*one_node_graph("Slice", {OperandSpec{{2, 8, 9, 10}}, ints({1, 9}), ints({7, 0}), ints({1, 3}), ints({2, -2})},
-                               {}, "", 1, 13),
-               "cuda.slice", fp16());
+  expect_match(
+      *one_node_graph("Slice",
+                      {OperandSpec{{2, 8, 9, 10}}, ints({1, 9}), ints({7, 0}), ints({1, 3}), ints({2, -2})},
+                      {}, "", 1, 13),
+      "cuda.slice", fp16());
 }
 
 // ------------------------------------------------------------------------------------------------- copy
@@ -449,6 +463,7 @@ TEST(CudaMovement, CopyOfConstantView) {
   // computing it at build time so the layer stays.
   BuildOptions o = fp32();
   o.fold.max_folded_bytes = 0;
-  auto g = one_node_graph("Reshape", {OperandSpec{{2, 3, 4}, DType::Float, random_tensor({2, 3, 4})}, ints({6, 4})});
+  auto g = one_node_graph("Reshape",
+                          {OperandSpec{{2, 3, 4}, DType::Float, random_tensor({2, 3, 4})}, ints({6, 4})});
   expect_match(*g, "cuda.copy", o);
 }

@@ -35,10 +35,11 @@ std::unique_ptr<Graph> gn_graph(const GnCase& k, const std::string& act) {
   a.set("epsilon", 1e-5f);
   if (!act.empty()) a.set("activation", act);
   if (act == "Elu") a.set("alpha", 0.7f);
-  return one_node_graph("GroupNorm",
-                        {OperandSpec{k.dims, DType::Float, std::nullopt}, OperandSpec{{c}, DType::Float, random_tensor({c})},
-                         OperandSpec{{c}, DType::Float, random_tensor({c}, 0.0f, 0.5f)}},
-                        a, "kiln", 1);
+  return one_node_graph(
+      "GroupNorm",
+      {OperandSpec{k.dims, DType::Float, std::nullopt}, OperandSpec{{c}, DType::Float, random_tensor({c})},
+       OperandSpec{{c}, DType::Float, random_tensor({c}, 0.0f, 0.5f)}},
+      a, "kiln", 1);
 }
 
 void check_gn(DType precision) {
@@ -50,8 +51,8 @@ void check_gn(DType precision) {
     for (const std::string act : {"", "Relu", "Elu"}) {
       auto g = gn_graph(k, act);
       const auto c = compare_with_reference(*g, opts);
-      EXPECT_LE(c.worst(), tol) << "dims " << k.dims[0] << "x" << k.dims[1] << "x... G" << k.groups << " act '"
-                                << act << "'";
+      EXPECT_LE(c.worst(), tol) << "dims " << k.dims[0] << "x" << k.dims[1] << "x... G" << k.groups
+                                << " act '" << act << "'";
       EXPECT_TRUE(c.uses_kernel("cuda.groupnorm")) << "act '" << act << "'";
     }
 }
@@ -82,10 +83,11 @@ TEST(CudaNormalization, InstanceNorm) {
       const int64_t c = dims[1];
       Attributes a;
       a.set("epsilon", 1e-5f);
-      auto g = one_node_graph("InstanceNormalization",
-                              {OperandSpec{dims, DType::Float, std::nullopt}, OperandSpec{{c}, DType::Float, random_tensor({c})},
-                               OperandSpec{{c}, DType::Float, random_tensor({c})}},
-                              a);
+      auto g = one_node_graph(
+          "InstanceNormalization",
+          {OperandSpec{dims, DType::Float, std::nullopt}, OperandSpec{{c}, DType::Float, random_tensor({c})},
+           OperandSpec{{c}, DType::Float, random_tensor({c})}},
+          a);
       const auto cmp = compare_with_reference(*g, opts);
       EXPECT_LE(cmp.worst(), gpu_test::tolerance(precision, false)) << "C " << c << " rank " << dims.size();
       EXPECT_TRUE(cmp.uses_kernel("cuda.instancenorm"));
@@ -103,17 +105,19 @@ TEST(CudaNormalization, GroupNormalizationPlugin) {
       Attributes pa;
       pa.set("num_groups", k.groups);
       pa.set("eps", 1e-5f);
-      auto plugin_graph = one_node_graph("GroupNormalizationPlugin",
-                                         {OperandSpec{k.dims, DType::Float, std::nullopt}, OperandSpec{{c}, DType::Float, scale},
-                                          OperandSpec{{c}, DType::Float, bias}},
-                                         pa);
+      auto plugin_graph =
+          one_node_graph("GroupNormalizationPlugin",
+                         {OperandSpec{k.dims, DType::Float, std::nullopt},
+                          OperandSpec{{c}, DType::Float, scale}, OperandSpec{{c}, DType::Float, bias}},
+                         pa);
       Attributes ga;
       ga.set("num_groups", k.groups);
       ga.set("epsilon", 1e-5f);
-      auto ref_graph = one_node_graph("GroupNorm",
-                                      {OperandSpec{k.dims, DType::Float, std::nullopt}, OperandSpec{{c}, DType::Float, scale},
-                                       OperandSpec{{c}, DType::Float, bias}},
-                                      ga, "kiln", 1);
+      auto ref_graph =
+          one_node_graph("GroupNorm",
+                         {OperandSpec{k.dims, DType::Float, std::nullopt},
+                          OperandSpec{{c}, DType::Float, scale}, OperandSpec{{c}, DType::Float, bias}},
+                         ga, "kiln", 1);
       BuildOptions ref;
       ref.device = "cpu";
       ref.reference_kernels = true;
@@ -172,23 +176,23 @@ TEST(CudaNormalization, RobustStatisticsLargeOffset) {
   const size_t ws_bytes = cuda::group_norm_workspace_bytes(n, c, spatial, groups);
   cuda::DeviceBuffer ws(ws_bytes);
   for (cuda::GroupNormPath path : {cuda::GroupNormPath::Auto, cuda::GroupNormPath::TwoPass})
-  for (bool in_place : {false, true}) {
-    SCOPED_TRACE(path == cuda::GroupNormPath::TwoPass ? "two-pass" : "auto");
-    // Fresh input every run: an in-place run overwrote it.
-    ASSERT_EQ(cudaMemcpy(dx.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
-    void* out = in_place ? dx.ptr : dy.ptr;
-    cuda::launch_group_norm(DType::Float, dx.ptr, out, ds.ptr, db.ptr, DType::Float, n, c, spatial, groups, 1e-5f,
-                            2, 1.f, ws.ptr, ws_bytes, nullptr, path);
-    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
-    std::vector<float> got(x.size());
-    ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
-    double num = 0, den = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-      num += (got[i] - want[i]) * (got[i] - want[i]);
-      den += want[i] * want[i];
+    for (bool in_place : {false, true}) {
+      SCOPED_TRACE(path == cuda::GroupNormPath::TwoPass ? "two-pass" : "auto");
+      // Fresh input every run: an in-place run overwrote it.
+      ASSERT_EQ(cudaMemcpy(dx.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
+      void* out = in_place ? dx.ptr : dy.ptr;
+      cuda::launch_group_norm(DType::Float, dx.ptr, out, ds.ptr, db.ptr, DType::Float, n, c, spatial, groups,
+                              1e-5f, 2, 1.f, ws.ptr, ws_bytes, nullptr, path);
+      ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+      std::vector<float> got(x.size());
+      ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+      double num = 0, den = 0;
+      for (size_t i = 0; i < got.size(); ++i) {
+        num += (got[i] - want[i]) * (got[i] - want[i]);
+        den += want[i] * want[i];
+      }
+      EXPECT_LE(std::sqrt(num / den), 1e-5) << (in_place ? "in place" : "out of place");
     }
-    EXPECT_LE(std::sqrt(num / den), 1e-5) << (in_place ? "in place" : "out of place");
-  }
 }
 
 // Both launcher paths against a double reference: shapes that take the single pass with the grid barrier
@@ -266,17 +270,18 @@ TEST(CudaNormalization, GroupNormLauncherPaths) {
         }
         for (cuda::GroupNormPath path : {cuda::GroupNormPath::Auto, cuda::GroupNormPath::TwoPass})
           for (bool in_place : {false, true}) {
-            const cuda::GroupNormPath taken = cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, act, path);
+            const cuda::GroupNormPath taken =
+                cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, act, path);
             SCOPED_TRACE(testing::Message()
-                         << k.n << "x" << k.c << "x" << k.spatial << " G" << k.groups << " (" << k.what << ") "
-                         << dtype_name(dt) << " act " << act << (in_place ? " in place" : "") << " path "
-                         << (taken == cuda::GroupNormPath::SinglePass ? "single" : "two-pass"));
+                         << k.n << "x" << k.c << "x" << k.spatial << " G" << k.groups << " (" << k.what
+                         << ") " << dtype_name(dt) << " act " << act << (in_place ? " in place" : "")
+                         << " path " << (taken == cuda::GroupNormPath::SinglePass ? "single" : "two-pass"));
             if (path == cuda::GroupNormPath::TwoPass) EXPECT_EQ(taken, cuda::GroupNormPath::TwoPass);
             ASSERT_EQ(cudaMemcpy(dx.ptr, host_x, x.size() * es, cudaMemcpyHostToDevice), cudaSuccess);
             void* out = in_place ? dx.ptr : dy.ptr;
             ASSERT_EQ(cudaMemset(out == dx.ptr ? dy.ptr : out, 0xff, x.size() * es), cudaSuccess);
-            cuda::launch_group_norm(dt, dx.ptr, out, ds.ptr, db.ptr, param_dt, k.n, k.c, k.spatial, k.groups, 1e-5f,
-                                    act, 0.7f, ws.ptr, ws_bytes, nullptr, path);
+            cuda::launch_group_norm(dt, dx.ptr, out, ds.ptr, db.ptr, param_dt, k.n, k.c, k.spatial, k.groups,
+                                    1e-5f, act, 0.7f, ws.ptr, ws_bytes, nullptr, path);
             ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
             std::vector<float> got(x.size());
             if (dt == DType::Float) {
@@ -296,10 +301,13 @@ TEST(CudaNormalization, GroupNormLauncherPaths) {
       }
       // Which path the automatic choice takes where the answer does not depend on the GPU model.
       const cuda::GroupNormPath autop = cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, 2);
-      if (k.spatial % (16 / static_cast<int64_t>(es)) != 0) EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << k.what;
-      if (k.c == 512 && k.spatial == 6 * 20) EXPECT_EQ(autop, cuda::GroupNormPath::SinglePass) << dtype_name(dt);
+      if (k.spatial % (16 / static_cast<int64_t>(es)) != 0)
+        EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << k.what;
+      if (k.c == 512 && k.spatial == 6 * 20)
+        EXPECT_EQ(autop, cuda::GroupNormPath::SinglePass) << dtype_name(dt);
       if (k.c == 64 && coop && sms >= 32) EXPECT_EQ(autop, cuda::GroupNormPath::SinglePass) << dtype_name(dt);
-      if (k.c == 68 && k.n * k.groups * 2 > sms) EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << dtype_name(dt);
+      if (k.c == 68 && k.n * k.groups * 2 > sms)
+        EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << dtype_name(dt);
     }
   }
 }
@@ -320,12 +328,13 @@ TEST(CudaNormalization, LauncherScalarPathAndMixedParams) {
     scale[k] = float_to_half(scale_f[k]);
     bias[k] = float_to_half(bias_f[k]);
   }
-  cuda::DeviceBuffer dx(x.data(), x.size() * 4), dy((x.size() + 1) * 4), ds(scale.data(), c * 2), db(bias.data(), c * 2);
+  cuda::DeviceBuffer dx(x.data(), x.size() * 4), dy((x.size() + 1) * 4), ds(scale.data(), c * 2),
+      db(bias.data(), c * 2);
   const size_t ws_bytes = cuda::group_norm_workspace_bytes(n, c, spatial, groups);
   cuda::DeviceBuffer ws(ws_bytes);
   // x + 1, y + 1: 4-byte aligned only.
-  cuda::launch_group_norm(DType::Float, dx.as<float>() + 1, dy.as<float>() + 1, ds.ptr, db.ptr, DType::Float16, n, c,
-                          spatial, groups, 1e-5f, 1, 1.f, ws.ptr, ws_bytes, nullptr);
+  cuda::launch_group_norm(DType::Float, dx.as<float>() + 1, dy.as<float>() + 1, ds.ptr, db.ptr,
+                          DType::Float16, n, c, spatial, groups, 1e-5f, 1, 1.f, ws.ptr, ws_bytes, nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(static_cast<size_t>(total));
   ASSERT_EQ(cudaMemcpy(got.data(), dy.as<float>() + 1, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);

@@ -23,7 +23,8 @@ struct ConvCase {
   bool bias = true;
 };
 
-std::unique_ptr<Graph> conv_graph(const ConvCase& c, const std::string& op = "Conv", const std::string& post = "") {
+std::unique_ptr<Graph> conv_graph(const ConvCase& c, const std::string& op = "Conv",
+                                  const std::string& post = "") {
   std::vector<OperandSpec> ins{{c.x}, {c.w, DType::Float, random_tensor(c.w, 0.05f, 0.5f)}};
   if (c.bias) ins.push_back({{c.w[0]}, DType::Float, random_tensor({c.w[0]})});
   Attributes a;
@@ -38,12 +39,12 @@ const std::vector<ConvCase> kConvCases = {
     {{1, 16, 24, 40}, {32, 16, 3, 3}, {1, 1, 1, 1}, {}},
     {{1, 64, 12, 20}, {64, 64, 1, 1}, {}, {}},  // 1x1: the cuBLAS tactic competes
     {{2, 8, 17, 19}, {12, 8, 5, 5}, {2, 2, 2, 2}, {2, 2}},
-    {{1, 8, 9, 11}, {8, 4, 3, 3}, {1, 1, 1, 1}, {}, 2},  // grouped
-    {{1, 4, 33}, {6, 4, 3}, {1, 1}, {}},                 // 1-D
+    {{1, 8, 9, 11}, {8, 4, 3, 3}, {1, 1, 1, 1}, {}, 2},            // grouped
+    {{1, 4, 33}, {6, 4, 3}, {1, 1}, {}},                           // 1-D
     {{1, 2, 6, 10, 12}, {4, 2, 3, 3, 3}, {1, 1, 1, 1, 1, 1}, {}},  // 3-D with two input channels (cuDNN)
-    {{1, 32, 10, 14}, {16, 32, 3, 3}, {}, {}, 1, false},  // no bias, valid
-    {{1, 3, 20, 30}, {5, 3, 5, 5}, {2, 2, 2, 2}, {}},      // channel counts NHWC tactics pad to 8
-    {{2, 13, 9, 14}, {1, 13, 3, 3}, {1, 1, 1, 1}, {}},     // batch 2, one output channel (a depth head)
+    {{1, 32, 10, 14}, {16, 32, 3, 3}, {}, {}, 1, false},           // no bias, valid
+    {{1, 3, 20, 30}, {5, 3, 5, 5}, {2, 2, 2, 2}, {}},              // channel counts NHWC tactics pad to 8
+    {{2, 13, 9, 14}, {1, 13, 3, 3}, {1, 1, 1, 1}, {}},  // batch 2, one output channel (a depth head)
 };
 
 BuildOptions precision(DType p, bool tf32) {
@@ -107,7 +108,8 @@ TEST(CudaConv, EveryEngineMatchesReference) {
           if (p != DType::Float && tf32) continue;
           if (p == DType::Float && tf32 && std::string(e.engine).rfind("graph", 0) != 0 && i > 0) continue;
           Comparison r = compare_with_reference(*conv_graph(kConvCases[i]), precision(p, tf32));
-          EXPECT_LE(r.worst(), tolerance(p, tf32)) << e.engine << " case " << i << " " << dtype_name(p) << (tf32 ? " tf32" : "");
+          EXPECT_LE(r.worst(), tolerance(p, tf32))
+              << e.engine << " case " << i << " " << dtype_name(p) << (tf32 ? " tf32" : "");
         }
     ::unsetenv("KILN_CUDA_CONV_ENGINE");
   }
@@ -117,7 +119,8 @@ TEST(CudaConv, FusedActivations) {
   KILN_REQUIRE_GPU();
   for (const char* post : {"Relu", "Elu", "Sigmoid"}) {
     for (DType p : {DType::Float, DType::Float16}) {
-      Comparison r = compare_with_reference(*conv_graph(kConvCases[0], "FusedConv", post), precision(p, false));
+      Comparison r =
+          compare_with_reference(*conv_graph(kConvCases[0], "FusedConv", post), precision(p, false));
       EXPECT_LE(r.worst(), tolerance(p, false)) << post << " " << dtype_name(p);
       EXPECT_TRUE(r.uses_kernel("cuda.conv"));
     }
@@ -189,7 +192,8 @@ TEST(CudaRuntime, ProfilingTimesEveryLayer) {
   ctx->run();
   ASSERT_EQ(ctx->layer_times_ms().size(), engine->layers().size());
   for (size_t k = 0; k < engine->layers().size(); ++k)
-    if (engine->layers()[k].kernel != "alias") EXPECT_GT(ctx->layer_times_ms()[k], 0.0) << engine->layers()[k].name;
+    if (engine->layers()[k].kernel != "alias")
+      EXPECT_GT(ctx->layer_times_ms()[k], 0.0) << engine->layers()[k].name;
 }
 
 TEST(CudaRuntime, EngineFileRoundTripAndDeviceCheck) {
@@ -222,7 +226,8 @@ TEST(CudaRuntime, EngineFileRoundTripAndDeviceCheck) {
   o.log = [&](const std::string& l) { lines.push_back(l); };
   auto rebuilt = Engine::build(*g, o);
   bool all_hits = false;
-  for (const std::string& l : lines) all_hits |= l.find("timing cache:") != std::string::npos && l.find(" 0 timed") != std::string::npos;
+  for (const std::string& l : lines)
+    all_hits |= l.find("timing cache:") != std::string::npos && l.find(" 0 timed") != std::string::npos;
   EXPECT_TRUE(all_hits);
 
   // An engine recorded for another GPU (or cuDNN) is refused with a message naming the file.

@@ -1,23 +1,21 @@
-// In-place Concat: when every input is an activation of its own and a contiguous block of the output (batch 1,
-// channel axis), producers write straight into their slices and the Concat layer runs nothing. Checked against
-// the same graph with the rewrite off, through a view of a concat input, nested concats, save/load, and the
-// cases that must keep a copying Concat.
+// In-place Concat: when every input is an activation of its own and a contiguous block of the output (batch
+// 1, channel axis), producers write straight into their slices and the Concat layer runs nothing. Checked
+// against the same graph with the rewrite off, through a view of a concat input, nested concats, save/load,
+// and the cases that must keep a copying Concat.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <random>
 
 #include "kiln/engine.h"
+#include "test_util.h"
 
 namespace kiln {
 namespace {
 
 TensorData random_tensor(std::vector<int64_t> dims, uint32_t seed) {
-  TensorData t(DType::Float, std::move(dims));
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> u(-2.f, 2.f);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
-  return t;
+  test::rng().seed(seed);
+  return test::F(dims, test::randf(TensorData(DType::Float, dims).numel()));
 }
 
 // x -> Relu a, Sigmoid b, Neg c; cat1 = Concat(a, b); cat2 = Concat(cat1, c); y = cat2 * 2; also outputs a
@@ -31,12 +29,14 @@ std::unique_ptr<Graph> concat_graph(int64_t batch, bool concat_graph_input = fal
   g->add_node("Relu", {x}, {v("a")}, "relu");
   g->add_node("Sigmoid", {x}, {v("b")}, "sigmoid");
   g->add_node("Neg", {x}, {v("c")}, "neg");
-  Node* c1 = g->add_node("Concat", {g->tensor("a"), concat_graph_input ? static_cast<Tensor*>(x) : g->tensor("b")},
-                         {v("cat1")}, "cat1");
+  Node* c1 =
+      g->add_node("Concat", {g->tensor("a"), concat_graph_input ? static_cast<Tensor*>(x) : g->tensor("b")},
+                  {v("cat1")}, "cat1");
   c1->attrs.set("axis", int64_t{1});
   Node* c2 = g->add_node("Concat", {g->tensor("cat1"), g->tensor("c")}, {v("cat2")}, "cat2");
   c2->attrs.set("axis", int64_t{-3});
-  g->add_node("Mul", {g->tensor("cat2"), g->add_constant("two", TensorData::scalar_float(2.f))}, {v("y")}, "mul");
+  g->add_node("Mul", {g->tensor("cat2"), g->add_constant("two", TensorData::scalar_float(2.f))}, {v("y")},
+              "mul");
   g->add_node("Flatten", {g->tensor("b")}, {v("fb")}, "flatten");
   g->outputs = {g->tensor("y"), g->tensor("a"), g->tensor("fb")};
   return g;
@@ -63,7 +63,8 @@ void expect_same_outputs(const Engine& a, const Engine& b, const TensorData& x) 
   for (const TensorInfo& o : a.outputs()) {
     const TensorData &p = ca->output(o.name), &q = cb->output(o.name);
     ASSERT_EQ(p.dims(), q.dims()) << o.name;
-    for (int64_t i = 0; i < p.numel(); ++i) EXPECT_EQ(p.data<float>()[i], q.data<float>()[i]) << o.name << " " << i;
+    for (int64_t i = 0; i < p.numel(); ++i)
+      EXPECT_EQ(p.data<float>()[i], q.data<float>()[i]) << o.name << " " << i;
   }
 }
 
@@ -73,8 +74,8 @@ TEST(ConcatInPlace, ProducersWriteIntoSlices) {
   BuildOptions off;
   off.skip_rewrites = {"concat_in_place"};
   auto copying = Engine::build(*g, off);
-  // cat1's inputs are a Relu and a Sigmoid output; cat2's first input is cat1, itself in place: only cat1 goes
-  // in place (a nested in-place concat would need its producer to be a real layer).
+  // cat1's inputs are a Relu and a Sigmoid output; cat2's first input is cat1, itself in place: only cat1
+  // goes in place (a nested in-place concat would need its producer to be a real layer).
   EXPECT_EQ(in_place_concats(*fast), 1u);
   EXPECT_EQ(in_place_concats(*copying), 0u);
   expect_same_outputs(*fast, *copying, random_tensor({1, 3, 4, 5}, 3));
@@ -101,7 +102,8 @@ TEST(ConcatInPlace, StridedSlicesAndGraphInputsKeepTheCopy) {
   expect_same_outputs(*engine, *Engine::build(*batched, off), random_tensor({2, 3, 4, 5}, 9));
   auto with_input = concat_graph(1, true);
   auto e2 = Engine::build(*with_input);
-  EXPECT_NE(kernel_of(*e2, "cat1"), "alias");  // x is a graph input: copied in by the runtime, not produced here
+  EXPECT_NE(kernel_of(*e2, "cat1"),
+            "alias");  // x is a graph input: copied in by the runtime, not produced here
   EXPECT_EQ(kernel_of(*e2, "cat2"), "alias");  // cat1 is now a real layer, so cat2 can take it in place
   expect_same_outputs(*e2, *Engine::build(*with_input, off), random_tensor({1, 3, 4, 5}, 11));
 }

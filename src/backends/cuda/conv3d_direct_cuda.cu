@@ -1,6 +1,6 @@
 // kiln — cuda.conv3d_direct: Conv3d with one input channel (PackNet's packing / unpacking convolution):
-// X [N, 1, D, H, W], W [M, 1, kd, kh, kw] constant, optional constant bias [M], group 1, stride 1, dilation 1,
-// any explicit pads. Y [N, M, Do, Ho, Wo] in X's dtype; float accumulation.
+// X [N, 1, D, H, W], W [M, 1, kd, kh, kw] constant, optional constant bias [M], group 1, stride 1, dilation
+// 1, any explicit pads. Y [N, M, Do, Ho, Wo] in X's dtype; float accumulation.
 //
 // The layer is store-bound: pack1 writes [1, 8, 256, 96, 320] (126 MB fp16) from a 16 MB input; its 27
 // multiply-adds per output (3.4 GFMA) take ~100 us as fp32 FFMA on an H200, three times the store time.
@@ -35,9 +35,9 @@ struct Weights333 {
 };
 
 struct Geometry {
-  int64_t n, d, h, w;        // input
-  int64_t m, od, oh, ow;     // output
-  int64_t pd, ph, pw;        // begin pads
+  int64_t n, d, h, w;     // input
+  int64_t m, od, oh, ow;  // output
+  int64_t pd, ph, pw;     // begin pads
   int64_t kd, kh, kw;
 };
 
@@ -67,7 +67,8 @@ __global__ void __launch_bounds__(256, 2)
     const int dz = e / (kSH * kSW), r = e % (kSH * kSW), hy = r / kSW, wx = r % kSW;
     const int64_t id = id0 + dz, ih = ih0 + hy, iw = iw0 + wx;
     float v = 0.f;
-    if (id >= 0 && id < g.d && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w) v = to_float(xn[(id * g.h + ih) * g.w + iw]);
+    if (id >= 0 && id < g.d && ih >= 0 && ih < g.h && iw >= 0 && iw < g.w)
+      v = to_float(xn[(id * g.h + ih) * g.w + iw]);
     tile[dz][hy][wx] = v;
   }
   __syncthreads();
@@ -133,24 +134,27 @@ __global__ void __launch_bounds__(256, 2)
 
 // ---- 3x3x3, fp16 / bf16: tensor cores (mma.sync m16n8k16, f32 accumulate).
 // For one output row segment of 16 w at (d, h), the contribution of input plane d + kz - 1 is a GEMM
-// [16 w] x [16 k] x [8 channels] with k = 4 q + j: the 4 input rows h-1 .. h+2 (q) times 4 columns w-1 .. w+2 (j);
-// the weights of row q = 3 and column j = 3 are zero, so the 9 taps of a kernel plane kz fill one k16 step, and
-// three mma (kz = 0, 1, 2) give a plane of outputs. The input tile lives in shared memory as 32-bit words
-// word[p] = (x[p], x[p+1]), so each A-fragment register (two consecutive k = two consecutive columns) is a single
-// aligned LDS.32 whatever the parity of w; a fragment of input plane dz serves the outputs dz - kz of the warp's
-// 8-deep column (3 mma per 4 LDS). A block owns 8 (d) x 8 (h) x 16·MT (w) outputs and 8 channels; a warp runs
-// strips of 16 w x 1 h x 8 d (32 accumulators), stages them through its shared-memory slice to turn the C
-// fragments (one w, two channels per register pair) into rows of 8 w, and writes 16-byte vectors along W.
-// The zero-weight slots read finite tile values (zero padding or real neighbours); an Inf / NaN input voxel can
-// therefore reach the outputs one column or one row beyond its receptive field (0 x Inf), nothing else.
-constexpr int kQD = 8, kQH = 8;                      // block tile depth, height
-constexpr int kQPlanes = kQD + 2, kQRows = kQH + 3;  // staged input planes, rows (row q = 3 of the last strip)
-constexpr int kQHalf = kQD / 2;                      // output depths staged per round
-constexpr int kQCS = kQHalf * 16 + 8;  // staging channel stride (elements): 16-byte rows, conflict-free writes
+// [16 w] x [16 k] x [8 channels] with k = 4 q + j: the 4 input rows h-1 .. h+2 (q) times 4 columns w-1 .. w+2
+// (j); the weights of row q = 3 and column j = 3 are zero, so the 9 taps of a kernel plane kz fill one k16
+// step, and three mma (kz = 0, 1, 2) give a plane of outputs. The input tile lives in shared memory as 32-bit
+// words word[p] = (x[p], x[p+1]), so each A-fragment register (two consecutive k = two consecutive columns)
+// is a single aligned LDS.32 whatever the parity of w; a fragment of input plane dz serves the outputs dz -
+// kz of the warp's 8-deep column (3 mma per 4 LDS). A block owns 8 (d) x 8 (h) x 16·MT (w) outputs and 8
+// channels; a warp runs strips of 16 w x 1 h x 8 d (32 accumulators), stages them through its shared-memory
+// slice to turn the C fragments (one w, two channels per register pair) into rows of 8 w, and writes 16-byte
+// vectors along W. The zero-weight slots read finite tile values (zero padding or real neighbours); an Inf /
+// NaN input voxel can therefore reach the outputs one column or one row beyond its receptive field (0 x Inf),
+// nothing else.
+constexpr int kQD = 8, kQH = 8;  // block tile depth, height
+constexpr int kQPlanes = kQD + 2,
+              kQRows = kQH + 3;  // staged input planes, rows (row q = 3 of the last strip)
+constexpr int kQHalf = kQD / 2;  // output depths staged per round
+constexpr int kQCS =
+    kQHalf * 16 + 8;  // staging channel stride (elements): 16-byte rows, conflict-free writes
 constexpr int kQThreads = 256;
 
-// Row stride of the staged tile in words: >= 16·MT + 2 words and = 16 (mod 32), so the two input rows one lane
-// group reads (q and q + 1) land in disjoint banks.
+// Row stride of the staged tile in words: >= 16·MT + 2 words and = 16 (mod 32), so the two input rows one
+// lane group reads (q and q + 1) land in disjoint banks.
 template <int MT>
 constexpr int q_row_stride() {
   return ((16 * MT + 2 - 16 + 31) / 32) * 32 + 16;
@@ -164,8 +168,10 @@ struct Mma<__half> {
     const __half2 h = __floats2half2_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&h);
   }
-  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
@@ -176,8 +182,10 @@ struct Mma<__nv_bfloat16> {
     const __nv_bfloat162 h = __floats2bfloat162_rn(lo, hi);
     return *reinterpret_cast<const uint32_t*>(&h);
   }
-  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
-    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, {%0,%1,%2,%3};\n"
+  static __device__ __forceinline__ void run(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                             uint32_t b1) {
+    asm("mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
+        "{%0,%1,%2,%3};\n"
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
@@ -369,7 +377,8 @@ Conv3dSetup read_setup(const backend::LayerDesc& d) {
   const bool has_bias = d.inputs.size() == 3 && d.inputs[2].present;
   if (has_bias) {
     const auto& bi = d.inputs[2];
-    if (!bi.constant || !is_cuda_float(bi.constant->dtype()) || bi.dims != std::vector<int64_t>{wi.dims[0]}) return s;
+    if (!bi.constant || !is_cuda_float(bi.constant->dtype()) || bi.dims != std::vector<int64_t>{wi.dims[0]})
+      return s;
   }
   const Attributes& a = d.node->attrs;
   for (const auto& [name, attr] : a.items())
@@ -421,7 +430,8 @@ class Conv3dDirect final : public CudaKernel {
     g_ = s.g;
     const int64_t taps = g_.kd * g_.kh * g_.kw;
     const std::vector<unsigned char> w = convert_float_constant(*d.inputs[1].constant, DType::Float);
-    std::vector<float> wf(reinterpret_cast<const float*>(w.data()), reinterpret_cast<const float*>(w.data()) + g_.m * taps);
+    std::vector<float> wf(reinterpret_cast<const float*>(w.data()),
+                          reinterpret_cast<const float*>(w.data()) + g_.m * taps);
     std::vector<float> bf(static_cast<size_t>(g_.m), 0.f);
     has_bias_ = d.inputs.size() == 3 && d.inputs[2].present;
     if (has_bias_) {
@@ -444,8 +454,8 @@ class Conv3dDirect final : public CudaKernel {
     }
   }
 
-  // fp16 / bf16 3x3x3: the tensor-core kernel; the block width (16, 32 or 64 w) that pads OW least, the widest
-  // on ties.
+  // fp16 / bf16 3x3x3: the tensor-core kernel; the block width (16, 32 or 64 w) that pads OW least, the
+  // widest on ties.
   template <typename T>
   void launch_mma(const T* x, T* y, cudaStream_t stream) const {
     int mt = 4;
@@ -479,8 +489,8 @@ class Conv3dDirect final : public CudaKernel {
     const int64_t dtiles = (g_.od + kTD - 1) / kTD;
     const int64_t z = g_.n * dtiles;
     if (z > 65535) throw Error("cuda.conv3d_direct: N x depth tiles exceeds the grid");
-    const dim3 grid(static_cast<unsigned>((g_.ow + kTW - 1) / kTW), static_cast<unsigned>((g_.oh + kTH - 1) / kTH),
-                    static_cast<unsigned>(z));
+    const dim3 grid(static_cast<unsigned>((g_.ow + kTW - 1) / kTW),
+                    static_cast<unsigned>((g_.oh + kTH - 1) / kTH), static_cast<unsigned>(z));
     const bool pairs = g_.ow % 2 == 0 && reinterpret_cast<uintptr_t>(y) % (2 * sizeof(float)) == 0;
     for (size_t k = 0; k < blocks_.size(); ++k) {
       const int64_t m0 = static_cast<int64_t>(k) * kMB;

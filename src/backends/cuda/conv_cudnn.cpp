@@ -22,16 +22,16 @@
 namespace kiln::cuda {
 namespace {
 
-#define KILN_CUDNN_CHECK(expr)                                                                          \
-  do {                                                                                                  \
-    const cudnnStatus_t kiln_cudnn_status_ = (expr);                                                    \
-    if (kiln_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                                     \
+#define KILN_CUDNN_CHECK(expr)                                                                           \
+  do {                                                                                                   \
+    const cudnnStatus_t kiln_cudnn_status_ = (expr);                                                     \
+    if (kiln_cudnn_status_ != CUDNN_STATUS_SUCCESS)                                                      \
       throw Error(std::string("cuDNN error ") + cudnnGetErrorString(kiln_cudnn_status_) + " in " #expr); \
   } while (0)
-#define KILN_CUBLAS_CHECK(expr)                                                                     \
-  do {                                                                                              \
-    const cublasStatus_t kiln_cublas_status_ = (expr);                                              \
-    if (kiln_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                               \
+#define KILN_CUBLAS_CHECK(expr)                                                                              \
+  do {                                                                                                       \
+    const cublasStatus_t kiln_cublas_status_ = (expr);                                                       \
+    if (kiln_cublas_status_ != CUBLAS_STATUS_SUCCESS)                                                        \
       throw Error(std::string("cuBLAS error ") + cublasGetStatusString(kiln_cublas_status_) + " in " #expr); \
   } while (0)
 
@@ -55,10 +55,14 @@ Handles& handles() {
 
 cudnnDataType_t cudnn_type(DType t) {
   switch (t) {
-    case DType::Float: return CUDNN_DATA_FLOAT;
-    case DType::Float16: return CUDNN_DATA_HALF;
-    case DType::BFloat16: return CUDNN_DATA_BFLOAT16;
-    default: throw Error("conv: unsupported dtype");
+    case DType::Float:
+      return CUDNN_DATA_FLOAT;
+    case DType::Float16:
+      return CUDNN_DATA_HALF;
+    case DType::BFloat16:
+      return CUDNN_DATA_BFLOAT16;
+    default:
+      throw Error("conv: unsupported dtype");
   }
 }
 cudaDataType_t cuda_type(DType t) {
@@ -96,8 +100,8 @@ struct ConvShape {
   }
   std::string key() const {
     std::ostringstream s;
-    s << "conv|" << dtype_name(dtype) << (dtype == DType::Float ? (tf32 ? "|tf32" : "|fp32") : "") << "|n" << n << "|c"
-      << c << "|m" << m << "|g" << group;
+    s << "conv|" << dtype_name(dtype) << (dtype == DType::Float ? (tf32 ? "|tf32" : "|fp32") : "") << "|n"
+      << n << "|c" << c << "|m" << m << "|g" << group;
     for (const auto* v : {&in, &k, &stride, &dil, &pad}) {
       s << "|";
       for (int64_t d : *v) s << d << ",";
@@ -109,11 +113,14 @@ struct ConvShape {
 // Reads the layer; returns false (with no throw) for anything this kernel cannot run exactly.
 bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
   const Node& node = *d.node;
-  if (d.inputs.size() < 2 || !d.inputs[0].present || !d.inputs[1].present || !d.inputs[1].constant) return false;
+  if (d.inputs.size() < 2 || !d.inputs[0].present || !d.inputs[1].present || !d.inputs[1].constant)
+    return false;
   const auto& x = d.inputs[0];
   const auto& w = d.inputs[1];
-  if (!is_cuda_float(x.dtype) || x.dims.size() < 3 || x.dims.size() > 5 || w.dims.size() != x.dims.size()) return false;
-  if (d.outputs.empty() || d.outputs[0].dtype != x.dtype || d.outputs[0].dims.size() != x.dims.size()) return false;
+  if (!is_cuda_float(x.dtype) || x.dims.size() < 3 || x.dims.size() > 5 || w.dims.size() != x.dims.size())
+    return false;
+  if (d.outputs.empty() || d.outputs[0].dtype != x.dtype || d.outputs[0].dims.size() != x.dims.size())
+    return false;
   if (!is_cuda_float(w.dtype)) return false;
   s.has_bias = d.inputs.size() > 2 && d.inputs[2].present;
   if (s.has_bias && (!d.inputs[2].constant || !is_cuda_float(d.inputs[2].dtype))) return false;
@@ -151,8 +158,11 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
   }
   if (node.domain == "kiln") {
     const std::string post = node.attrs.get_string("kiln_post_op", "");
-    s.post = post.empty() ? PostOp::None : post == "Relu" ? PostOp::Relu : post == "Elu" ? PostOp::Elu
-                                         : post == "Sigmoid" ? PostOp::Sigmoid : PostOp(-1);
+    s.post = post.empty()        ? PostOp::None
+             : post == "Relu"    ? PostOp::Relu
+             : post == "Elu"     ? PostOp::Elu
+             : post == "Sigmoid" ? PostOp::Sigmoid
+                                 : PostOp(-1);
     if (static_cast<int>(s.post) < 0) return false;
     s.alpha = node.attrs.get_float("kiln_post_alpha", 1.f);
   }
@@ -169,26 +179,40 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
 enum class Engine { CudnnNchw, CudnnNhwc, Cublas, GraphNchw, GraphNhwc, Im2colGemm, GraphNchwPadded };
 const char* engine_name(Engine e) {
   switch (e) {
-    case Engine::CudnnNchw: return "cudnn.nchw";
-    case Engine::CudnnNhwc: return "cudnn.nhwc";
-    case Engine::Cublas: return "cublas";
-    case Engine::GraphNchw: return "graph.nchw";
-    case Engine::GraphNhwc: return "graph.nhwc";
-    case Engine::Im2colGemm: return "gemm.im2col";
-    case Engine::GraphNchwPadded: return "graph.nchw8";
+    case Engine::CudnnNchw:
+      return "cudnn.nchw";
+    case Engine::CudnnNhwc:
+      return "cudnn.nhwc";
+    case Engine::Cublas:
+      return "cublas";
+    case Engine::GraphNchw:
+      return "graph.nchw";
+    case Engine::GraphNhwc:
+      return "graph.nhwc";
+    case Engine::Im2colGemm:
+      return "gemm.im2col";
+    case Engine::GraphNchwPadded:
+      return "graph.nchw8";
   }
   return "?";
 }
-bool is_nhwc(Engine e) { return e == Engine::CudnnNhwc || e == Engine::GraphNhwc; }
-bool is_graph(Engine e) { return e == Engine::GraphNchw || e == Engine::GraphNhwc || e == Engine::GraphNchwPadded; }
-bool is_padded(Engine e) { return is_nhwc(e) || e == Engine::GraphNchwPadded; }
+bool is_nhwc(Engine e) {
+  return e == Engine::CudnnNhwc || e == Engine::GraphNhwc;
+}
+bool is_graph(Engine e) {
+  return e == Engine::GraphNchw || e == Engine::GraphNhwc || e == Engine::GraphNchwPadded;
+}
+bool is_padded(Engine e) {
+  return is_nhwc(e) || e == Engine::GraphNchwPadded;
+}
 
 struct Tactic {
   Engine engine = Engine::CudnnNchw;
   int algo = 0;
   size_t workspace = 0;  // cuDNN's, for this algorithm
   std::string str() const {
-    return std::string("engine=") + engine_name(engine) + ";algo=" + std::to_string(algo) + ";ws=" + std::to_string(workspace);
+    return std::string("engine=") + engine_name(engine) + ";algo=" + std::to_string(algo) +
+           ";ws=" + std::to_string(workspace);
   }
   static std::optional<Tactic> parse(const std::string& s) {
     char name[32] = {};
@@ -197,14 +221,22 @@ struct Tactic {
     if (std::sscanf(s.c_str(), "engine=%31[^;];algo=%d;ws=%llu", name, &algo, &ws) != 3) return std::nullopt;
     Tactic t;
     const std::string e = name;
-    if (e == "cudnn.nchw") t.engine = Engine::CudnnNchw;
-    else if (e == "cudnn.nhwc") t.engine = Engine::CudnnNhwc;
-    else if (e == "cublas") t.engine = Engine::Cublas;
-    else if (e == "graph.nchw") t.engine = Engine::GraphNchw;
-    else if (e == "graph.nhwc") t.engine = Engine::GraphNhwc;
-    else if (e == "gemm.im2col") t.engine = Engine::Im2colGemm;
-    else if (e == "graph.nchw8") t.engine = Engine::GraphNchwPadded;
-    else return std::nullopt;
+    if (e == "cudnn.nchw")
+      t.engine = Engine::CudnnNchw;
+    else if (e == "cudnn.nhwc")
+      t.engine = Engine::CudnnNhwc;
+    else if (e == "cublas")
+      t.engine = Engine::Cublas;
+    else if (e == "graph.nchw")
+      t.engine = Engine::GraphNchw;
+    else if (e == "graph.nhwc")
+      t.engine = Engine::GraphNhwc;
+    else if (e == "gemm.im2col")
+      t.engine = Engine::Im2colGemm;
+    else if (e == "graph.nchw8")
+      t.engine = Engine::GraphNchwPadded;
+    else
+      return std::nullopt;
     t.algo = algo;
     t.workspace = ws;
     return t;
@@ -231,16 +263,17 @@ struct CudnnDescs {
     set_tensor(y, s.dtype, s.n, s.m, out, nhwc);
     std::vector<int> wd{static_cast<int>(s.m), static_cast<int>(s.c / s.group)};
     for (int64_t v : k) wd.push_back(static_cast<int>(v));
-    KILN_CUDNN_CHECK(cudnnSetFilterNdDescriptor(w, cudnn_type(s.dtype), nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
+    KILN_CUDNN_CHECK(cudnnSetFilterNdDescriptor(w, cudnn_type(s.dtype),
+                                                nhwc ? CUDNN_TENSOR_NHWC : CUDNN_TENSOR_NCHW,
                                                 static_cast<int>(wd.size()), wd.data()));
     std::vector<int> p(pad.begin(), pad.end()), st(stride.begin(), stride.end()), dl(dil.begin(), dil.end());
-    KILN_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(p.size()), p.data(), st.data(), dl.data(),
-                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
+    KILN_CUDNN_CHECK(cudnnSetConvolutionNdDescriptor(conv, static_cast<int>(p.size()), p.data(), st.data(),
+                                                     dl.data(), CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     KILN_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, static_cast<int>(s.group)));
     // Strict fp32 forbids TF32 tensor cores; otherwise tensor cores are allowed (TF32 for fp32 data).
     const cudnnMathType_t math = s.dtype == DType::Float && !s.tf32 ? CUDNN_FMA_MATH
-                                 : s.dtype == DType::Float         ? CUDNN_DEFAULT_MATH
-                                                                   : CUDNN_TENSOR_OP_MATH;
+                                 : s.dtype == DType::Float          ? CUDNN_DEFAULT_MATH
+                                                                    : CUDNN_TENSOR_OP_MATH;
     KILN_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, math));
   }
   ~CudnnDescs() {
@@ -253,8 +286,8 @@ struct CudnnDescs {
   CudnnDescs& operator=(const CudnnDescs&) = delete;
 
  private:
-  static void set_tensor(cudnnTensorDescriptor_t t, DType dtype, int64_t n, int64_t c, const std::vector<int64_t>& sp,
-                         bool nhwc) {
+  static void set_tensor(cudnnTensorDescriptor_t t, DType dtype, int64_t n, int64_t c,
+                         const std::vector<int64_t>& sp, bool nhwc) {
     std::vector<int> dims{static_cast<int>(n), static_cast<int>(c)}, strides(sp.size() + 2);
     for (int64_t v : sp) dims.push_back(static_cast<int>(v));
     const int64_t spatial = ConvShape::product(sp);
@@ -267,15 +300,17 @@ struct CudnnDescs {
       int64_t stride = c;
       for (size_t i = dims.size(); i-- > 2;) strides[i] = static_cast<int>(stride), stride *= dims[i];
     }
-    KILN_CUDNN_CHECK(cudnnSetTensorNdDescriptor(t, cudnn_type(dtype), static_cast<int>(dims.size()), dims.data(),
-                                                strides.data()));
+    KILN_CUDNN_CHECK(cudnnSetTensorNdDescriptor(t, cudnn_type(dtype), static_cast<int>(dims.size()),
+                                                dims.data(), strides.data()));
   }
 };
 
 // ---- cuDNN graph (backend) API: one convolution as an operation graph, executed through an execution plan.
 class BackendDesc {
  public:
-  explicit BackendDesc(cudnnBackendDescriptorType_t type) { KILN_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d_)); }
+  explicit BackendDesc(cudnnBackendDescriptorType_t type) {
+    KILN_CUDNN_CHECK(cudnnBackendCreateDescriptor(type, &d_));
+  }
   ~BackendDesc() {
     if (d_) cudnnBackendDestroyDescriptor(d_);
   }
@@ -283,7 +318,8 @@ class BackendDesc {
   BackendDesc(const BackendDesc&) = delete;
   BackendDesc& operator=(const BackendDesc&) = delete;
   template <typename T>
-  BackendDesc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count, const T* values) {
+  BackendDesc& set(cudnnBackendAttributeName_t name, cudnnBackendAttributeType_t type, int64_t count,
+                   const T* values) {
     KILN_CUDNN_CHECK(cudnnBackendSetAttribute(d_, name, type, count, values));
     return *this;
   }
@@ -341,10 +377,11 @@ class GraphConv {
         .set(CUDNN_ATTR_ENGINEHEUR_MODE, CUDNN_TYPE_HEUR_MODE, 1, &heur_mode);
     heur.finalize();
     int64_t count = 0;
-    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR, 0,
-                                              &count, nullptr));
+    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, 0, &count, nullptr));
     configs_ = count;
-    if (index >= count) throw Error("cuDNN engine config " + std::to_string(index) + " of " + std::to_string(count));
+    if (index >= count)
+      throw Error("cuDNN engine config " + std::to_string(index) + " of " + std::to_string(count));
     std::vector<BackendDesc> cfgs;
     std::vector<cudnnBackendDescriptor_t> raw;
     for (int64_t i = 0; i < count; ++i) {
@@ -352,23 +389,24 @@ class GraphConv {
       raw.push_back(cfgs.back().get());
     }
     int64_t got = 0;
-    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS, CUDNN_TYPE_BACKEND_DESCRIPTOR,
-                                              count, &got, raw.data()));
+    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(heur.get(), CUDNN_ATTR_ENGINEHEUR_RESULTS,
+                                              CUDNN_TYPE_BACKEND_DESCRIPTOR, count, &got, raw.data()));
     plan_ = std::make_unique<BackendDesc>(CUDNN_BACKEND_EXECUTION_PLAN_DESCRIPTOR);
     plan_->set(CUDNN_ATTR_EXECUTION_PLAN_HANDLE, CUDNN_TYPE_HANDLE, 1, &handle)
-        .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1, &raw[static_cast<size_t>(index)]);
+        .set(CUDNN_ATTR_EXECUTION_PLAN_ENGINE_CONFIG, CUDNN_TYPE_BACKEND_DESCRIPTOR, 1,
+             &raw[static_cast<size_t>(index)]);
     plan_->finalize();
     int64_t ws = 0, n = 0;
-    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(plan_->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE, CUDNN_TYPE_INT64,
-                                              1, &n, &ws));
+    KILN_CUDNN_CHECK(cudnnBackendGetAttribute(plan_->get(), CUDNN_ATTR_EXECUTION_PLAN_WORKSPACE_SIZE,
+                                              CUDNN_TYPE_INT64, 1, &n, &ws));
     workspace_ = static_cast<size_t>(ws);
   }
 
   size_t workspace() const { return workspace_; }
   int64_t configs() const { return configs_; }
 
-  // Called with the handle mutex held. The variant pack of the last pointer set is kept: a context enqueues the
-  // same pointers every time, so only the first call (or a capture) pays for building it.
+  // Called with the handle mutex held. The variant pack of the last pointer set is kept: a context enqueues
+  // the same pointers every time, so only the first call (or a capture) pays for building it.
   void execute(cudnnHandle_t handle, const void* x, const void* w, void* y, void* workspace) const {
     void* ptrs[3] = {const_cast<void*>(x), const_cast<void*>(w), y};
     if (!pack_ || std::memcmp(ptrs, last_ptrs_, sizeof ptrs) != 0 || workspace != last_workspace_) {
@@ -395,8 +433,8 @@ class GraphConv {
   }
 
  private:
-  static BackendDesc tensor(cudnnDataType_t dt, int64_t n, int64_t c, const std::vector<int64_t>& sp, bool nhwc,
-                            int64_t uid) {
+  static BackendDesc tensor(cudnnDataType_t dt, int64_t n, int64_t c, const std::vector<int64_t>& sp,
+                            bool nhwc, int64_t uid) {
     std::vector<int64_t> dims{n, c}, strides(sp.size() + 2);
     dims.insert(dims.end(), sp.begin(), sp.end());
     int64_t spatial = 1;
@@ -467,7 +505,8 @@ class ConvKernel final : public CudaKernel {
     if (is_padded(tactic_.engine)) {
       if (is_nhwc(tactic_.engine)) d += " NHWC";
       if (sp_.c != s_.c || sp_.m != s_.m)
-        d += " C" + std::to_string(s_.c) + "->" + std::to_string(sp_.c) + " M" + std::to_string(s_.m) + "->" + std::to_string(sp_.m);
+        d += " C" + std::to_string(s_.c) + "->" + std::to_string(sp_.c) + " M" + std::to_string(s_.m) + "->" +
+             std::to_string(sp_.m);
     }
     return d;
   }
@@ -495,9 +534,10 @@ class ConvKernel final : public CudaKernel {
     std::lock_guard<std::mutex> lock(h.mutex);
     KILN_CUDNN_CHECK(cudnnSetStream(h.cudnn, stream));
     if (tactic_.engine == Engine::CudnnNchw) {
-      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x, descs_->w, weights_.ptr, descs_->conv,
-                                               static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), workspace,
-                                               tactic_.workspace, &zero, descs_->y, y));
+      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x, descs_->w, weights_.ptr,
+                                               descs_->conv,
+                                               static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo),
+                                               workspace, tactic_.workspace, &zero, descs_->y, y));
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
@@ -514,8 +554,8 @@ class ConvKernel final : public CudaKernel {
       if (sp_.c != s_.c) {  // images with zero planes appended: [n][cp][S]
         KILN_CUDA_CHECK(cudaMemcpy2DAsync(base, sp_.c * in_plane, x, s_.c * in_plane, s_.c * in_plane, s_.n,
                                           cudaMemcpyDeviceToDevice, stream));
-        KILN_CUDA_CHECK(cudaMemset2DAsync(base + s_.c * in_plane, sp_.c * in_plane, 0, (sp_.c - s_.c) * in_plane, s_.n,
-                                          stream));
+        KILN_CUDA_CHECK(cudaMemset2DAsync(base + s_.c * in_plane, sp_.c * in_plane, 0,
+                                          (sp_.c - s_.c) * in_plane, s_.n, stream));
         xp = base;
         base += align(in_bytes());
       }
@@ -538,17 +578,22 @@ class ConvKernel final : public CudaKernel {
     if (graph_)
       graph_->execute(h.cudnn, x_nhwc, weights_.ptr, y_nhwc, ws);
     else
-      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x_nhwc, descs_->w, weights_.ptr, descs_->conv,
+      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x_nhwc, descs_->w, weights_.ptr,
+                                               descs_->conv,
                                                static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), ws,
                                                tactic_.workspace, &zero, descs_->y, y_nhwc));
-    launch_nhwc_to_nchw_bias_activation(s_.dtype, y_nhwc, y, bias, s_.n, s_.m, s_.out_spatial(), sp_.m, s_.post,
-                                        s_.alpha, stream);
+    launch_nhwc_to_nchw_bias_activation(s_.dtype, y_nhwc, y, bias, s_.n, s_.m, s_.out_spatial(), sp_.m,
+                                        s_.post, s_.alpha, stream);
   }
 
   const Tactic& tactic() const { return tactic_; }
   // Bytes of the NHWC copies (padded channels).
-  size_t in_bytes() const { return static_cast<size_t>(sp_.n * sp_.c * sp_.in_spatial()) * dtype_size(s_.dtype); }
-  size_t out_bytes() const { return static_cast<size_t>(sp_.n * sp_.m * sp_.out_spatial()) * dtype_size(s_.dtype); }
+  size_t in_bytes() const {
+    return static_cast<size_t>(sp_.n * sp_.c * sp_.in_spatial()) * dtype_size(s_.dtype);
+  }
+  size_t out_bytes() const {
+    return static_cast<size_t>(sp_.n * sp_.m * sp_.out_spatial()) * dtype_size(s_.dtype);
+  }
 
  private:
   static size_t align(size_t n) { return (n + 255) / 256 * 256; }
@@ -558,7 +603,8 @@ class ConvKernel final : public CudaKernel {
     const size_t row = static_cast<size_t>(s_.c * ConvShape::product(s_.k)) * elem;
     const size_t prow = static_cast<size_t>(sp_.c * ConvShape::product(s_.k)) * elem;
     std::vector<unsigned char> out(static_cast<size_t>(sp_.m) * prow, 0);
-    for (int64_t m = 0; m < s_.m; ++m) std::memcpy(&out[static_cast<size_t>(m) * prow], &w[static_cast<size_t>(m) * row], row);
+    for (int64_t m = 0; m < s_.m; ++m)
+      std::memcpy(&out[static_cast<size_t>(m) * prow], &w[static_cast<size_t>(m) * row], row);
     return out;
   }
 
@@ -575,8 +621,8 @@ class ConvKernel final : public CudaKernel {
   }
 
   void im2col_gemm(const void* x, void* y, void* col, cudaStream_t stream) const {
-    const Im2colShape g{s_.c, s_.in[0], s_.in[1], s_.out[0], s_.out[1], s_.k[0], s_.k[1], s_.stride[0],
-                        s_.stride[1], s_.pad[0], s_.pad[1], s_.dil[0], s_.dil[1]};
+    const Im2colShape g{s_.c,         s_.in[0],     s_.in[1],  s_.out[0], s_.out[1], s_.k[0],  s_.k[1],
+                        s_.stride[0], s_.stride[1], s_.pad[0], s_.pad[1], s_.dil[0], s_.dil[1]};
     const int64_t sp = s_.out_spatial(), k = s_.c * s_.k[0] * s_.k[1], chunk = tactic_.algo;
     const size_t elem = dtype_size(s_.dtype);
     const cudaDataType_t t = cuda_type(s_.dtype);
@@ -585,7 +631,8 @@ class ConvKernel final : public CudaKernel {
     std::lock_guard<std::mutex> lock(h.mutex);
     KILN_CUBLAS_CHECK(cublasSetStream(h.cublas, stream));
     for (int64_t n = 0; n < s_.n; ++n) {
-      const auto* xn = static_cast<const unsigned char*>(x) + static_cast<size_t>(n * s_.c * s_.in_spatial()) * elem;
+      const auto* xn =
+          static_cast<const unsigned char*>(x) + static_cast<size_t>(n * s_.c * s_.in_spatial()) * elem;
       auto* yn = static_cast<unsigned char*>(y) + static_cast<size_t>(n * s_.m * sp) * elem;
       for (int64_t s0 = 0; s0 < sp; s0 += chunk) {
         const int64_t cols = std::min(chunk, sp - s0);
@@ -594,8 +641,8 @@ class ConvKernel final : public CudaKernel {
         KILN_CUBLAS_CHECK(cublasGemmEx(h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(cols),
                                        static_cast<int>(s_.m), static_cast<int>(k), &one, col, t,
                                        static_cast<int>(cols), weights_.ptr, t, static_cast<int>(k), &zero,
-                                       yn + static_cast<size_t>(s0) * elem, t, static_cast<int>(sp), compute_type(),
-                                       CUBLAS_GEMM_DEFAULT));
+                                       yn + static_cast<size_t>(s0) * elem, t, static_cast<int>(sp),
+                                       compute_type(), CUBLAS_GEMM_DEFAULT));
       }
     }
   }
@@ -616,9 +663,10 @@ class ConvKernel final : public CudaKernel {
     const cublasComputeType_t compute = compute_type();
     const cudaDataType_t t = cuda_type(s_.dtype);
     KILN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
-        h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(sp), static_cast<int>(s_.m), static_cast<int>(s_.c), &one,
-        x, t, static_cast<int>(sp), s_.c * sp, weights_.ptr, t, static_cast<int>(s_.c), 0, &zero, y, t,
-        static_cast<int>(sp), s_.m * sp, static_cast<int>(s_.n), compute, CUBLAS_GEMM_DEFAULT));
+        h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(sp), static_cast<int>(s_.m),
+        static_cast<int>(s_.c), &one, x, t, static_cast<int>(sp), s_.c * sp, weights_.ptr, t,
+        static_cast<int>(s_.c), 0, &zero, y, t, static_cast<int>(sp), s_.m * sp, static_cast<int>(s_.n),
+        compute, CUBLAS_GEMM_DEFAULT));
   }
 
   ConvShape s_, sp_;  // the layer, and the shape its tactic runs (channel-padded for NHWC)
@@ -629,9 +677,9 @@ class ConvKernel final : public CudaKernel {
 };
 
 // ---- timing
-constexpr size_t kMaxWorkspace = size_t(1) << 30;  // algorithms needing more are not considered
+constexpr size_t kMaxWorkspace = size_t(1) << 30;      // algorithms needing more are not considered
 constexpr int64_t kIm2colBudget = int64_t(256) << 20;  // bytes of im2col columns per GEMM
-constexpr int64_t kGraphConfigsTimed = 12;         // the first engine configs of heuristic mode A
+constexpr int64_t kGraphConfigsTimed = 12;             // the first engine configs of heuristic mode A
 constexpr size_t kGraphWorkspace = size_t(256) << 20;  // scratch while timing graph engines
 
 double time_ms(const std::function<void()>& run, cudaStream_t stream) {
@@ -687,9 +735,11 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   if (s.in.size() == 2 && s.group == 1 && !s.is_1x1()) {
     // Chunks of output positions whose im2col columns fit the budget (at least 64 per GEMM).
     const int64_t k = s.c * s.k[0] * s.k[1], col_bytes = k * static_cast<int64_t>(dtype_size(s.dtype));
-    const int64_t chunk = std::min<int64_t>(s.out_spatial(), std::max<int64_t>(64, kIm2colBudget / col_bytes));
+    const int64_t chunk =
+        std::min<int64_t>(s.out_spatial(), std::max<int64_t>(64, kIm2colBudget / col_bytes));
     if (chunk * 8 >= s.out_spatial() || chunk >= 4096)  // not hundreds of tiny GEMMs
-      candidates.push_back(Tactic{Engine::Im2colGemm, static_cast<int>(chunk), static_cast<size_t>(chunk * col_bytes)});
+      candidates.push_back(
+          Tactic{Engine::Im2colGemm, static_cast<int>(chunk), static_cast<size_t>(chunk * col_bytes)});
   }
   // The graph API's engines (not for strict fp32: its engine choice does not promise FMA-only math).
   if (s.dtype != DType::Float && s.group == 1 && (s.c % 8 || s.m % 8)) {
@@ -713,10 +763,12 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
         candidates.push_back(Tactic{nhwc ? Engine::GraphNhwc : Engine::GraphNchw, static_cast<int>(i), 0});
     }
   }
-  // KILN_CUDA_CONV_ENGINE=<engine> keeps only that engine's tactics: the GPU tests check each engine this way.
+  // KILN_CUDA_CONV_ENGINE=<engine> keeps only that engine's tactics: the GPU tests check each engine this
+  // way.
   if (const char* only = std::getenv("KILN_CUDA_CONV_ENGINE")) {
     std::erase_if(candidates, [&](const Tactic& t) { return std::string(engine_name(t.engine)) != only; });
-    if (candidates.empty()) throw Error(std::string("KILN_CUDA_CONV_ENGINE=") + only + " has no tactic for this convolution");
+    if (candidates.empty())
+      throw Error(std::string("KILN_CUDA_CONV_ENGINE=") + only + " has no tactic for this convolution");
   }
   if (candidates.empty()) throw Error("no cuDNN algorithm supports this convolution");
 
@@ -726,7 +778,8 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   const ConvShape p = s.padded();
   const size_t in_b = static_cast<size_t>(s.n * s.c * s.in_spatial()) * dtype_size(s.dtype);
   const size_t out_b = static_cast<size_t>(s.n * s.m * s.out_spatial()) * dtype_size(s.dtype);
-  const size_t nhwc_b = static_cast<size_t>(p.n * (p.c * p.in_spatial() + p.m * p.out_spatial())) * dtype_size(s.dtype);
+  const size_t nhwc_b =
+      static_cast<size_t>(p.n * (p.c * p.in_spatial() + p.m * p.out_spatial())) * dtype_size(s.dtype);
   ws_max = std::max(ws_max, kGraphWorkspace);
   DeviceBuffer x(in_b), y(out_b), ws(ws_max + nhwc_b + 1024);
   KILN_CUDA_CHECK(cudaMemset(x.ptr, 0x3C, in_b));
@@ -755,8 +808,8 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   cudaStreamDestroy(stream);
   if (best_ms >= 1e30) throw Error("no convolution tactic ran");
   if (d.options && d.options->verbose && d.options->log)
-    d.options->log("[build] tactics " + d.node->label() + ":" + report + " ms -> " + engine_name(best.engine) + "/" +
-                   std::to_string(best.algo));
+    d.options->log("[build] tactics " + d.node->label() + ":" + report + " ms -> " +
+                   engine_name(best.engine) + "/" + std::to_string(best.algo));
   return best;
 }
 

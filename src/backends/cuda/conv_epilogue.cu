@@ -6,17 +6,22 @@ namespace {
 
 __device__ __forceinline__ float apply_post(float v, PostOp post, float alpha) {
   switch (post) {
-    case PostOp::Relu: return v > 0.f ? v : 0.f;
-    case PostOp::Elu: return v > 0.f ? v : alpha * (__expf(v) - 1.f);
-    case PostOp::Sigmoid: return 1.f / (1.f + __expf(-v));
-    default: return v;
+    case PostOp::Relu:
+      return v > 0.f ? v : 0.f;
+    case PostOp::Elu:
+      return v > 0.f ? v : alpha * (__expf(v) - 1.f);
+    case PostOp::Sigmoid:
+      return 1.f / (1.f + __expf(-v));
+    default:
+      return v;
   }
 }
 
 template <typename T>
-__global__ void bias_activation_kernel(T* y, const float* bias, int64_t c, int64_t spatial, int64_t total, PostOp post,
-                                       float alpha) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+__global__ void bias_activation_kernel(T* y, const float* bias, int64_t c, int64_t spatial, int64_t total,
+                                       PostOp post, float alpha) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
     float v = to_float(y[i]);
     if (bias) v += bias[(i / spatial) % c];
     y[i] = from_float<T>(apply_post(v, post, alpha));
@@ -44,7 +49,8 @@ __global__ void transpose_kernel(const T* x, T* y, TransposeArgs a) {
   const int64_t r0 = int64_t(blockIdx.y) * kTile, c0 = int64_t(blockIdx.x) * kTile;
   for (int i = threadIdx.y; i < kTile; i += kRows) {
     const int64_t r = r0 + i, col = c0 + threadIdx.x;
-    if (col < a.cols && r < a.rows_out) tile[i][threadIdx.x] = r < a.rows ? to_float(xb[r * a.x_ld + col]) : 0.f;
+    if (col < a.cols && r < a.rows_out)
+      tile[i][threadIdx.x] = r < a.rows ? to_float(xb[r * a.x_ld + col]) : 0.f;
   }
   __syncthreads();
   for (int i = threadIdx.y; i < kTile; i += kRows) {
@@ -59,19 +65,22 @@ __global__ void transpose_kernel(const T* x, T* y, TransposeArgs a) {
 
 template <typename T>
 void transpose(const void* x, void* y, int64_t n, const TransposeArgs& a, cudaStream_t stream) {
-  dim3 block(kTile, kRows), grid(static_cast<unsigned>((a.cols + kTile - 1) / kTile),
-                                 static_cast<unsigned>((a.rows_out + kTile - 1) / kTile), static_cast<unsigned>(n));
+  dim3 block(kTile, kRows),
+      grid(static_cast<unsigned>((a.cols + kTile - 1) / kTile),
+           static_cast<unsigned>((a.rows_out + kTile - 1) / kTile), static_cast<unsigned>(n));
   transpose_kernel<T><<<grid, block, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), a);
   KILN_CUDA_CHECK_LAUNCH();
 }
 
 template <typename T>
 __global__ void im2col_kernel(const T* x, T* col, Im2colShape s, int64_t s0, int64_t cols, int64_t total) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t row = i / cols, j = i - row * cols, sp = s0 + j;
     const int64_t oh = sp / s.ow, ow = sp - oh * s.ow;
     const int64_t kw = row % s.kw, kh = (row / s.kw) % s.kh, c = row / (s.kw * s.kh);
-    const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h, iw = ow * s.stride_w - s.pad_w + kw * s.dil_w;
+    const int64_t ih = oh * s.stride_h - s.pad_h + kh * s.dil_h,
+                  iw = ow * s.stride_w - s.pad_w + kw * s.dil_w;
     col[i] = (ih >= 0 && ih < s.h && iw >= 0 && iw < s.w) ? x[(c * s.h + ih) * s.w + iw] : from_float<T>(0.f);
   }
 }
@@ -89,8 +98,8 @@ void launch_im2col(DType dtype, const void* x_image, void* col, const Im2colShap
   });
 }
 
-void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial, PostOp post,
-                            float alpha, cudaStream_t stream) {
+void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial,
+                            PostOp post, float alpha, cudaStream_t stream) {
   if (!bias && post == PostOp::None) return;
   const int64_t total = n * c * spatial;
   dispatch_float_type(dtype, [&](auto tag) {
@@ -101,15 +110,18 @@ void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, 
   });
 }
 
-void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial, int64_t c_pad,
-                         cudaStream_t stream) {
-  const TransposeArgs a{c, c_pad, spatial, spatial, c_pad, c * spatial, c_pad * spatial, nullptr, PostOp::None, 0.f, false};
+void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial,
+                         int64_t c_pad, cudaStream_t stream) {
+  const TransposeArgs a{c,       c_pad,        spatial, spatial, c_pad, c * spatial, c_pad * spatial,
+                        nullptr, PostOp::None, 0.f,     false};
   dispatch_float_type(dtype, [&](auto tag) { transpose<decltype(tag)>(x, y, n, a, stream); });
 }
 
-void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n, int64_t c,
-                                         int64_t spatial, int64_t c_pad, PostOp post, float alpha, cudaStream_t stream) {
-  const TransposeArgs a{spatial, spatial, c, c_pad, spatial, c_pad * spatial, c * spatial, bias, post, alpha, true};
+void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n,
+                                         int64_t c, int64_t spatial, int64_t c_pad, PostOp post, float alpha,
+                                         cudaStream_t stream) {
+  const TransposeArgs a{spatial,     spatial, c,    c_pad, spatial, c_pad * spatial,
+                        c * spatial, bias,    post, alpha, true};
   dispatch_float_type(dtype, [&](auto tag) { transpose<decltype(tag)>(x, y, n, a, stream); });
 }
 

@@ -9,8 +9,8 @@ namespace kiln::cuda {
 
 void throw_cuda_error(cudaError_t error, const char* expr, const char* file, int line) {
   const char* base = std::strrchr(file, '/');
-  throw Error(std::string("CUDA error ") + cudaGetErrorName(error) + " (" + cudaGetErrorString(error) + ") in " +
-              expr + " at " + (base ? base + 1 : file) + ":" + std::to_string(line));
+  throw Error(std::string("CUDA error ") + cudaGetErrorName(error) + " (" + cudaGetErrorString(error) +
+              ") in " + expr + " at " + (base ? base + 1 : file) + ":" + std::to_string(line));
 }
 
 void CudaKernel::run(const std::vector<backend::TensorView>&, const std::vector<backend::TensorView>&) const {
@@ -35,7 +35,9 @@ std::string gpu_unavailable_reason() {
   return probe_reason;
 }
 
-bool gpu_available() { return gpu_unavailable_reason().empty(); }
+bool gpu_available() {
+  return gpu_unavailable_reason().empty();
+}
 
 DeviceBuffer::DeviceBuffer(size_t n) : bytes(n) {
   if (n) KILN_CUDA_CHECK(cudaMalloc(&ptr, n));
@@ -70,10 +72,17 @@ std::vector<unsigned char> convert_float_constant(const TensorData& value, DType
   for (int64_t i = 0; i < n; ++i) {
     const float f = static_cast<float>(value.as_double(i));
     switch (to) {
-      case DType::Float: reinterpret_cast<float*>(out.data())[i] = f; break;
-      case DType::Float16: reinterpret_cast<uint16_t*>(out.data())[i] = float_to_half(f); break;
-      case DType::BFloat16: reinterpret_cast<uint16_t*>(out.data())[i] = float_to_bfloat16(f); break;
-      default: throw Error(std::string("cannot convert a constant to ") + dtype_name(to));
+      case DType::Float:
+        reinterpret_cast<float*>(out.data())[i] = f;
+        break;
+      case DType::Float16:
+        reinterpret_cast<uint16_t*>(out.data())[i] = float_to_half(f);
+        break;
+      case DType::BFloat16:
+        reinterpret_cast<uint16_t*>(out.data())[i] = float_to_bfloat16(f);
+        break;
+      default:
+        throw Error(std::string("cannot convert a constant to ") + dtype_name(to));
     }
   }
   return out;

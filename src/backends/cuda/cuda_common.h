@@ -14,11 +14,11 @@ namespace kiln::cuda {
 [[noreturn]] void throw_cuda_error(cudaError_t error, const char* expr, const char* file, int line);
 
 // Every CUDA runtime call goes through this: a failure becomes a kiln::Error naming the call and the place.
-#define KILN_CUDA_CHECK(expr)                                                                    \
-  do {                                                                                           \
-    const cudaError_t kiln_cuda_status_ = (expr);                                                \
-    if (kiln_cuda_status_ != cudaSuccess)                                                        \
-      ::kiln::cuda::throw_cuda_error(kiln_cuda_status_, #expr, __FILE__, __LINE__);              \
+#define KILN_CUDA_CHECK(expr)                                                       \
+  do {                                                                              \
+    const cudaError_t kiln_cuda_status_ = (expr);                                   \
+    if (kiln_cuda_status_ != cudaSuccess)                                           \
+      ::kiln::cuda::throw_cuda_error(kiln_cuda_status_, #expr, __FILE__, __LINE__); \
   } while (0)
 // After every kernel launch (bad launch configuration, missing kernel image).
 #define KILN_CUDA_CHECK_LAUNCH() KILN_CUDA_CHECK(cudaGetLastError())
@@ -45,7 +45,9 @@ class CudaKernel : public backend::Kernel {
 };
 
 // Float dtypes the CUDA kernels compute in (float accumulation for the 16-bit ones).
-inline bool is_cuda_float(DType t) { return t == DType::Float || t == DType::Float16 || t == DType::BFloat16; }
+inline bool is_cuda_float(DType t) {
+  return t == DType::Float || t == DType::Float16 || t == DType::BFloat16;
+}
 
 // Whether this process can use a CUDA GPU (cached). reason() says why not.
 bool gpu_available();
@@ -57,17 +59,23 @@ struct DeviceBuffer {
   explicit DeviceBuffer(size_t bytes);
   DeviceBuffer(const void* host, size_t bytes);
   ~DeviceBuffer();
-  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr(o.ptr), bytes(o.bytes) { o.ptr = nullptr; o.bytes = 0; }
+  DeviceBuffer(DeviceBuffer&& o) noexcept : ptr(o.ptr), bytes(o.bytes) {
+    o.ptr = nullptr;
+    o.bytes = 0;
+  }
   DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   void* ptr = nullptr;
   size_t bytes = 0;
   template <typename T>
-  T* as() const { return static_cast<T*>(ptr); }
+  T* as() const {
+    return static_cast<T*>(ptr);
+  }
 };
 
-// A constant converted to `to` (Float, Float16, BFloat16) on the host: weights in the precision a kernel wants.
+// A constant converted to `to` (Float, Float16, BFloat16) on the host: weights in the precision a kernel
+// wants.
 std::vector<unsigned char> convert_float_constant(const TensorData& value, DType to);
 
 }  // namespace kiln::cuda

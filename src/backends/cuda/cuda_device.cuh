@@ -9,27 +9,46 @@
 
 namespace kiln::cuda {
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(float v) {
+  return v;
+}
+__device__ __forceinline__ float to_float(__half v) {
+  return __half2float(v);
+}
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
 
 template <typename T>
 __device__ __forceinline__ T from_float(float v);
 template <>
-__device__ __forceinline__ float from_float<float>(float v) { return v; }
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
 template <>
-__device__ __forceinline__ __half from_float<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
 template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
 
 // Calls f(T{}) with T the device type of a float DType; throws for other dtypes.
 template <typename F>
 void dispatch_float_type(DType t, F&& f) {
   switch (t) {
-    case DType::Float: f(float{}); break;
-    case DType::Float16: f(__half{}); break;
-    case DType::BFloat16: f(__nv_bfloat16{}); break;
-    default: throw Error(std::string("CUDA kernel: unsupported dtype ") + dtype_name(t));
+    case DType::Float:
+      f(float{});
+      break;
+    case DType::Float16:
+      f(__half{});
+      break;
+    case DType::BFloat16:
+      f(__nv_bfloat16{});
+      break;
+    default:
+      throw Error(std::string("CUDA kernel: unsupported dtype ") + dtype_name(t));
   }
 }
 

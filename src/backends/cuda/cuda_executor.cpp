@@ -16,14 +16,18 @@ namespace kiln::cuda {
 namespace {
 
 constexpr size_t kAlign = 256;
-size_t aligned(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+size_t aligned(size_t n) {
+  return (n + kAlign - 1) / kAlign * kAlign;
+}
 
 struct CudaEngineState final : DeviceState {
   DeviceBuffer weights;             // every constant a layer reads, except those its kernel uploaded itself
   std::vector<void*> constant_ptr;  // per plan value; nullptr where not uploaded
 };
 
-std::string layer_label(const PlannedLayer& l) { return "layer '" + l.info.name + "' (" + l.info.op + ")"; }
+std::string layer_label(const PlannedLayer& l) {
+  return "layer '" + l.info.name + "' (" + l.info.op + ")";
+}
 
 const CudaKernel& cuda_kernel(const PlannedLayer& l) {
   const auto* k = dynamic_cast<const CudaKernel*>(l.kernel.get());
@@ -54,7 +58,8 @@ std::shared_ptr<DeviceState> prepare(const EnginePlan& plan) {
     }
   }
   for (int v : plan.output_values)  // a graph output that is a constant is read from the device too
-    if (plan.values[static_cast<size_t>(v)].kind == ValueSlot::Kind::Constant && offset[static_cast<size_t>(v)] == SIZE_MAX) {
+    if (plan.values[static_cast<size_t>(v)].kind == ValueSlot::Kind::Constant &&
+        offset[static_cast<size_t>(v)] == SIZE_MAX) {
       offset[static_cast<size_t>(v)] = total;
       total += aligned(plan.values[static_cast<size_t>(v)].nbytes());
     }
@@ -82,8 +87,10 @@ class CudaExecutor final : public Executor {
     KILN_CUDA_CHECK(cudaMemset(arena_.ptr, 0xFF, arena_.bytes));
     workspace_ = DeviceBuffer(state_.memory.workspace);
     for (cudaEvent_t& e : events_) KILN_CUDA_CHECK(cudaEventCreate(&e));
-    for (size_t k = 0; k < plan.inputs.size(); ++k) input_staging_.push_back(pinned(value_bytes(plan.input_values[k])));
-    for (size_t k = 0; k < plan.outputs.size(); ++k) output_staging_.push_back(pinned(value_bytes(plan.output_values[k])));
+    for (size_t k = 0; k < plan.inputs.size(); ++k)
+      input_staging_.push_back(pinned(value_bytes(plan.input_values[k])));
+    for (size_t k = 0; k < plan.outputs.size(); ++k)
+      output_staging_.push_back(pinned(value_bytes(plan.output_values[k])));
     input_set_.assign(plan.inputs.size(), false);
     input_dirty_.assign(plan.inputs.size(), false);
     for (const PlannedLayer& layer : plan.layers) {
@@ -120,7 +127,8 @@ class CudaExecutor final : public Executor {
     for (size_t k = 0; k < plan_.inputs.size(); ++k) {
       if (!options.data_transfers && !input_dirty_[k]) continue;
       const int v = plan_.input_values[k];
-      KILN_CUDA_CHECK(cudaMemcpyAsync(device_ptr(v), input_staging_[k], value_bytes(v), cudaMemcpyHostToDevice, stream_));
+      KILN_CUDA_CHECK(
+          cudaMemcpyAsync(device_ptr(v), input_staging_[k], value_bytes(v), cudaMemcpyHostToDevice, stream_));
       input_dirty_[k] = false;
     }
     KILN_CUDA_CHECK(cudaEventRecord(events_[1], stream_));
@@ -138,7 +146,8 @@ class CudaExecutor final : public Executor {
     if (options.data_transfers)
       for (size_t k = 0; k < plan_.outputs.size(); ++k) {
         const int v = plan_.output_values[k];
-        KILN_CUDA_CHECK(cudaMemcpyAsync(output_staging_[k], device_ptr(v), value_bytes(v), cudaMemcpyDeviceToHost, stream_));
+        KILN_CUDA_CHECK(cudaMemcpyAsync(output_staging_[k], device_ptr(v), value_bytes(v),
+                                        cudaMemcpyDeviceToHost, stream_));
       }
     KILN_CUDA_CHECK(cudaEventRecord(events_[3], stream_));
     KILN_CUDA_CHECK(cudaEventSynchronize(events_[3]));
@@ -264,8 +273,9 @@ void check_compatible(const std::string& recorded, const std::string& file) {
     throw Error(file + ": the engine does not record which GPU it was built for; rebuild it");
   for (const char* key : {"gpu", "compute_capability", "cudnn", "cublas"}) {
     if (want.value(key, nlohmann::json()) == have[key]) continue;
-    throw Error(file + ": engine built for " + key + " " + want.value(key, nlohmann::json()).dump() + ", this machine has " +
-                have[key].dump() + " (" + have["gpu"].get<std::string>() + "); rebuild the engine here");
+    throw Error(file + ": engine built for " + key + " " + want.value(key, nlohmann::json()).dump() +
+                ", this machine has " + have[key].dump() + " (" + have["gpu"].get<std::string>() +
+                "); rebuild the engine here");
   }
 }
 

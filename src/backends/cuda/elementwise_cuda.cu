@@ -35,7 +35,9 @@ int64_t numel_of(const std::vector<int64_t>& dims) {
   return n;
 }
 
-bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+bool aligned16(const void* p) {
+  return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
+}
 
 // 16 bytes of elements: one vector load/store.
 template <typename T>
@@ -45,12 +47,34 @@ struct alignas(16) Pack {
 };
 
 // Grid for `work` independent items, at least one thread each (grid-stride loops cover any remainder).
-unsigned int grid_for(int64_t work) { return blocks_for(work, kThreads); }
+unsigned int grid_for(int64_t work) {
+  return blocks_for(work, kThreads);
+}
 
 // ================================================================================================ unary
 enum class UnOp {
-  Relu, Sigmoid, Tanh, Exp, Log, Neg, Abs, Sqrt, Reciprocal, Erf, Elu, LeakyRelu, HardSigmoid, HardSwish,
-  Softplus, Clip, Floor, Ceil, Round, Sign, Sin, Cos
+  Relu,
+  Sigmoid,
+  Tanh,
+  Exp,
+  Log,
+  Neg,
+  Abs,
+  Sqrt,
+  Reciprocal,
+  Erf,
+  Elu,
+  LeakyRelu,
+  HardSigmoid,
+  HardSwish,
+  Softplus,
+  Clip,
+  Floor,
+  Ceil,
+  Round,
+  Sign,
+  Sin,
+  Cos
 };
 
 // The reference's formulas (src/ops/elementwise_unary.cpp), comparisons kept as written so NaN and -0 behave
@@ -59,18 +83,30 @@ template <UnOp op>
 struct UnaryFn {
   float alpha, beta;
   __device__ __forceinline__ float operator()(float x) const {
-    if constexpr (op == UnOp::Relu) return x > 0.f ? x : 0.f;
-    else if constexpr (op == UnOp::Sigmoid) return 1.f / (1.f + expf(-x));
-    else if constexpr (op == UnOp::Tanh) return tanhf(x);
-    else if constexpr (op == UnOp::Exp) return expf(x);
-    else if constexpr (op == UnOp::Log) return logf(x);
-    else if constexpr (op == UnOp::Neg) return -x;
-    else if constexpr (op == UnOp::Abs) return x < 0.f ? -x : x;
-    else if constexpr (op == UnOp::Sqrt) return sqrtf(x);
-    else if constexpr (op == UnOp::Reciprocal) return 1.f / x;
-    else if constexpr (op == UnOp::Erf) return erff(x);
-    else if constexpr (op == UnOp::Elu) return x >= 0.f ? x : alpha * (expf(x) - 1.f);
-    else if constexpr (op == UnOp::LeakyRelu) return x >= 0.f ? x : alpha * x;
+    if constexpr (op == UnOp::Relu)
+      return x > 0.f ? x : 0.f;
+    else if constexpr (op == UnOp::Sigmoid)
+      return 1.f / (1.f + expf(-x));
+    else if constexpr (op == UnOp::Tanh)
+      return tanhf(x);
+    else if constexpr (op == UnOp::Exp)
+      return expf(x);
+    else if constexpr (op == UnOp::Log)
+      return logf(x);
+    else if constexpr (op == UnOp::Neg)
+      return -x;
+    else if constexpr (op == UnOp::Abs)
+      return x < 0.f ? -x : x;
+    else if constexpr (op == UnOp::Sqrt)
+      return sqrtf(x);
+    else if constexpr (op == UnOp::Reciprocal)
+      return 1.f / x;
+    else if constexpr (op == UnOp::Erf)
+      return erff(x);
+    else if constexpr (op == UnOp::Elu)
+      return x >= 0.f ? x : alpha * (expf(x) - 1.f);
+    else if constexpr (op == UnOp::LeakyRelu)
+      return x >= 0.f ? x : alpha * x;
     else if constexpr (op == UnOp::HardSigmoid) {
       const float v = alpha * x + beta;  // std::clamp(v, 0, 1)
       return v < 0.f ? 0.f : (1.f < v ? 1.f : v);
@@ -80,13 +116,20 @@ struct UnaryFn {
     } else if constexpr (op == UnOp::Softplus) {
       // log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|).
       return (x > 0.f ? x : 0.f) + log1pf(expf(-fabsf(x)));
-    } else if constexpr (op == UnOp::Clip) return x < alpha ? alpha : (x > beta ? beta : x);
-    else if constexpr (op == UnOp::Floor) return floorf(x);
-    else if constexpr (op == UnOp::Ceil) return ceilf(x);
-    else if constexpr (op == UnOp::Round) return rintf(x);  // half to even, as std::nearbyint
-    else if constexpr (op == UnOp::Sign) return static_cast<float>((x > 0.f) - (x < 0.f));
-    else if constexpr (op == UnOp::Sin) return sinf(x);
-    else return cosf(x);
+    } else if constexpr (op == UnOp::Clip)
+      return x < alpha ? alpha : (x > beta ? beta : x);
+    else if constexpr (op == UnOp::Floor)
+      return floorf(x);
+    else if constexpr (op == UnOp::Ceil)
+      return ceilf(x);
+    else if constexpr (op == UnOp::Round)
+      return rintf(x);  // half to even, as std::nearbyint
+    else if constexpr (op == UnOp::Sign)
+      return static_cast<float>((x > 0.f) - (x < 0.f));
+    else if constexpr (op == UnOp::Sin)
+      return sinf(x);
+    else
+      return cosf(x);
   }
 };
 
@@ -202,7 +245,8 @@ bool clip_bounds(const LayerDesc& d, float& lo, float& hi, std::vector<size_t>& 
 
 bool unary_supported(const LayerDesc& d) {
   const UnaryEntry* e = unary_entry(d.node->op);
-  if (!e || d.inputs.empty() || d.outputs.size() != 1 || !d.inputs[0].present || !d.outputs[0].present) return false;
+  if (!e || d.inputs.empty() || d.outputs.size() != 1 || !d.inputs[0].present || !d.outputs[0].present)
+    return false;
   const DType t = d.inputs[0].dtype;
   if (!is_cuda_float(t) || d.outputs[0].dtype != t || d.outputs[0].dims != d.inputs[0].dims) return false;
   if (d.node->op == "Clip") {
@@ -242,13 +286,20 @@ enum class BinOp { Add, Sub, Mul, Div, Pow, Max, Min };
 template <BinOp op>
 struct BinaryFn {
   __device__ __forceinline__ float operator()(float a, float b) const {
-    if constexpr (op == BinOp::Add) return a + b;
-    else if constexpr (op == BinOp::Sub) return a - b;
-    else if constexpr (op == BinOp::Mul) return a * b;
-    else if constexpr (op == BinOp::Div) return a / b;
-    else if constexpr (op == BinOp::Pow) return b == 2.f ? a * a : powf(a, b);  // a*a: exact, as the reference's
-    else if constexpr (op == BinOp::Max) return a < b ? b : a;                  // NaN handling as the reference
-    else return b < a ? b : a;
+    if constexpr (op == BinOp::Add)
+      return a + b;
+    else if constexpr (op == BinOp::Sub)
+      return a - b;
+    else if constexpr (op == BinOp::Mul)
+      return a * b;
+    else if constexpr (op == BinOp::Div)
+      return a / b;
+    else if constexpr (op == BinOp::Pow)
+      return b == 2.f ? a * a : powf(a, b);  // a*a: exact, as the reference's
+    else if constexpr (op == BinOp::Max)
+      return a < b ? b : a;  // NaN handling as the reference
+    else
+      return b < a ? b : a;
   }
 };
 
@@ -294,8 +345,8 @@ __global__ void binary_value_kernel(const T* x, float s, bool swap, T* y, int64_
 // x has the output's layout; small[(i / inner) % mid] is the other operand. `vec` requires inner % V == 0
 // (a pack never straddles two values of small) and aligned x, y. I: the index type (32-bit when it fits).
 template <typename T, typename I, class F>
-__global__ void binary_blocked_kernel(const T* x, const T* small, bool swap, T* y, I n, I mid, I inner, bool vec,
-                                      F f) {
+__global__ void binary_blocked_kernel(const T* x, const T* small, bool swap, T* y, I n, I mid, I inner,
+                                      bool vec, F f) {
   constexpr int V = Pack<T>::kCount;
   const I stride = static_cast<I>(gridDim.x) * blockDim.x;
   const I tid = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -347,11 +398,11 @@ enum class Plan { Same, Value, Blocked, General };
 
 struct BinaryPlan {
   Plan plan = Plan::General;
-  int big = 0;           // Value/Blocked: the operand with the output's layout (the other is index 1 - big)
-  float value = 0.f;     // Value: the constant scalar
+  int big = 0;        // Value/Blocked: the operand with the output's layout (the other is index 1 - big)
+  float value = 0.f;  // Value: the constant scalar
   int64_t mid = 1, inner = 1;
   BroadcastParams bp{};
-  int owned = -1;        // Value: the constant input read at create time
+  int owned = -1;  // Value: the constant input read at create time
 };
 
 // dims left-padded with 1s to `rank`.
@@ -362,7 +413,8 @@ std::vector<int64_t> padded(const std::vector<int64_t>& d, size_t rank) {
 }
 
 // Whether `small` varies only along one contiguous run of output axes (and matches the output there).
-bool blocked_of(const std::vector<int64_t>& small, const std::vector<int64_t>& out, int64_t& mid, int64_t& inner) {
+bool blocked_of(const std::vector<int64_t>& small, const std::vector<int64_t>& out, int64_t& mid,
+                int64_t& inner) {
   const auto d = padded(small, out.size());
   int first = -1, last = -1;
   for (size_t k = 0; k < d.size(); ++k)
@@ -392,7 +444,8 @@ std::optional<BinaryPlan> binary_plan(const LayerDesc& d) {
   const bool pow = d.node->op == "Pow";
   // Pow's exponent may be of any numeric dtype when it is a constant scalar (read on the host).
   const bool b_value = b.constant && b.constant->numel() == 1;
-  if (b.dtype != t && !(pow && b_value && b.dtype != DType::String && b.dtype != DType::Bool)) return std::nullopt;
+  if (b.dtype != t && !(pow && b_value && b.dtype != DType::String && b.dtype != DType::Bool))
+    return std::nullopt;
   const auto& out = y.dims;
   if (out.size() > kMaxRank || a.dims.size() > out.size() || b.dims.size() > out.size()) return std::nullopt;
   // Broadcast-compatible with the given output shape.
@@ -487,13 +540,14 @@ class BinaryKernel final : public CudaKernel {
           const T* a = static_cast<const T*>(in[0].data);
           const T* b = static_cast<const T*>(in[1].data);
           const bool vec = aligned16(a) && aligned16(b) && aligned16(y);
-          binary_same_kernel<T><<<grid_for(vec ? n / V + V : n), kThreads, 0, rc.stream>>>(a, b, y, n, vec, f);
+          binary_same_kernel<T>
+              <<<grid_for(vec ? n / V + V : n), kThreads, 0, rc.stream>>>(a, b, y, n, vec, f);
           break;
         }
         case Plan::Value: {
           const bool vec = aligned16(x) && aligned16(y);
-          binary_value_kernel<T><<<grid_for(vec ? n / V + V : n), kThreads, 0, rc.stream>>>(x, p_.value, swap, y, n,
-                                                                                             vec, f);
+          binary_value_kernel<T>
+              <<<grid_for(vec ? n / V + V : n), kThreads, 0, rc.stream>>>(x, p_.value, swap, y, n, vec, f);
           break;
         }
         case Plan::Blocked: {
@@ -504,16 +558,16 @@ class BinaryKernel final : public CudaKernel {
                 x, s, swap, y, static_cast<uint32_t>(n), static_cast<uint32_t>(p_.mid),
                 static_cast<uint32_t>(p_.inner), vec, f);
           else
-            binary_blocked_kernel<T, int64_t><<<grid, kThreads, 0, rc.stream>>>(x, s, swap, y, n, p_.mid, p_.inner,
-                                                                                 vec, f);
+            binary_blocked_kernel<T, int64_t>
+                <<<grid, kThreads, 0, rc.stream>>>(x, s, swap, y, n, p_.mid, p_.inner, vec, f);
           break;
         }
         case Plan::General: {
           const T* a = static_cast<const T*>(in[0].data);
           const T* b = static_cast<const T*>(in[1].data);
           if (fits32)
-            binary_general_kernel<T, uint32_t><<<grid_for(n), kThreads, 0, rc.stream>>>(
-                a, b, y, static_cast<uint32_t>(n), p_.bp, f);
+            binary_general_kernel<T, uint32_t>
+                <<<grid_for(n), kThreads, 0, rc.stream>>>(a, b, y, static_cast<uint32_t>(n), p_.bp, f);
           else
             binary_general_kernel<T, int64_t><<<grid_for(n), kThreads, 0, rc.stream>>>(a, b, y, n, p_.bp, f);
           break;
@@ -522,7 +576,9 @@ class BinaryKernel final : public CudaKernel {
       KILN_CUDA_CHECK_LAUNCH();
     });
   }
-  bool owns_constant_input(size_t k) const override { return p_.owned >= 0 && k == static_cast<size_t>(p_.owned); }
+  bool owns_constant_input(size_t k) const override {
+    return p_.owned >= 0 && k == static_cast<size_t>(p_.owned);
+  }
 
  private:
   BinaryPlan p_;
@@ -531,7 +587,11 @@ class BinaryKernel final : public CudaKernel {
 
 template <BinOp op>
 KernelFactory binary_factory(const std::string& name) {
-  return {.name = "cuda.elementwise", .device = "cuda", .op = name, .domain = "", .priority = 10,
+  return {.name = "cuda.elementwise",
+          .device = "cuda",
+          .op = name,
+          .domain = "",
+          .priority = 10,
           .supports = [](const LayerDesc& d) { return binary_plan(d).has_value(); },
           .create = [](const LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
             return std::make_unique<BinaryKernel<op>>(*binary_plan(d), d.outputs[0].dtype);
@@ -543,7 +603,8 @@ template <typename From, typename To>
 __global__ void cast_kernel(const From* x, To* y, int64_t n) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride)
-    y[i] = from_float<To>(to_float(x[i]));  // every float dtype is exact in float: one rounding, to nearest even
+    y[i] =
+        from_float<To>(to_float(x[i]));  // every float dtype is exact in float: one rounding, to nearest even
 }
 
 class CastKernel final : public CudaKernel {
@@ -555,7 +616,8 @@ class CastKernel final : public CudaKernel {
     if (n == 0) return;
     if (from_ == to_) {
       if (in[0].data != out[0].data)
-        KILN_CUDA_CHECK(cudaMemcpyAsync(out[0].data, in[0].data, out[0].nbytes(), cudaMemcpyDeviceToDevice, rc.stream));
+        KILN_CUDA_CHECK(
+            cudaMemcpyAsync(out[0].data, in[0].data, out[0].nbytes(), cudaMemcpyDeviceToDevice, rc.stream));
       return;
     }
     dispatch_float_type(from_, [&](auto f) {
@@ -578,25 +640,37 @@ class CastKernel final : public CudaKernel {
 
 bool cast_supported(const LayerDesc& d) {
   const bool like = d.node->op == "CastLike";
-  if (d.inputs.size() != (like ? 2u : 1u) || d.outputs.size() != 1 || !d.inputs[0].present || !d.outputs[0].present)
+  if (d.inputs.size() != (like ? 2u : 1u) || d.outputs.size() != 1 || !d.inputs[0].present ||
+      !d.outputs[0].present)
     return false;
-  if (like && !d.inputs[1].constant) return false;  // its data would otherwise be a live device tensor we ignore
+  if (like && !d.inputs[1].constant)
+    return false;  // its data would otherwise be a live device tensor we ignore
   return is_cuda_float(d.inputs[0].dtype) && is_cuda_float(d.outputs[0].dtype) &&
          d.inputs[0].dims == d.outputs[0].dims;
 }
 
 KernelFactory cast_factory(const std::string& op) {
-  return {.name = "cuda.cast", .device = "cuda", .op = op, .domain = "", .priority = 10,
+  return {.name = "cuda.cast",
+          .device = "cuda",
+          .op = op,
+          .domain = "",
+          .priority = 10,
           .supports = cast_supported,
           .create = [](const LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
-            return std::make_unique<CastKernel>(d.inputs[0].dtype, d.outputs[0].dtype, d.node->op == "CastLike");
+            return std::make_unique<CastKernel>(d.inputs[0].dtype, d.outputs[0].dtype,
+                                                d.node->op == "CastLike");
           }};
 }
 
 // ========================================================================================= registration
 KernelFactory unary_factory(const std::string& op) {
-  return {.name = "cuda.elementwise", .device = "cuda", .op = op, .domain = "", .priority = 10,
-          .supports = unary_supported, .create = create_unary};
+  return {.name = "cuda.elementwise",
+          .device = "cuda",
+          .op = op,
+          .domain = "",
+          .priority = 10,
+          .supports = unary_supported,
+          .create = create_unary};
 }
 
 KILN_REGISTER_KERNEL(binary_factory<BinOp::Add>("Add"));

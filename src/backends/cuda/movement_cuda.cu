@@ -1,15 +1,15 @@
 // CUDA data movement: Transpose, DepthToSpace/SpaceToDepth, Slice (cuda.transpose, cuda.depth_to_space,
-// cuda.slice) share one strided-copy engine; Concat (cuda.concat) copies each input into its rows of the output;
-// Pad (cuda.pad), Resize/Upsample (cuda.resize) and a plain byte copy for views the runtime did not alias
-// (cuda.copy: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout).
+// cuda.slice) share one strided-copy engine; Concat (cuda.concat) copies each input into its rows of the
+// output; Pad (cuda.pad), Resize/Upsample (cuda.resize) and a plain byte copy for views the runtime did not
+// alias (cuda.copy: Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout).
 //
 // Strided copy: out[i] = in[base + Σ idx_k · stride_k] over the contiguous output's index. Transpose is a
 // permutation of the input strides, DepthToSpace/SpaceToDepth a permutation of a 6-D view, Slice the strides
-// times the steps plus an offset. On the host, size-1 axes are dropped and adjacent axes that stay adjacent are
-// merged; then the copy is one memcpy (contiguous), a 32x32 shared-memory tile transpose (the input's
-// innermost axis is not the output's and both are long), or a vector gather: each thread writes up to 16 bytes
-// of consecutive output with one store, its index split with 32-bit multiply-shift division, its inputs loaded
-// as wide contiguous runs when the pattern allows (rows kept contiguous; input rows interleaved, as in
+// times the steps plus an offset. On the host, size-1 axes are dropped and adjacent axes that stay adjacent
+// are merged; then the copy is one memcpy (contiguous), a 32x32 shared-memory tile transpose (the input's
+// innermost axis is not the output's and both are long), or a vector gather: each thread writes up to 16
+// bytes of consecutive output with one store, its index split with 32-bit multiply-shift division, its inputs
+// loaded as wide contiguous runs when the pattern allows (rows kept contiguous; input rows interleaved, as in
 // DepthToSpace; a contiguous input run dealt out to several output channels, as in SpaceToDepth) and element
 // by element otherwise. Offsets past 32 bits fall back to a per-element gather with 64-bit offsets.
 //
@@ -52,23 +52,35 @@ std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
   return s;
 }
 
-bool fits32(int64_t n) { return n < (int64_t{1} << 31); }
+bool fits32(int64_t n) {
+  return n < (int64_t{1} << 31);
+}
 
 // Elements moved as bits: the unsigned type of the element's size.
 template <typename F>
 void dispatch_bits(size_t size, F&& f) {
   switch (size) {
-    case 1: f(uint8_t{}); break;
-    case 2: f(uint16_t{}); break;
-    case 4: f(uint32_t{}); break;
-    case 8: f(uint64_t{}); break;
-    default: throw Error("CUDA movement kernel: unsupported element size " + std::to_string(size));
+    case 1:
+      f(uint8_t{});
+      break;
+    case 2:
+      f(uint16_t{});
+      break;
+    case 4:
+      f(uint32_t{});
+      break;
+    case 8:
+      f(uint64_t{});
+      break;
+    default:
+      throw Error("CUDA movement kernel: unsupported element size " + std::to_string(size));
   }
 }
 
 // The float dtypes the movement kernels take (all elements of one layer share it).
 bool float_data(const LayerDesc& d, size_t n_inputs) {
-  if (d.outputs.size() != 1 || !d.outputs[0].present || !is_cuda_float(d.outputs[0].dtype) || d.inputs.size() < n_inputs)
+  if (d.outputs.size() != 1 || !d.outputs[0].present || !is_cuda_float(d.outputs[0].dtype) ||
+      d.inputs.size() < n_inputs)
     return false;
   for (size_t k = 0; k < n_inputs; ++k)
     if (!d.inputs[k].present || d.inputs[k].dtype != d.outputs[0].dtype) return false;
@@ -103,7 +115,8 @@ struct GatherParams {
   int64_t dims[kMaxRank], strides[kMaxRank];
 };
 
-// The general fallback (64-bit offsets, or element sizes the vector path does not take): one element per thread.
+// The general fallback (64-bit offsets, or element sizes the vector path does not take): one element per
+// thread.
 template <typename U, typename I>
 __global__ void gather_kernel(const U* src, U* dst, I n, GatherParams p) {
   const I step = static_cast<I>(gridDim.x) * blockDim.x;
@@ -148,10 +161,11 @@ __host__ __device__ __forceinline__ uint32_t fast_div(uint32_t n, const FastDiv&
   return (mulhi32(n, f.mul) + n) >> f.shift;
 }
 
-// The vector gather: each thread moves V consecutive output elements ("a vector", whose start is a multiple of
-// V) with one store of V elements, from input offsets in + delta[e]. V divides the product of the innermost
-// output axes it spans, so delta does not depend on where the vector lies; the vector index is split over the
-// remaining ("item") axes with 32-bit fast division. How the V inputs are loaded depends on delta:
+// The vector gather: each thread moves V consecutive output elements ("a vector", whose start is a multiple
+// of V) with one store of V elements, from input offsets in + delta[e]. V divides the product of the
+// innermost output axes it spans, so delta does not depend on where the vector lies; the vector index is
+// split over the remaining ("item") axes with 32-bit fast division. How the V inputs are loaded depends on
+// delta:
 //   Contig   delta[e] = e: one load of V elements.
 //   Merge K  delta[e] = e / K + (e % K) · step (the output interleaves K input rows, e.g. DepthToSpace):
 //            K loads of V/K contiguous elements, interleaved in registers.
@@ -174,13 +188,21 @@ struct VecParams {
 template <int Bytes>
 struct ChunkOf;
 template <>
-struct ChunkOf<2> { using T = uint16_t; };
+struct ChunkOf<2> {
+  using T = uint16_t;
+};
 template <>
-struct ChunkOf<4> { using T = uint32_t; };
+struct ChunkOf<4> {
+  using T = uint32_t;
+};
 template <>
-struct ChunkOf<8> { using T = uint2; };
+struct ChunkOf<8> {
+  using T = uint2;
+};
 template <>
-struct ChunkOf<16> { using T = uint4; };
+struct ChunkOf<16> {
+  using T = uint4;
+};
 
 // r = p[0..N); p is aligned to min(N·sizeof(U), 16) bytes.
 template <typename U, int N>
@@ -210,7 +232,8 @@ __host__ __device__ __forceinline__ void store_run(U* p, const U (&r)[N]) {
 
 // Vector i (the i-th item): its V (Split: K·V) elements from src to dst.
 template <typename U, int V, int Mode, int K>
-__host__ __device__ __forceinline__ void vec_gather_item(const U* src, U* dst, uint32_t i, const VecParams& p) {
+__host__ __device__ __forceinline__ void vec_gather_item(const U* src, U* dst, uint32_t i,
+                                                         const VecParams& p) {
   static_assert(V >= 1 && V <= kVecMaxElems && (Mode != kVecMerge || (K > 1 && V % K == 0 && V > K)));
   uint32_t t = i;
   int32_t in = p.base, out = 0;
@@ -258,15 +281,16 @@ __host__ __device__ __forceinline__ void vec_gather_item(const U* src, U* dst, u
 }
 
 template <typename U, int V, int Mode, int K>
-__global__ void __launch_bounds__(kThreads) vec_gather_kernel(const U* src, U* dst, uint32_t items, VecParams p) {
+__global__ void __launch_bounds__(kThreads)
+    vec_gather_kernel(const U* src, U* dst, uint32_t items, VecParams p) {
   const uint32_t grid_step = gridDim.x * blockDim.x;
   for (uint32_t i = blockIdx.x * blockDim.x + threadIdx.x; i < items; i += grid_step)
     vec_gather_item<U, V, Mode, K>(src, dst, i, p);
 }
 
-// Output axis a (innermost, length na, input stride sa) against the input's innermost axis b (length nb, output
-// stride ob); every other axis is a batch axis. One 32x32 tile per block iteration: read rows of b, write
-// rows of a, both coalesced.
+// Output axis a (innermost, length na, input stride sa) against the input's innermost axis b (length nb,
+// output stride ob); every other axis is a batch axis. One 32x32 tile per block iteration: read rows of b,
+// write rows of a, both coalesced.
 struct TileParams {
   int64_t na, nb, sa, ob, base;
   int64_t tiles_a, tiles_b, tiles;
@@ -448,8 +472,8 @@ std::optional<VecPlan> plan_vec(const std::vector<int64_t>& d, const std::vector
   return generic;
 }
 
-// Plans out[i] = in[base + Σ idx_k · strides_k] for output dims `dims` and `elem`-byte elements; nullopt if the
-// simplified rank exceeds kMaxRank.
+// Plans out[i] = in[base + Σ idx_k · strides_k] for output dims `dims` and `elem`-byte elements; nullopt if
+// the simplified rank exceeds kMaxRank.
 std::optional<StridedPlan> plan_strided(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides,
                                         int64_t base, size_t elem) {
   StridedPlan p;
@@ -477,7 +501,8 @@ std::optional<StridedPlan> plan_strided(const std::vector<int64_t>& dims, const 
   int b = -1;  // the input's innermost axis, when it is not the output's
   for (int k = 0; k < r - 1; ++k)
     if (s[static_cast<size_t>(k)] == 1) b = k;
-  constexpr int64_t kTileMin = 16;  // shorter axes waste most of a tile: the gather's reads coalesce well enough
+  constexpr int64_t kTileMin =
+      16;  // shorter axes waste most of a tile: the gather's reads coalesce well enough
   if (b >= 0 && d[static_cast<size_t>(r - 1)] >= kTileMin && d[static_cast<size_t>(b)] >= kTileMin) {
     const auto os = strides_of(d);
     TileParams& t = p.tile;
@@ -539,43 +564,59 @@ void launch_vec_mode(const VecPlan& v, const void* src, void* dst, cudaStream_t 
 
 // False (nothing launched) when the element size or a pointer's alignment does not suit the plan.
 bool enqueue_vec(const VecPlan& v, size_t elem, const void* src, void* dst, cudaStream_t stream) {
-  const auto misaligned = [](const void* ptr, size_t bytes) { return reinterpret_cast<uintptr_t>(ptr) % bytes != 0; };
-  if (misaligned(src, static_cast<size_t>(v.align) * elem) || misaligned(dst, static_cast<size_t>(v.v) * elem))
+  const auto misaligned = [](const void* ptr, size_t bytes) {
+    return reinterpret_cast<uintptr_t>(ptr) % bytes != 0;
+  };
+  if (misaligned(src, static_cast<size_t>(v.align) * elem) ||
+      misaligned(dst, static_cast<size_t>(v.v) * elem))
     return false;
   auto go = [&](auto u) {
     using U = decltype(u);
     switch (v.v) {
-      case 1: launch_vec_mode<U, 1>(v, src, dst, stream); break;
-      case 2: launch_vec_mode<U, 2>(v, src, dst, stream); break;
-      case 4: launch_vec_mode<U, 4>(v, src, dst, stream); break;
+      case 1:
+        launch_vec_mode<U, 1>(v, src, dst, stream);
+        break;
+      case 2:
+        launch_vec_mode<U, 2>(v, src, dst, stream);
+        break;
+      case 4:
+        launch_vec_mode<U, 4>(v, src, dst, stream);
+        break;
       case 8:
         if constexpr (sizeof(U) == 2) {
           launch_vec_mode<U, 8>(v, src, dst, stream);
           break;
         }
         [[fallthrough]];
-      default: throw Error("CUDA strided copy: bad vector width " + std::to_string(v.v));
+      default:
+        throw Error("CUDA strided copy: bad vector width " + std::to_string(v.v));
     }
   };
-  if (elem == 2) go(uint16_t{});
-  else if (elem == 4) go(uint32_t{});
-  else return false;
+  if (elem == 2)
+    go(uint16_t{});
+  else if (elem == 4)
+    go(uint32_t{});
+  else
+    return false;
   return true;
 }
 
 void enqueue_strided(const StridedPlan& p, size_t elem, const void* src, void* dst, cudaStream_t stream) {
   switch (p.kind) {
-    case StridedPlan::Empty: return;
+    case StridedPlan::Empty:
+      return;
     case StridedPlan::Memcpy:
-      KILN_CUDA_CHECK(cudaMemcpyAsync(dst, static_cast<const unsigned char*>(src) + p.base * static_cast<int64_t>(elem),
-                                      static_cast<size_t>(p.n) * elem, cudaMemcpyDeviceToDevice, stream));
+      KILN_CUDA_CHECK(
+          cudaMemcpyAsync(dst, static_cast<const unsigned char*>(src) + p.base * static_cast<int64_t>(elem),
+                          static_cast<size_t>(p.n) * elem, cudaMemcpyDeviceToDevice, stream));
       return;
     case StridedPlan::Tile:
       dispatch_bits(elem, [&](auto u) {
         using U = decltype(u);
-        const unsigned int grid = static_cast<unsigned int>(std::min<int64_t>(p.tile.tiles, int64_t{1} << 20));
-        tile_kernel<U><<<grid, dim3(kTile, kTileRows), 0, stream>>>(static_cast<const U*>(src), static_cast<U*>(dst),
-                                                                   p.tile);
+        const unsigned int grid =
+            static_cast<unsigned int>(std::min<int64_t>(p.tile.tiles, int64_t{1} << 20));
+        tile_kernel<U><<<grid, dim3(kTile, kTileRows), 0, stream>>>(static_cast<const U*>(src),
+                                                                    static_cast<U*>(dst), p.tile);
         KILN_CUDA_CHECK_LAUNCH();
       });
       return;
@@ -587,11 +628,11 @@ void enqueue_strided(const StridedPlan& p, size_t elem, const void* src, void* d
         using U = decltype(u);
         const unsigned int grid = blocks_for(p.n, kThreads);
         if (fits32(p.n))
-          gather_kernel<U, uint32_t><<<grid, kThreads, 0, stream>>>(static_cast<const U*>(src), static_cast<U*>(dst),
-                                                                    static_cast<uint32_t>(p.n), p.gather);
+          gather_kernel<U, uint32_t><<<grid, kThreads, 0, stream>>>(
+              static_cast<const U*>(src), static_cast<U*>(dst), static_cast<uint32_t>(p.n), p.gather);
         else
-          gather_kernel<U, int64_t><<<grid, kThreads, 0, stream>>>(static_cast<const U*>(src), static_cast<U*>(dst),
-                                                                   p.n, p.gather);
+          gather_kernel<U, int64_t><<<grid, kThreads, 0, stream>>>(static_cast<const U*>(src),
+                                                                   static_cast<U*>(dst), p.n, p.gather);
         KILN_CUDA_CHECK_LAUNCH();
       });
       return;
@@ -706,7 +747,8 @@ std::optional<StridedPlan> slice_plan(const LayerDesc& d) {
     axes = d.node->attrs.get_ints("axes");
   } else {
     bool ok = true;
-    auto s = const_ints(d, 1, ok), e = const_ints(d, 2, ok), a = const_ints(d, 3, ok), st = const_ints(d, 4, ok);
+    auto s = const_ints(d, 1, ok), e = const_ints(d, 2, ok), a = const_ints(d, 3, ok),
+         st = const_ints(d, 4, ok);
     if (!ok || !s || !e || d.inputs.size() > 5) return std::nullopt;
     starts = *s;
     ends = *e;
@@ -736,7 +778,11 @@ std::optional<StridedPlan> slice_plan(const LayerDesc& d) {
 
 template <std::optional<StridedPlan> (*Plan)(const LayerDesc&)>
 KernelFactory strided_factory(const std::string& name, const std::string& op) {
-  return {.name = name, .device = "cuda", .op = op, .domain = "", .priority = 10,
+  return {.name = name,
+          .device = "cuda",
+          .op = op,
+          .domain = "",
+          .priority = 10,
           .supports =
               [](const LayerDesc& d) {
                 try {
@@ -767,7 +813,8 @@ __global__ void copy_rows_kernel(const U* src, U* dst, I rows, I width, I pitch)
 void copy_rows(const void* src, void* dst, int64_t rows, int64_t width, int64_t pitch, cudaStream_t stream) {
   if (rows == 0 || width == 0) return;
   if (rows == 1 || width == pitch) {
-    KILN_CUDA_CHECK(cudaMemcpyAsync(dst, src, static_cast<size_t>(rows * width), cudaMemcpyDeviceToDevice, stream));
+    KILN_CUDA_CHECK(
+        cudaMemcpyAsync(dst, src, static_cast<size_t>(rows * width), cudaMemcpyDeviceToDevice, stream));
     return;
   }
   const uint64_t bits = static_cast<uint64_t>(width) | static_cast<uint64_t>(pitch) |
@@ -779,20 +826,30 @@ void copy_rows(const void* src, void* dst, int64_t rows, int64_t width, int64_t 
     const int64_t w = width / unit, p = pitch / unit, n = rows * w;
     const unsigned int grid = blocks_for(n, kThreads);
     if (fits32(rows * p))
-      copy_rows_kernel<U, uint32_t><<<grid, kThreads, 0, stream>>>(static_cast<const U*>(src), static_cast<U*>(dst),
-                                                                   static_cast<uint32_t>(rows),
-                                                                   static_cast<uint32_t>(w), static_cast<uint32_t>(p));
+      copy_rows_kernel<U, uint32_t><<<grid, kThreads, 0, stream>>>(
+          static_cast<const U*>(src), static_cast<U*>(dst), static_cast<uint32_t>(rows),
+          static_cast<uint32_t>(w), static_cast<uint32_t>(p));
     else
-      copy_rows_kernel<U, int64_t><<<grid, kThreads, 0, stream>>>(static_cast<const U*>(src), static_cast<U*>(dst),
-                                                                  rows, w, p);
+      copy_rows_kernel<U, int64_t>
+          <<<grid, kThreads, 0, stream>>>(static_cast<const U*>(src), static_cast<U*>(dst), rows, w, p);
     KILN_CUDA_CHECK_LAUNCH();
   };
   switch (unit) {
-    case 16: launch(uint4{}); break;
-    case 8: launch(uint2{}); break;
-    case 4: launch(uint32_t{}); break;
-    case 2: launch(uint16_t{}); break;
-    default: launch(uint8_t{}); break;
+    case 16:
+      launch(uint4{});
+      break;
+    case 8:
+      launch(uint2{});
+      break;
+    case 4:
+      launch(uint32_t{});
+      break;
+    case 2:
+      launch(uint16_t{});
+      break;
+    default:
+      launch(uint8_t{});
+      break;
   }
 }
 
@@ -899,7 +956,8 @@ class PadKernel final : public CudaKernel {
       const T* x = static_cast<const T*>(in[0].data);
       T* y = static_cast<T*>(out[0].data);
       if (fits32(n_))
-        pad_kernel<T, uint32_t><<<blocks_for(n_, kThreads), kThreads, 0, rc.stream>>>(x, y, static_cast<uint32_t>(n_), p_);
+        pad_kernel<T, uint32_t>
+            <<<blocks_for(n_, kThreads), kThreads, 0, rc.stream>>>(x, y, static_cast<uint32_t>(n_), p_);
       else
         pad_kernel<T, int64_t><<<blocks_for(n_, kThreads), kThreads, 0, rc.stream>>>(x, y, n_, p_);
       KILN_CUDA_CHECK_LAUNCH();
@@ -922,11 +980,16 @@ std::optional<PadParams> pad_plan(const LayerDesc& d) {
   PadParams p{};
   p.rank = static_cast<int>(r);
   const std::string mode = d.node->attrs.get_string("mode", "constant");
-  if (mode == "constant") p.mode = PadMode::Constant;
-  else if (mode == "reflect") p.mode = PadMode::Reflect;
-  else if (mode == "edge") p.mode = PadMode::Edge;
-  else if (mode == "wrap") p.mode = PadMode::Wrap;
-  else return std::nullopt;
+  if (mode == "constant")
+    p.mode = PadMode::Constant;
+  else if (mode == "reflect")
+    p.mode = PadMode::Reflect;
+  else if (mode == "edge")
+    p.mode = PadMode::Edge;
+  else if (mode == "wrap")
+    p.mode = PadMode::Wrap;
+  else
+    return std::nullopt;
   std::vector<int64_t> pads;
   p.value = 0.f;
   if (d.opset < 11) {
@@ -959,7 +1022,8 @@ std::optional<PadParams> pad_plan(const LayerDesc& d) {
   for (int64_t k = 0; k < r; ++k) {
     const size_t u = static_cast<size_t>(k);
     const int64_t b = pads[u], e = pads[static_cast<size_t>(k + r)];
-    if (b < 0 || e < 0 || x[u] + b + e != y[u]) return std::nullopt;  // negative pads (crops) are left to others
+    if (b < 0 || e < 0 || x[u] + b + e != y[u])
+      return std::nullopt;  // negative pads (crops) are left to others
     if (p.mode != PadMode::Constant && x[u] == 0 && y[u] > 0) return std::nullopt;
     p.out_dims[k] = y[u];
     p.in_dims[k] = x[u];
@@ -982,8 +1046,8 @@ struct ResizeSetup {
 };
 
 bool known_coord_mode(const std::string& m) {
-  return m == "half_pixel" || m == "half_pixel_symmetric" || m == "pytorch_half_pixel" || m == "align_corners" ||
-         m == "asymmetric" || m == "tf_half_pixel_for_nn";
+  return m == "half_pixel" || m == "half_pixel_symmetric" || m == "pytorch_half_pixel" ||
+         m == "align_corners" || m == "asymmetric" || m == "tf_half_pixel_for_nn";
 }
 
 // Output coordinate → input coordinate (src/ops/resize.cpp's original_coord, without tf_crop_and_resize).
@@ -1003,9 +1067,11 @@ double original_coord(const std::string& mode, double x, int64_t in, int64_t out
 // "simple" is the legacy rule (Upsample, Resize-10): truncate when upsampling, ceil when downsampling.
 int64_t nearest_index(const std::string& mode, double x, bool down) {
   if (mode == "round_prefer_floor")
-    return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
+    return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::floor(x))
+                                    : static_cast<int64_t>(std::round(x));
   if (mode == "round_prefer_ceil")
-    return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(std::round(x));
+    return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::ceil(x))
+                                    : static_cast<int64_t>(std::round(x));
   if (mode == "floor") return static_cast<int64_t>(std::floor(x));
   if (mode == "ceil") return static_cast<int64_t>(std::ceil(x));
   return down ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(x);  // simple
@@ -1026,11 +1092,12 @@ std::optional<ResizeSetup> resize_setup(const LayerDesc& d) {
   if ((mode != "nearest" && mode != "linear") || a.get_int("antialias", 0) != 0 || a.has("axes") ||
       a.get_int("exclude_outside", 0) != 0)
     return std::nullopt;
-  const std::string coord = legacy ? "asymmetric" : a.get_string("coordinate_transformation_mode", "half_pixel");
+  const std::string coord =
+      legacy ? "asymmetric" : a.get_string("coordinate_transformation_mode", "half_pixel");
   const std::string nmode = legacy ? "simple" : a.get_string("nearest_mode", "round_prefer_floor");
   if (!known_coord_mode(coord)) return std::nullopt;
-  if (nmode != "simple" && nmode != "round_prefer_floor" && nmode != "round_prefer_ceil" && nmode != "floor" &&
-      nmode != "ceil")
+  if (nmode != "simple" && nmode != "round_prefer_floor" && nmode != "round_prefer_ceil" &&
+      nmode != "floor" && nmode != "ceil")
     return std::nullopt;
 
   // A present input must be a constant to be read; an empty one counts as absent (roi/scales of Resize-11+).
@@ -1104,7 +1171,8 @@ std::optional<ResizeSetup> resize_setup(const LayerDesc& d) {
       const AxisTaps& t = setup.taps[k];
       if (x[k] != y[k]) return std::nullopt;
       for (int64_t o = 0; o < y[k]; ++o)
-        if (t.i0[static_cast<size_t>(o)] != o || t.w0[static_cast<size_t>(o)] != 1.0 || t.w1[static_cast<size_t>(o)] != 0.0)
+        if (t.i0[static_cast<size_t>(o)] != o || t.w0[static_cast<size_t>(o)] != 1.0 ||
+            t.w1[static_cast<size_t>(o)] != 0.0)
           return std::nullopt;
     }
   }
@@ -1146,7 +1214,8 @@ struct LinearParams {
 };
 
 template <typename T, typename I>
-__global__ void resize_linear_kernel(const T* src, T* dst, I n, const Tap2* th, const Tap2* tw, LinearParams p) {
+__global__ void resize_linear_kernel(const T* src, T* dst, I n, const Tap2* th, const Tap2* tw,
+                                     LinearParams p) {
   const I step = static_cast<I>(gridDim.x) * blockDim.x;
   const I ow = static_cast<I>(p.ow), oh = static_cast<I>(p.oh);
   for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step) {
@@ -1169,7 +1238,8 @@ __global__ void resize_linear_kernel(const T* src, T* dst, I n, const Tap2* th, 
 
 class ResizeKernel final : public CudaKernel {
  public:
-  ResizeKernel(const ResizeSetup& s, const std::vector<int64_t>& x, const std::vector<int64_t>& y, DType dtype)
+  ResizeKernel(const ResizeSetup& s, const std::vector<int64_t>& x, const std::vector<int64_t>& y,
+               DType dtype)
       : linear_(s.linear), dtype_(dtype), n_(numel_of(y)) {
     const size_t r = x.size();
     if (!linear_) {
@@ -1190,7 +1260,8 @@ class ResizeKernel final : public CudaKernel {
     if (r >= 2) {
       const AxisTaps& t = s.taps[r - 2];
       for (size_t o = 0; o < t.i0.size(); ++o)
-        taps.push_back({t.i0[o] * iw, t.i1[o] * iw, static_cast<float>(t.w0[o]), static_cast<float>(t.w1[o])});
+        taps.push_back(
+            {t.i0[o] * iw, t.i1[o] * iw, static_cast<float>(t.w0[o]), static_cast<float>(t.w1[o])});
       lp_.oh = y[r - 2];
       lp_.in_plane = x[r - 2] * iw;
     } else {
@@ -1217,7 +1288,8 @@ class ResizeKernel final : public CudaKernel {
         U* y = static_cast<U*>(out[0].data);
         const int64_t* table = table_.as<int64_t>();
         if (fits32(n_))
-          resize_nearest_kernel<U, uint32_t><<<grid, kThreads, 0, rc.stream>>>(x, y, static_cast<uint32_t>(n_), table, np_);
+          resize_nearest_kernel<U, uint32_t>
+              <<<grid, kThreads, 0, rc.stream>>>(x, y, static_cast<uint32_t>(n_), table, np_);
         else
           resize_nearest_kernel<U, int64_t><<<grid, kThreads, 0, rc.stream>>>(x, y, n_, table, np_);
         KILN_CUDA_CHECK_LAUNCH();
@@ -1231,7 +1303,8 @@ class ResizeKernel final : public CudaKernel {
       const Tap2* th = table_.as<Tap2>();
       const Tap2* tw = th + rows_;
       if (fits32(n_))
-        resize_linear_kernel<T, uint32_t><<<grid, kThreads, 0, rc.stream>>>(x, y, static_cast<uint32_t>(n_), th, tw, lp_);
+        resize_linear_kernel<T, uint32_t>
+            <<<grid, kThreads, 0, rc.stream>>>(x, y, static_cast<uint32_t>(n_), th, tw, lp_);
       else
         resize_linear_kernel<T, int64_t><<<grid, kThreads, 0, rc.stream>>>(x, y, n_, th, tw, lp_);
       KILN_CUDA_CHECK_LAUNCH();
@@ -1257,7 +1330,8 @@ class CopyKernel final : public CudaKernel {
   void enqueue(const std::vector<TensorView>& in, const std::vector<TensorView>& out,
                const RunContext& rc) const override {
     if (in[0].data != out[0].data && out[0].nbytes() > 0)
-      KILN_CUDA_CHECK(cudaMemcpyAsync(out[0].data, in[0].data, out[0].nbytes(), cudaMemcpyDeviceToDevice, rc.stream));
+      KILN_CUDA_CHECK(
+          cudaMemcpyAsync(out[0].data, in[0].data, out[0].nbytes(), cudaMemcpyDeviceToDevice, rc.stream));
   }
   bool owns_constant_input(size_t k) const override { return k >= 1; }  // shapes, axes, Dropout's ratio/mode
 };
@@ -1278,9 +1352,14 @@ bool copy_supported(const LayerDesc& d) {
 }
 
 // ======================================================================================== registration
-KernelFactory factory(const std::string& name, const std::string& op, std::function<bool(const LayerDesc&)> supports,
+KernelFactory factory(const std::string& name, const std::string& op,
+                      std::function<bool(const LayerDesc&)> supports,
                       std::function<std::unique_ptr<backend::Kernel>(const LayerDesc&)> create) {
-  return {.name = name, .device = "cuda", .op = op, .domain = "", .priority = 10,
+  return {.name = name,
+          .device = "cuda",
+          .op = op,
+          .domain = "",
+          .priority = 10,
           .supports =
               [supports = std::move(supports)](const LayerDesc& d) {
                 try {
@@ -1318,14 +1397,18 @@ KILN_REGISTER_KERNEL(factory(
     }));
 
 std::unique_ptr<backend::Kernel> create_resize(const LayerDesc& d) {
-  return std::make_unique<ResizeKernel>(*resize_setup(d), d.inputs[0].dims, d.outputs[0].dims, d.outputs[0].dtype);
+  return std::make_unique<ResizeKernel>(*resize_setup(d), d.inputs[0].dims, d.outputs[0].dims,
+                                        d.outputs[0].dtype);
 }
-KILN_REGISTER_KERNEL(factory("cuda.resize", "Resize", [](const LayerDesc& d) { return resize_setup(d).has_value(); },
-                             create_resize));
-KILN_REGISTER_KERNEL(factory("cuda.resize", "Upsample", [](const LayerDesc& d) { return resize_setup(d).has_value(); },
-                             create_resize));
+KILN_REGISTER_KERNEL(factory(
+    "cuda.resize", "Resize", [](const LayerDesc& d) { return resize_setup(d).has_value(); }, create_resize));
+KILN_REGISTER_KERNEL(factory(
+    "cuda.resize", "Upsample", [](const LayerDesc& d) { return resize_setup(d).has_value(); },
+    create_resize));
 
-std::unique_ptr<backend::Kernel> create_copy(const LayerDesc&) { return std::make_unique<CopyKernel>(); }
+std::unique_ptr<backend::Kernel> create_copy(const LayerDesc&) {
+  return std::make_unique<CopyKernel>();
+}
 KILN_REGISTER_KERNEL(factory("cuda.copy", "Reshape", copy_supported, create_copy));
 KILN_REGISTER_KERNEL(factory("cuda.copy", "Flatten", copy_supported, create_copy));
 KILN_REGISTER_KERNEL(factory("cuda.copy", "Squeeze", copy_supported, create_copy));

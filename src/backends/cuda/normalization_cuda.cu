@@ -18,7 +18,8 @@
 //
 // Two passes (fallback: chunks too large for shared memory with every block resident, misaligned pointers,
 // no cooperative launch). A group is split over many blocks: PackNet has only 16 groups.
-//   pass 1 (gn_stats): grid of (blocks_per_group × N·G); each block reduces a contiguous chunk of its group to
+//   pass 1 (gn_stats): grid of (blocks_per_group × N·G); each block reduces a contiguous chunk of its group
+//   to
 //     a partial (count, mean − K, M2, K) as above.
 //   pass 2 (gn_apply): grid of (chunks_per_plane × N·C); each block merges its group's partials (Chan) and
 //     normalizes a chunk of one channel plane with 16-byte loads/stores. The tensor was just read by pass 1,
@@ -29,17 +30,17 @@
 // Working relative to K keeps fp32 results exact to a few ulp even when |mean| >> std. In-place (y == x) is
 // safe on both paths: every element is read (and K captured) before any element of its chunk is written, and
 // each chunk is written only by the block (thread) that read it. ELU uses ex2.approx (__expf(v) − 1).
+#include <cooperative_groups.h>
+
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <cstdlib>
-#include <climits>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <utility>
-
-#include <cooperative_groups.h>
 
 #include "backends/cuda/cuda_device.cuh"
 #include "backends/cuda/normalization_cuda.h"
@@ -54,8 +55,8 @@ constexpr int64_t kMaxBlocksPerGroup = 1024;  // pass 2 merges this many partial
 constexpr int kApplyThreads = 256;
 
 struct Plan {
-  int64_t group_len = 0;    // C/G · spatial
-  int64_t chunk = 0;        // pass-1 elements per block (multiple of 8)
+  int64_t group_len = 0;  // C/G · spatial
+  int64_t chunk = 0;      // pass-1 elements per block (multiple of 8)
   int64_t blocks_per_group = 0;
 };
 
@@ -104,7 +105,8 @@ __device__ __forceinline__ void unpack16(const uint4& raw, float (&v)[16 / sizeo
 template <typename T>
 __device__ __forceinline__ uint4 pack16(const float (&v)[16 / sizeof(T)]) {
   if constexpr (sizeof(T) == 4) {
-    return make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]), __float_as_uint(v[3]));
+    return make_uint4(__float_as_uint(v[0]), __float_as_uint(v[1]), __float_as_uint(v[2]),
+                      __float_as_uint(v[3]));
   } else {
     unsigned int words[4];
 #pragma unroll
@@ -172,10 +174,11 @@ __device__ __forceinline__ void pdl_wait() {
 #endif
 }
 
-// Pass 1. Block b: group b / bpg, elements [chunk·(b % bpg), +chunk) of it. part[b] = (count, mean − K, M2, K).
+// Pass 1. Block b: group b / bpg, elements [chunk·(b % bpg), +chunk) of it. part[b] = (count, mean − K, M2,
+// K).
 template <typename T, int V, int U>
-__global__ void __launch_bounds__(kStatsThreads) gn_stats(const T* __restrict__ x, float4* __restrict__ part,
-                                                          int64_t group_len, int64_t chunk, int bpg) {
+__global__ void __launch_bounds__(kStatsThreads)
+    gn_stats(const T* __restrict__ x, float4* __restrict__ part, int64_t group_len, int64_t chunk, int bpg) {
   pdl_trigger();  // the dependent pass 2 may start once every block of this grid runs
   const int64_t grp = blockIdx.x / bpg;
   const int64_t begin = static_cast<int64_t>(blockIdx.x % bpg) * chunk;
@@ -233,9 +236,12 @@ __global__ void __launch_bounds__(kStatsThreads) gn_stats(const T* __restrict__ 
 
 __device__ __forceinline__ float load_param(const void* p, int dtype, int64_t i) {
   switch (dtype) {
-    case 1: return __half2float(static_cast<const __half*>(p)[i]);
-    case 2: return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
-    default: return static_cast<const float*>(p)[i];
+    case 1:
+      return __half2float(static_cast<const __half*>(p)[i]);
+    case 2:
+      return __bfloat162float(static_cast<const __nv_bfloat16*>(p)[i]);
+    default:
+      return static_cast<const float*>(p)[i];
   }
 }
 
@@ -276,7 +282,7 @@ __global__ void __launch_bounds__(kApplyThreads) gn_apply(const T* x, T* y, Appl
   for (int u = 0; u < U; ++u)
     if (i0 + u * step < end) VecIO<T, V>::load(xp + i0 + u * step, v[u]);
 
-  pdl_wait();  // pass 1 complete, its partials visible
+  pdl_wait();                 // pass 1 complete, its partials visible
   __shared__ float stats[3];  // K, mean - K, invstd
   if (threadIdx.x < 32) {
     const int lane = threadIdx.x;
@@ -323,31 +329,49 @@ FastDiv make_fastdiv(int64_t d) {
   int l = 0;
   while ((int64_t{1} << l) < d) ++l;
   f.shift = l;
-  f.mul = static_cast<unsigned int>(((uint64_t{1} << 32) * ((uint64_t{1} << l) - static_cast<uint64_t>(d))) /
-                                        static_cast<uint64_t>(d) +
-                                    1);
+  f.mul = static_cast<unsigned int>(
+      ((uint64_t{1} << 32) * ((uint64_t{1} << l) - static_cast<uint64_t>(d))) / static_cast<uint64_t>(d) + 1);
   return f;
 }
 __device__ __forceinline__ int fastdiv(int n, unsigned int mul, int shift) {
-  return static_cast<int>((__umulhi(static_cast<unsigned int>(n), mul) + static_cast<unsigned int>(n)) >> shift);
+  return static_cast<int>((__umulhi(static_cast<unsigned int>(n), mul) + static_cast<unsigned int>(n)) >>
+                          shift);
 }
 
 __device__ __forceinline__ void cp_async16(void* smem_dst, const void* gmem_src) {
   const unsigned int s = static_cast<unsigned int>(__cvta_generic_to_shared(smem_dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(s), "l"(gmem_src) : "memory");
 }
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_commit() {
+  asm volatile("cp.async.commit_group;" ::: "memory");
+}
 // Wait until at most `pending` of this thread's cp.async groups are still in flight (more waits longer).
 __device__ __forceinline__ void cp_async_wait_pending(int pending) {
   switch (pending) {
-    case 0: asm volatile("cp.async.wait_group 0;" ::: "memory"); break;
-    case 1: asm volatile("cp.async.wait_group 1;" ::: "memory"); break;
-    case 2: asm volatile("cp.async.wait_group 2;" ::: "memory"); break;
-    case 3: asm volatile("cp.async.wait_group 3;" ::: "memory"); break;
-    case 4: asm volatile("cp.async.wait_group 4;" ::: "memory"); break;
-    case 5: asm volatile("cp.async.wait_group 5;" ::: "memory"); break;
-    case 6: asm volatile("cp.async.wait_group 6;" ::: "memory"); break;
-    default: asm volatile("cp.async.wait_group 7;" ::: "memory"); break;
+    case 0:
+      asm volatile("cp.async.wait_group 0;" ::: "memory");
+      break;
+    case 1:
+      asm volatile("cp.async.wait_group 1;" ::: "memory");
+      break;
+    case 2:
+      asm volatile("cp.async.wait_group 2;" ::: "memory");
+      break;
+    case 3:
+      asm volatile("cp.async.wait_group 3;" ::: "memory");
+      break;
+    case 4:
+      asm volatile("cp.async.wait_group 4;" ::: "memory");
+      break;
+    case 5:
+      asm volatile("cp.async.wait_group 5;" ::: "memory");
+      break;
+    case 6:
+      asm volatile("cp.async.wait_group 6;" ::: "memory");
+      break;
+    default:
+      asm volatile("cp.async.wait_group 7;" ::: "memory");
+      break;
   }
 }
 
@@ -359,7 +383,8 @@ struct FusedArgs {
   int spatial, cpg, groups;
   unsigned int sp_mul;  // fastdiv by spatial
   int sp_shift;
-  int smem_vecs;  // vectors of a chunk staged in shared memory; the rest (<= kFusedRegVecs·blockDim) in registers
+  int smem_vecs;  // vectors of a chunk staged in shared memory; the rest (<= kFusedRegVecs·blockDim) in
+                  // registers
   int table_off;  // byte offset of the per-channel (a, b) table in dynamic shared memory
   int param_dtype;
   float eps, alpha;
@@ -500,7 +525,8 @@ bool pdl_enabled() {
 }
 
 template <typename Kernel, typename... Args>
-void launch(Kernel kernel, unsigned int grid, unsigned int block, cudaStream_t stream, bool pdl, Args... args) {
+void launch(Kernel kernel, unsigned int grid, unsigned int block, cudaStream_t stream, bool pdl,
+            Args... args) {
   cudaLaunchConfig_t cfg = {};
   cfg.gridDim = dim3(grid);
   cfg.blockDim = dim3(block);
@@ -516,10 +542,14 @@ void launch(Kernel kernel, unsigned int grid, unsigned int block, cudaStream_t s
 
 int param_code(DType t) {
   switch (t) {
-    case DType::Float: return 0;
-    case DType::Float16: return 1;
-    case DType::BFloat16: return 2;
-    default: throw Error(std::string("CUDA GroupNorm: unsupported scale/bias dtype ") + dtype_name(t));
+    case DType::Float:
+      return 0;
+    case DType::Float16:
+      return 1;
+    case DType::BFloat16:
+      return 2;
+    default:
+      throw Error(std::string("CUDA GroupNorm: unsupported scale/bias dtype ") + dtype_name(t));
   }
 }
 
@@ -529,8 +559,8 @@ void launch_typed(const T* x, T* y, const Plan& plan, int64_t n, int64_t c, int6
   constexpr int kStatsU = V == 1 ? 8 : static_cast<int>(kStatsChunk / (kStatsThreads * V));
   const int64_t stats_blocks = n * groups * plan.blocks_per_group;
   if (stats_blocks > (int64_t{1} << 31) - 1) throw Error("CUDA GroupNorm: tensor too large");
-  launch(gn_stats<T, V, kStatsU>, static_cast<unsigned int>(stats_blocks), kStatsThreads, stream, false, x, part,
-         plan.group_len, plan.chunk, static_cast<int>(plan.blocks_per_group));
+  launch(gn_stats<T, V, kStatsU>, static_cast<unsigned int>(stats_blocks), kStatsThreads, stream, false, x,
+         part, plan.group_len, plan.chunk, static_cast<int>(plan.blocks_per_group));
 
   // Pass 2: 8192 elements (fp16) / 4096 (fp32) per block of 256 threads; small planes get smaller blocks.
   constexpr int kApplyU = V == 1 ? 8 : 4;
@@ -545,9 +575,15 @@ void launch_typed(const T* x, T* y, const Plan& plan, int64_t n, int64_t c, int6
   const bool pdl = pdl_enabled();
   const unsigned int g = static_cast<unsigned int>(apply_blocks);
   switch (activation) {
-    case 1: launch(gn_apply<T, V, kApplyU, 1>, g, threads, stream, pdl, x, y, a); break;
-    case 2: launch(gn_apply<T, V, kApplyU, 2>, g, threads, stream, pdl, x, y, a); break;
-    default: launch(gn_apply<T, V, kApplyU, 0>, g, threads, stream, pdl, x, y, a); break;
+    case 1:
+      launch(gn_apply<T, V, kApplyU, 1>, g, threads, stream, pdl, x, y, a);
+      break;
+    case 2:
+      launch(gn_apply<T, V, kApplyU, 2>, g, threads, stream, pdl, x, y, a);
+      break;
+    default:
+      launch(gn_apply<T, V, kApplyU, 0>, g, threads, stream, pdl, x, y, a);
+      break;
   }
 }
 
@@ -605,9 +641,12 @@ using FusedKernel = void (*)(const T*, T*, FusedArgs);
 template <typename T, bool SYNC>
 FusedKernel<T, SYNC> fused_kernel(int activation) {
   switch (activation) {
-    case 1: return gn_fused<T, 1, SYNC>;
-    case 2: return gn_fused<T, 2, SYNC>;
-    default: return gn_fused<T, 0, SYNC>;
+    case 1:
+      return gn_fused<T, 1, SYNC>;
+    case 2:
+      return gn_fused<T, 2, SYNC>;
+    default:
+      return gn_fused<T, 0, SYNC>;
   }
 }
 
@@ -625,13 +664,14 @@ FusedKernelInfo fused_kernel_info(const void* kernel, int dev, const DevInfo& d)
     if (k.max_dyn > 0 &&
         cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, k.max_dyn) == cudaSuccess) {
       k.ok = true;
-      if (d.coop && cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kFusedThreads,
-                                                                  static_cast<size_t>(k.max_dyn)) == cudaSuccess)
+      if (d.coop && cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+                        &per_sm, kernel, kFusedThreads, static_cast<size_t>(k.max_dyn)) == cudaSuccess)
         k.coop_blocks = std::min<int64_t>(int64_t{per_sm} * d.sms, 1024);
     }
   }
   if (!k.ok) k = FusedKernelInfo{};
-  (void)cudaGetLastError();  // a failed query leaves no sticky state behind; the two-pass path is used instead
+  (void)
+      cudaGetLastError();  // a failed query leaves no sticky state behind; the two-pass path is used instead
   cache.emplace(key, k);
   return k;
 }
@@ -645,8 +685,8 @@ struct FusedPlan {
 };
 
 // Chunking of each group into `bpg` blocks, if a chunk fits (shared memory + kFusedRegVecs per thread).
-FusedPlan fused_chunking(int64_t esize, int64_t group_len, int64_t spatial, int64_t cpg, int64_t ng, int64_t bpg,
-                         int max_dyn) {
+FusedPlan fused_chunking(int64_t esize, int64_t group_len, int64_t spatial, int64_t cpg, int64_t ng,
+                         int64_t bpg, int max_dyn) {
   FusedPlan p;
   const int64_t v = 16 / esize;
   int64_t chunk = (group_len + bpg - 1) / bpg;
@@ -685,7 +725,8 @@ FusedPlan plan_fused(int64_t esize, int64_t n, int64_t c, int64_t spatial, int64
   if (!fit.ok) return {};
   // More blocks per group for bandwidth, down to kFusedMinChunkBytes per block, while all stay co-resident.
   const int64_t group_bytes = group_len * esize;
-  int64_t want = std::min<int64_t>((group_bytes + kFusedMinChunkBytes - 1) / kFusedMinChunkBytes, coop_blocks / ng);
+  int64_t want =
+      std::min<int64_t>((group_bytes + kFusedMinChunkBytes - 1) / kFusedMinChunkBytes, coop_blocks / ng);
   FusedPlan p = fit;
   if (want > fit.bpg) {
     FusedPlan q = fused_chunking(esize, group_len, spatial, cpg, ng, want, max_dyn);
@@ -704,8 +745,10 @@ FusedPlan plan_fused_for(int64_t n, int64_t c, int64_t spatial, int64_t groups, 
   if (dev < 0) return {};
   const DevInfo d = device_info(dev);
   if (!d.ok) return {};
-  const FusedKernelInfo ks = fused_kernel_info(reinterpret_cast<const void*>(fused_kernel<T, true>(activation)), dev, d);
-  const FusedKernelInfo kp = fused_kernel_info(reinterpret_cast<const void*>(fused_kernel<T, false>(activation)), dev, d);
+  const FusedKernelInfo ks =
+      fused_kernel_info(reinterpret_cast<const void*>(fused_kernel<T, true>(activation)), dev, d);
+  const FusedKernelInfo kp =
+      fused_kernel_info(reinterpret_cast<const void*>(fused_kernel<T, false>(activation)), dev, d);
   if (!kp.ok) return {};
   const int max_dyn = ks.ok ? std::min(ks.max_dyn, kp.max_dyn) : kp.max_dyn;
   return plan_fused(sizeof(T), n, c, spatial, groups, max_dyn, ks.ok ? ks.coop_blocks : 0, workspace_bytes);
@@ -758,8 +801,8 @@ bool launch_fused(const T* x, T* y, const FusedPlan& p, int64_t c, int64_t spati
 
 void check_args(int64_t c, int64_t groups) {
   if (groups <= 0 || c <= 0 || c % groups != 0)
-    throw Error("CUDA GroupNorm: num_groups " + std::to_string(groups) + " does not divide " + std::to_string(c) +
-                " channels");
+    throw Error("CUDA GroupNorm: num_groups " + std::to_string(groups) + " does not divide " +
+                std::to_string(c) + " channels");
 }
 
 }  // namespace
@@ -776,37 +819,41 @@ size_t group_norm_workspace_bytes(int64_t n, int64_t c, int64_t spatial, int64_t
   return std::max(two_pass, fused);
 }
 
-GroupNormPath group_norm_path(DType dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, int activation,
-                              GroupNormPath requested) {
+GroupNormPath group_norm_path(DType dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups,
+                              int activation, GroupNormPath requested) {
   check_args(c, groups);
   if (requested == GroupNormPath::TwoPass || n <= 0 || spatial <= 0) return GroupNormPath::TwoPass;
   bool ok = false;
   dispatch_float_type(dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int V = 16 / sizeof(T);
-    ok = spatial % V == 0 &&
-         plan_fused_for<T>(n, c, spatial, groups, activation, group_norm_workspace_bytes(n, c, spatial, groups)).ok;
+    ok = spatial % V == 0 && plan_fused_for<T>(n, c, spatial, groups, activation,
+                                               group_norm_workspace_bytes(n, c, spatial, groups))
+                                 .ok;
   });
   return ok ? GroupNormPath::SinglePass : GroupNormPath::TwoPass;
 }
 
-void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias, DType param_dtype,
-                       int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps, int activation, float alpha,
-                       void* workspace, size_t workspace_bytes, cudaStream_t stream) {
-  launch_group_norm(dtype, x, y, scale, bias, param_dtype, n, c, spatial, groups, eps, activation, alpha, workspace,
-                    workspace_bytes, stream, GroupNormPath::Auto);
+void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
+                       DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
+                       int activation, float alpha, void* workspace, size_t workspace_bytes,
+                       cudaStream_t stream) {
+  launch_group_norm(dtype, x, y, scale, bias, param_dtype, n, c, spatial, groups, eps, activation, alpha,
+                    workspace, workspace_bytes, stream, GroupNormPath::Auto);
 }
 
-void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias, DType param_dtype,
-                       int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps, int activation, float alpha,
-                       void* workspace, size_t workspace_bytes, cudaStream_t stream, GroupNormPath path) {
+void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
+                       DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
+                       int activation, float alpha, void* workspace, size_t workspace_bytes,
+                       cudaStream_t stream, GroupNormPath path) {
   check_args(c, groups);
   if (n <= 0 || spatial <= 0) return;
   const size_t need = group_norm_workspace_bytes(n, c, spatial, groups);
   if (workspace_bytes < need || (need && !workspace))
     throw Error("CUDA GroupNorm: workspace of " + std::to_string(workspace_bytes) + " bytes, needs " +
                 std::to_string(need));
-  if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0) throw Error("CUDA GroupNorm: workspace not 16-byte aligned");
+  if (reinterpret_cast<uintptr_t>(workspace) % 16 != 0)
+    throw Error("CUDA GroupNorm: workspace not 16-byte aligned");
   const Plan plan = plan_for(c, spatial, groups);
   ApplyArgs a{};
   a.scale = scale;
@@ -823,7 +870,8 @@ void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, c
   dispatch_float_type(dtype, [&](auto tag) {
     using T = decltype(tag);
     constexpr int V = 16 / sizeof(T);
-    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 && reinterpret_cast<uintptr_t>(y) % 16 == 0 &&
+    const bool aligned = reinterpret_cast<uintptr_t>(x) % 16 == 0 &&
+                         reinterpret_cast<uintptr_t>(y) % 16 == 0 &&
                          spatial % V == 0;  // then every plane, group and chunk starts 16-byte aligned
     if (aligned && path != GroupNormPath::TwoPass) {
       const FusedPlan fp = plan_fused_for<T>(n, c, spatial, groups, activation, workspace_bytes);
@@ -832,11 +880,11 @@ void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, c
         return;
     }
     if (aligned)
-      launch_typed<T, V>(static_cast<const T*>(x), static_cast<T*>(y), plan, n, c, spatial, groups, a, activation,
-                         part, stream);
+      launch_typed<T, V>(static_cast<const T*>(x), static_cast<T*>(y), plan, n, c, spatial, groups, a,
+                         activation, part, stream);
     else
-      launch_typed<T, 1>(static_cast<const T*>(x), static_cast<T*>(y), plan, n, c, spatial, groups, a, activation,
-                         part, stream);
+      launch_typed<T, 1>(static_cast<const T*>(x), static_cast<T*>(y), plan, n, c, spatial, groups, a,
+                         activation, part, stream);
   });
 }
 
@@ -855,8 +903,9 @@ class GroupNormKernel final : public CudaKernel {
   }
   void enqueue(const std::vector<backend::TensorView>& in, const std::vector<backend::TensorView>& out,
                const RunContext& rc) const override {
-    launch_group_norm(in[0].dtype, in[0].data, out[0].data, in[1].data, in[2].data, in[1].dtype, n_, c_, spatial_,
-                      groups_, eps_, activation_, alpha_, rc.workspace, rc.workspace_bytes, rc.stream);
+    launch_group_norm(in[0].dtype, in[0].data, out[0].data, in[1].data, in[2].data, in[1].dtype, n_, c_,
+                      spatial_, groups_, eps_, activation_, alpha_, rc.workspace, rc.workspace_bytes,
+                      rc.stream);
   }
   size_t workspace_bytes() const override { return group_norm_workspace_bytes(n_, c_, spatial_, groups_); }
 
@@ -889,7 +938,9 @@ bool supported(const backend::LayerDesc& d, size_t min_rank) {
   return true;
 }
 
-int activation_code(const std::string& act) { return act == "Elu" ? 2 : act == "Relu" ? 1 : 0; }
+int activation_code(const std::string& act) {
+  return act == "Elu" ? 2 : act == "Relu" ? 1 : 0;
+}
 
 backend::KernelFactory groupnorm_factory() {
   return {.name = "cuda.groupnorm",
@@ -907,8 +958,8 @@ backend::KernelFactory groupnorm_factory() {
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
             return std::make_unique<GroupNormKernel>(
                 d.node->attrs.get_int("num_groups", 1), d.node->attrs.get_float("epsilon", 1e-5f),
-                activation_code(d.node->attrs.get_string("activation", "")), d.node->attrs.get_float("alpha", 1.0f),
-                d.inputs[0].dims);
+                activation_code(d.node->attrs.get_string("activation", "")),
+                d.node->attrs.get_float("alpha", 1.0f), d.inputs[0].dims);
           }};
 }
 
@@ -920,8 +971,8 @@ backend::KernelFactory instancenorm_factory() {
           .priority = 10,
           .supports = [](const backend::LayerDesc& d) { return supported(d, 3); },
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
-            return std::make_unique<GroupNormKernel>(d.inputs[0].dims[1], d.node->attrs.get_float("epsilon", 1e-5f),
-                                                     0, 1.f, d.inputs[0].dims);
+            return std::make_unique<GroupNormKernel>(
+                d.inputs[0].dims[1], d.node->attrs.get_float("epsilon", 1e-5f), 0, 1.f, d.inputs[0].dims);
           }};
 }
 

@@ -10,9 +10,10 @@ namespace kiln::cuda {
 
 class PluginCudaKernel final : public CudaKernel {
  public:
-  PluginCudaKernel(std::unique_ptr<Plugin> plugin, size_t workspace) : plugin_(std::move(plugin)), workspace_(workspace) {}
-  void enqueue(const std::vector<backend::TensorView>& inputs, const std::vector<backend::TensorView>& outputs,
-               const RunContext& rc) const override;
+  PluginCudaKernel(std::unique_ptr<Plugin> plugin, size_t workspace)
+      : plugin_(std::move(plugin)), workspace_(workspace) {}
+  void enqueue(const std::vector<backend::TensorView>& inputs,
+               const std::vector<backend::TensorView>& outputs, const RunContext& rc) const override;
   size_t workspace_bytes() const override { return workspace_; }
   std::string serialize() const override { return plugin_->serialize(); }
 
