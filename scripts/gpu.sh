@@ -40,8 +40,8 @@ if [[ " $stages " == *" packnet "* || " $stages " == *" bench "* || " $stages " 
   fi
 fi
 if [[ " $stages " == *" packnet "* ]]; then
-  for mode in "--noTF32" "" "--fp16"; do
-    tag=${mode:-"--tf32"}; tag=${tag#--}
+  for mode in --noTF32 --tf32 --fp16 --bf16; do
+    tag=${mode#--}
     run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda $mode --timingCacheFile="$OUT/timing.cache" \
       --loadInputs=input:$MODEL_DIR/input.npy --saveOutputs=/tmp/kiln_$tag --iterations=100 --duration=0 \
       --saveEngine=/tmp/packnet_$tag.kiln 2>&1 | tee "$OUT/packnet_$tag.log" | grep -vE "^\[build\] (layer|kernels chosen)" | tail -22
@@ -49,7 +49,7 @@ if [[ " $stages " == *" packnet "* ]]; then
 import glob, sys, numpy as np
 ref = np.load(sys.argv[1]).astype(np.float64)
 got = np.load(glob.glob(sys.argv[2] + "/*.npy")[0]).astype(np.float64)
-print(f"PackNet01 rel L2 vs PyTorch CPU fp32: {np.linalg.norm(got - ref) / np.linalg.norm(ref):.3e}  nan={np.isnan(got).sum()}")
+print(f"PackNet01 {sys.argv[2].split('_')[-1]}: rel L2 vs PyTorch CPU fp32 {np.linalg.norm(got - ref) / np.linalg.norm(ref):.3e}  nan={np.isnan(got).sum()}")
 PY
   done
   run "$BIN/kiln" exec --loadEngine=/tmp/packnet_fp16.kiln --iterations=50 --duration=0 --noDataTransfers 2>&1 | grep -E "GPU Compute|Latency|Error|error" | head -5

@@ -63,5 +63,25 @@ err = float(np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref))
 print(f"plugin model in kiln vs PyTorch: rel L2 {err:.3e} ({'ok' if err <= 1e-4 else 'MISMATCH'})")
 sys.exit(0 if err <= 1e-4 else 1)
 PY
+  # On a machine with a GPU (and a build with the CUDA backend): fp16 and TF32 engines against PyTorch's output.
+  if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1 && [ -x build/kiln_gpu_tests ]; then
+    for mode in --fp16 --tf32; do
+      echo "-- kiln exec --device=cuda $mode"
+      "$kiln" exec --onnx="$dir/packnet01.onnx" --device=cuda $mode --timingCacheFile="$dir/timing.cache" \
+        --loadInputs=input:"$dir/input.npy" --saveOutputs="$dir/kiln_cuda_out" --iterations=50 --duration=0 |
+        grep -E "^Device memory|^GPU Compute Time|^Precision"
+      "$py" - "$dir" "$mode" <<'PY'
+import sys, numpy as np
+d, mode = sys.argv[1], sys.argv[2]
+ref, got = np.load(f"{d}/output.npy"), np.load(f"{d}/kiln_cuda_out/disp.npy")
+err = float(np.linalg.norm(got.astype(np.float64) - ref) / np.linalg.norm(ref))
+tol = 2e-3 if mode == "--fp16" else 1e-3
+print(f"kiln cuda {mode} vs PyTorch fp32: rel L2 {err:.3e} ({'ok' if err <= tol else 'MISMATCH'})")
+sys.exit(0 if err <= tol else 1)
+PY
+    done
+  else
+    echo "-- CUDA: no GPU here (the GPU run is scripts/gpu.sh on the lent machine; bench/RESULTS.md)"
+  fi
 done
-echo "== PackNet01 main job: done (benchmark: .venv/bin/python bench/bench_packnet_cpu.py)"
+echo "== PackNet01 main job: done (benchmarks: .venv/bin/python bench/bench_packnet_cpu.py; bench/bench_packnet_cuda.py on a GPU)"
