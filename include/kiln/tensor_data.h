@@ -99,6 +99,10 @@ TensorData TensorData::from_vector(DType dtype, std::vector<int64_t> dims, const
   return t;
 }
 
+// A float tensor (float64/32/16, bfloat16) converted to float32, float16 or bfloat16 with round-to-nearest-even;
+// the same tensor (shared buffer) when it already has that dtype.
+TensorData convert_float(const TensorData& t, DType to);
+
 // IEEE half and bfloat16 conversions (used by Cast and by importers).
 float half_to_float(uint16_t h);
 uint16_t float_to_half(float f);

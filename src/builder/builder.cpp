@@ -175,7 +175,8 @@ bool can_alias(const EnginePlan& plan, const PlannedLayer& layer) {
          x.nbytes() == y.nbytes();
 }
 
-bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, std::vector<bool>& claimed) {
+bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, const std::vector<bool>& own_buffer,
+                         std::vector<bool>& claimed) {
   const Node& n = *layer.node;
   if ((!n.domain.empty() && n.domain != "ai.onnx") || n.op != "Concat") return false;
   if (layer.outputs.size() != 1 || layer.outputs[0] < 0 || layer.inputs.empty()) return false;
@@ -192,12 +193,7 @@ bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, std:
     if (x.kind != ValueSlot::Kind::Activation || x.dtype != y.dtype || claimed[static_cast<size_t>(v)]) return false;
     if (std::find(seen.begin(), seen.end(), v) != seen.end()) return false;
     seen.push_back(v);
-    // Produced by a layer that writes its own buffer (not a view of another value).
-    bool produced = false;
-    for (const PlannedLayer& l : plan.layers)
-      for (int o : l.outputs)
-        if (o == v) produced = !l.is_alias;
-    if (!produced) return false;
+    if (!own_buffer[static_cast<size_t>(v)]) return false;  // a view of another value, or a graph input
   }
   for (int v : layer.inputs) claimed[static_cast<size_t>(v)] = true;
   return true;
@@ -357,9 +353,10 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   TimingCache cache(options.timing_cache_file);
   plan->timing_cache = &cache;
   size_t step = 0;
-  std::vector<bool> claimed(plan->values.size(), false);  // inputs of in-place Concats
+  std::vector<bool> claimed(plan->values.size(), false);     // inputs of in-place Concats
+  std::vector<bool> own_buffer(plan->values.size(), false);  // written by a layer that is not a view
   for (PlannedLayer& layer : plan->layers) {
-    if (enabled(options, "concat_in_place") && can_concat_in_place(*plan, layer, claimed)) {
+    if (enabled(options, "concat_in_place") && can_concat_in_place(*plan, layer, own_buffer, claimed)) {
       layer.is_alias = true;  // producers write into their slices; nothing to run
       layer.info.kernel = kAliasKernel;
     } else if (can_alias(*plan, layer)) {  // a zero-copy view: no kernel, no buffer of its own
@@ -368,6 +365,9 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     } else {
       layer.kernel = choose_kernel(*plan, layer);
     }
+    if (!layer.is_alias)
+      for (int v : layer.outputs)
+        if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
     if (options.verbose) log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
     if (++step % 25 == 0) log(options, "kernels chosen for " + std::to_string(step) + "/" +
                                             std::to_string(plan->layers.size()) + " layers");

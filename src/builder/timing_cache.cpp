@@ -1,14 +1,11 @@
 #include "builder/timing_cache.h"
 
-#include <unistd.h>
-
-#include <cstdio>
-#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "kiln/error.h"
+#include "runtime/file_util.h"
 
 namespace kiln {
 
@@ -50,21 +47,7 @@ void TimingCache::save() const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (path_.empty() || !dirty_) return;
   nlohmann::json j = {{"format", kFormat}, {"entries", entries_}};
-  const std::string tmp = path_ + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::trunc);
-    f << j.dump(1) << "\n";
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw Error(path_ + ": cannot write the timing cache");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path_, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(path_ + ": cannot write the timing cache: " + ec.message());
-  }
+  write_file_atomically(path_, j.dump(1) + "\n", nullptr, 0, "timing cache");
 }
 
 }  // namespace kiln

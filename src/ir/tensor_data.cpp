@@ -127,6 +127,23 @@ std::vector<int64_t> TensorData::to_int64_vector() const {
   return v;
 }
 
+TensorData convert_float(const TensorData& t, DType to) {
+  if (t.dtype() == to) return t;
+  const DType from = t.dtype();
+  if ((to != DType::Float && to != DType::Float16 && to != DType::BFloat16) ||
+      (from != DType::Float && from != DType::Float16 && from != DType::BFloat16 && from != DType::Double))
+    throw Error(std::string("convert_float: cannot convert ") + dtype_name(from) + " to " + dtype_name(to));
+  TensorData out(to, t.dims());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const float f = static_cast<float>(t.as_double(i));
+    if (to == DType::Float)
+      out.data<float>()[i] = f;
+    else
+      out.data<uint16_t>()[i] = to == DType::Float16 ? float_to_half(f) : float_to_bfloat16(f);
+  }
+  return out;
+}
+
 TensorData TensorData::clone() const {
   TensorData t;
   t.dtype_ = dtype_;

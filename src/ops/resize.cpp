@@ -97,38 +97,6 @@ struct Tap {
 
 bool given_k(const KernelContext& ctx, size_t k) { return ctx.has_input(k) && ctx.input(k).numel() > 0; }
 
-// Output coordinate → input coordinate along one axis. As in the ONNX reference implementation (which
-// generated the backend tests), align_corners and tf_crop_and_resize divide by the fractional output
-// length scale * in, not by the integer `out` (they differ when a given scale doesn't land on an integer).
-double original_coord(const KernelContext& ctx, const std::string& mode, double x, int64_t in, int64_t out, double scale,
-                      double roi_start, double roi_end) {
-  const double out_f = scale * static_cast<double>(in), in_f = static_cast<double>(in);
-  if (mode == "half_pixel") return (x + 0.5) / scale - 0.5;
-  if (mode == "half_pixel_symmetric") {
-    const double adjustment = static_cast<double>(out) / out_f;
-    return in_f / 2 * (1 - adjustment) + (x + 0.5) / scale - 0.5;
-  }
-  if (mode == "pytorch_half_pixel") return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-  if (mode == "align_corners") return out == 1 ? 0.0 : x * (in_f - 1) / (out_f - 1);
-  if (mode == "asymmetric") return x / scale;
-  if (mode == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
-  if (mode == "tf_crop_and_resize")
-    return out > 1 ? roi_start * (in_f - 1) + x * (roi_end - roi_start) * (in_f - 1) / (out_f - 1)
-                   : 0.5 * (roi_start + roi_end) * (in_f - 1);
-  ctx.fail("coordinate_transformation_mode '" + mode + "' is not supported");
-}
-
-// Nearest index for coordinate x. "simple" is Upsample's and Resize-10's rule (ONNX Runtime): truncate
-// when upsampling, ceil when downsampling.
-int64_t nearest_index(const KernelContext& ctx, const std::string& mode, double x, bool down) {
-  if (mode == "round_prefer_floor") return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
-  if (mode == "round_prefer_ceil") return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(std::round(x));
-  if (mode == "floor") return static_cast<int64_t>(std::floor(x));
-  if (mode == "ceil") return static_cast<int64_t>(std::ceil(x));
-  if (mode == "simple") return down ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(x);
-  ctx.fail("nearest_mode '" + mode + "' is not supported");
-}
-
 // Keys' cubic convolution weights of the four neighbours floor(x)-1 .. floor(x)+2, t = x - floor(x).
 std::array<double, 4> cubic_weights(double t, double a) {
   auto near = [a](double d) { return ((a + 2) * d - (a + 3)) * d * d + 1; };            // |d| <= 1
@@ -197,10 +165,15 @@ void resize_kernel(KernelContext& ctx) {
     auto clamp = [in](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
     for (int64_t o = 0; o < out; ++o) {
       std::vector<Tap> t;
-      const double c = original_coord(ctx, coord, static_cast<double>(o), in, out, scale[ax], roi_start[ax], roi_end[ax]);
+      const std::optional<double> src =
+          resize_source_coord(coord, static_cast<double>(o), in, out, scale[ax], roi_start[ax], roi_end[ax]);
+      if (!src) ctx.fail("coordinate_transformation_mode '" + coord + "' is not supported");
+      const double c = *src;
       outside[ax].push_back(coord == "tf_crop_and_resize" && (c < 0 || c > static_cast<double>(in - 1)));
       if (mode == "nearest") {
-        t.push_back({clamp(nearest_index(ctx, nearest_mode, c, scale[ax] < 1)), 1.0});
+        const std::optional<int64_t> i = resize_nearest_index(nearest_mode, c, scale[ax] < 1);
+        if (!i) ctx.fail("nearest_mode '" + nearest_mode + "' is not supported");
+        t.push_back({clamp(*i), 1.0});
       } else if (mode == "linear") {
         const double f = std::floor(c);
         t.push_back({clamp(static_cast<int64_t>(f)), 1 - (c - f)});
@@ -259,4 +232,36 @@ KILN_REGISTER_OP({.op = "Resize", .min_inputs = 1, .max_inputs = 4, .infer = inf
 KILN_REGISTER_OP({.op = "Upsample", .min_inputs = 1, .max_inputs = 2, .infer = infer_resize, .reference = resize_kernel});
 
 }  // namespace
+
+// As in the ONNX reference implementation (which generated the backend tests), align_corners and
+// tf_crop_and_resize divide by the fractional output length scale * in, not by the integer `out` (they differ
+// when a given scale doesn't land on an integer).
+std::optional<double> resize_source_coord(const std::string& mode, double x, int64_t in, int64_t out, double scale,
+                                          double roi_start, double roi_end) {
+  const double out_f = scale * static_cast<double>(in), in_f = static_cast<double>(in);
+  if (mode == "half_pixel") return (x + 0.5) / scale - 0.5;
+  if (mode == "half_pixel_symmetric") {
+    const double adjustment = static_cast<double>(out) / out_f;
+    return in_f / 2 * (1 - adjustment) + (x + 0.5) / scale - 0.5;
+  }
+  if (mode == "pytorch_half_pixel") return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
+  if (mode == "align_corners") return out == 1 ? 0.0 : x * (in_f - 1) / (out_f - 1);
+  if (mode == "asymmetric") return x / scale;
+  if (mode == "tf_half_pixel_for_nn") return (x + 0.5) / scale;
+  if (mode == "tf_crop_and_resize")
+    return out > 1 ? roi_start * (in_f - 1) + x * (roi_end - roi_start) * (in_f - 1) / (out_f - 1)
+                   : 0.5 * (roi_start + roi_end) * (in_f - 1);
+  return std::nullopt;
+}
+
+std::optional<int64_t> resize_nearest_index(const std::string& mode, double x, bool down) {
+  const bool half = x - std::floor(x) == 0.5;
+  if (mode == "round_prefer_floor") return half ? static_cast<int64_t>(std::floor(x)) : static_cast<int64_t>(std::round(x));
+  if (mode == "round_prefer_ceil") return half ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(std::round(x));
+  if (mode == "floor") return static_cast<int64_t>(std::floor(x));
+  if (mode == "ceil") return static_cast<int64_t>(std::ceil(x));
+  if (mode == "simple") return down ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(x);
+  return std::nullopt;
+}
+
 }  // namespace kiln::ops

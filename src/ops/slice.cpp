@@ -50,22 +50,6 @@ std::optional<Args> read_args(const Ctx& ctx, int64_t rank) {
   return a;
 }
 
-// Clamped start and element count of slicing a dim of size n.
-std::pair<int64_t, int64_t> clamp_range(int64_t start, int64_t end, int64_t step, int64_t n) {
-  if (start < 0) start += n;
-  if (end < 0) end += n;
-  if (step > 0) {
-    start = std::clamp<int64_t>(start, 0, n);
-    end = std::clamp<int64_t>(end, 0, n);
-  } else {
-    start = std::clamp<int64_t>(start, -1, n - 1);
-    end = std::clamp<int64_t>(end, -1, n - 1);
-  }
-  // ceil((end - start) / step), never negative.
-  const int64_t len = step > 0 ? (end - start + step - 1) / step : (start - end + (-step) - 1) / (-step);
-  return {start, std::max<int64_t>(len, 0)};
-}
-
 void infer_slice(InferContext& ctx) {
   auto s = in_shape(ctx, 0);
   const DType dt = ctx.input(0).dtype;
@@ -84,7 +68,7 @@ void infer_slice(InferContext& ctx) {
   for (size_t j = 0; j < a->axes.size(); ++j) {
     Dim& d = out[a->axes[j]];
     const bool whole = a->starts[j] == 0 && a->steps[j] == 1 && a->ends[j] >= std::numeric_limits<int32_t>::max();
-    if (d.is_static()) d = Dim(clamp_range(a->starts[j], a->ends[j], a->steps[j], d.value).second);
+    if (d.is_static()) d = Dim(slice_range(a->starts[j], a->ends[j], a->steps[j], d.value).second);
     else if (!whole) d = Dim();  // a full-range slice keeps a symbolic dim
   }
   set_out(ctx, 0, dt, out);
@@ -96,7 +80,7 @@ void slice_kernel(KernelContext& ctx) {
   std::vector<int64_t> start(x.rank(), 0), step(x.rank(), 1), dims = x.dims();
   for (size_t j = 0; j < a.axes.size(); ++j) {
     const int64_t k = a.axes[j];
-    auto [s, len] = clamp_range(a.starts[j], a.ends[j], a.steps[j], x.dims()[k]);
+    auto [s, len] = slice_range(a.starts[j], a.ends[j], a.steps[j], x.dims()[k]);
     start[k] = s;
     step[k] = a.steps[j];
     dims[k] = len;
@@ -118,4 +102,20 @@ void slice_kernel(KernelContext& ctx) {
 KILN_REGISTER_OP({.op = "Slice", .min_inputs = 1, .max_inputs = 5, .infer = infer_slice, .reference = slice_kernel});
 
 }  // namespace
+
+std::pair<int64_t, int64_t> slice_range(int64_t start, int64_t end, int64_t step, int64_t n) {
+  if (start < 0) start += n;
+  if (end < 0) end += n;
+  if (step > 0) {
+    start = std::clamp<int64_t>(start, 0, n);
+    end = std::clamp<int64_t>(end, 0, n);
+  } else {
+    start = std::clamp<int64_t>(start, -1, n - 1);
+    end = std::clamp<int64_t>(end, -1, n - 1);
+  }
+  // ceil((end - start) / step), never negative.
+  const int64_t len = step > 0 ? (end - start + step - 1) / step : (start - end + (-step) - 1) / (-step);
+  return {start, std::max<int64_t>(len, 0)};
+}
+
 }  // namespace kiln::ops

@@ -4,6 +4,7 @@
 #include <optional>
 #include <type_traits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "ops/op.h"
@@ -25,6 +26,17 @@ int64_t numel(const std::vector<int64_t>& dims);
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims);
 // Strides to read an input of `in_dims` broadcast to `out_dims` (0 along broadcast dims).
 std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims);
+// ------------------------------------------------------ index math shared by references and backends
+// Slicing a dim of size n from start to end by step (ONNX Slice): the clamped start and the element count.
+// Negative bounds count from the end; forward steps clamp to [0, n], backward steps to [-1, n-1].
+std::pair<int64_t, int64_t> slice_range(int64_t start, int64_t end, int64_t step, int64_t n);
+// Resize: the input coordinate of output coordinate x along an axis of `in` -> `out` elements at `scale`, for
+// coordinate_transformation_mode `mode`; nullopt for a mode kiln does not know.
+std::optional<double> resize_source_coord(const std::string& mode, double x, int64_t in, int64_t out, double scale,
+                                          double roi_start = 0, double roi_end = 1);
+// Resize nearest_mode: the input index of coordinate x ("simple" is Upsample's and Resize-10's rule: truncate
+// when upsampling, ceil when downsampling); nullopt for an unknown mode.
+std::optional<int64_t> resize_nearest_index(const std::string& mode, double x, bool down);
 // Shape from dims; -1 entries become unknown dims.
 Shape dims_to_shape(const std::vector<int64_t>& dims);
 

@@ -16,15 +16,6 @@ bool keeps_fp32(const Node& n, size_t slot) {
   return false;
 }
 
-TensorData convert(const TensorData& v, DType to) {
-  TensorData out(to, v.dims());
-  auto* dst = static_cast<uint16_t*>(out.raw());
-  const auto* src = static_cast<const float*>(v.raw());
-  for (int64_t i = 0; i < v.numel(); ++i)
-    dst[i] = to == DType::Float16 ? float_to_half(src[i]) : float_to_bfloat16(src[i]);
-  return out;
-}
-
 }  // namespace
 
 size_t lower_float_precision(Graph& g, DType to) {
@@ -75,7 +66,7 @@ size_t lower_float_precision(Graph& g, DType to) {
       if (!c || c->dtype != DType::Float || keeps_fp32(*node, k)) continue;
       Constant*& low = lowered[c];
       if (!low) {
-        low = g.add_constant(g.unique_name(c->name + "_lowp"), convert(c->values(), to));
+        low = g.add_constant(g.unique_name(c->name + "_lowp"), convert_float(c->values(), to));
         ++changed;
       }
       node->set_input(k, low);

@@ -21,6 +21,7 @@
 #include "kiln/engine.h"
 #include "kiln/onnx.h"
 #include "kiln/passes.h"
+#include "runtime/file_util.h"
 #include "runtime/plan.h"
 
 namespace kiln {
@@ -99,22 +100,7 @@ void Engine::save(const std::string& path) const {
   put<uint64_t>(header, model.size());
   put<uint64_t>(header, fnv1a(meta_bytes, model));
 
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f << header << meta_bytes << model;
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw Error(path + ": cannot write the engine file");
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write the engine file: " + ec.message());
-  }
+  write_file_atomically(path, header + meta_bytes, model.data(), model.size(), "engine file");
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions& options) {
@@ -171,12 +157,15 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     plan->layers.push_back(std::move(layer));
   }
   index_values(*plan);
-  std::vector<bool> claimed(plan->values.size(), false);
+  std::vector<bool> claimed(plan->values.size(), false), own_buffer(plan->values.size(), false);
   for (size_t k = 0; k < plan->layers.size(); ++k) {
     PlannedLayer& layer = plan->layers[k];
     const Node& n = *layer.node;
+    if (layer.info.kernel != kAliasKernel)
+      for (int v : layer.outputs)
+        if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
     if (layer.info.kernel == kAliasKernel) {  // a view or in-place Concat the builder aliased: no kernel
-      if (!can_concat_in_place(*plan, layer, claimed) && !can_alias(*plan, layer))
+      if (!can_concat_in_place(*plan, layer, own_buffer, claimed) && !can_alias(*plan, layer))
         throw Error(path + ": layer '" + layer.info.name + "' is recorded as an alias, which it cannot be");
       layer.is_alias = true;
       continue;

@@ -62,10 +62,12 @@ backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& la
 // of the output (see can_concat_in_place), or a pure view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
 // inference Dropout without mask) of an arena value, with an output of the same byte size.
 bool can_alias(const EnginePlan& plan, const PlannedLayer& layer);
-// A Concat is done in place when every input is an activation of its own (not a graph input, constant or
-// view), used by no other in-place Concat (`claimed`), and each input is one contiguous block of the output
-// (all dims before the axis are 1). Marks its inputs in `claimed`.
-bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, std::vector<bool>& claimed);
+// A Concat is done in place when every input is an activation written by an earlier layer that is not a view
+// (`own_buffer`, kept by the caller while walking the layers in order), used by no other in-place Concat
+// (`claimed`), and each input is one contiguous block of the output (all dims before the axis are 1). Marks
+// its inputs in `claimed`.
+bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, const std::vector<bool>& own_buffer,
+                         std::vector<bool>& claimed);
 void plan_memory(EnginePlan& plan);
 // The device backend for o.device (nullptr for "cpu"); throws naming the model when it is unknown or unusable.
 const DeviceBackend* check_device(const Graph& source, const BuildOptions& o);

@@ -4,6 +4,7 @@
 // such as {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with spaces to a multiple of 64
 // bytes and ended by '\n', then the raw elements.
 #include "kiln/tensor_io.h"
+#include "runtime/file_util.h"
 
 #include <unistd.h>
 
@@ -157,7 +158,16 @@ NpyHeader parse_npy_header(const std::string& path, const std::string& bytes) {
   return h;
 }
 
-void write_atomically(const std::string& path, const std::string& a, const void* b, size_t b_len,
+
+template <typename Dst, typename Field>
+void copy_field(const Field& field, TensorData& out) {
+  Dst* d = static_cast<Dst*>(out.raw());
+  for (int i = 0; i < field.size(); ++i) d[i] = static_cast<Dst>(field.Get(i));
+}
+
+}  // namespace
+
+void write_file_atomically(const std::string& path, const std::string& a, const void* b, size_t b_len,
                       const char* what) {
   const std::string tmp = path + ".tmp" + std::to_string(::getpid());
   {
@@ -177,14 +187,6 @@ void write_atomically(const std::string& path, const std::string& a, const void*
     throw Error(path + ": cannot write the " + what + ": " + ec.message());
   }
 }
-
-template <typename Dst, typename Field>
-void copy_field(const Field& field, TensorData& out) {
-  Dst* d = static_cast<Dst*>(out.raw());
-  for (int i = 0; i < field.size(); ++i) d[i] = static_cast<Dst>(field.Get(i));
-}
-
-}  // namespace
 
 TensorData read_npy(const std::string& path) {
   const std::string bytes = read_file(path);
@@ -215,7 +217,7 @@ void write_npy(const std::string& path, const TensorData& tensor) {
   header += static_cast<char>(v2 ? 2 : 1);
   header += '\0';
   for (size_t k = 0; k < (v2 ? 4u : 2u); ++k) header += static_cast<char>((dict.size() >> (8 * k)) & 0xff);
-  write_atomically(path, header + dict, tensor.raw(), tensor.nbytes(), ".npy file");
+  write_file_atomically(path, header + dict, tensor.raw(), tensor.nbytes(), ".npy file");
 }
 
 TensorData read_tensor_proto(const std::string& path) {

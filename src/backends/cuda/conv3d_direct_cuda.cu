@@ -429,14 +429,13 @@ class Conv3dDirect final : public CudaKernel {
     if (!s.ok) throw Error("node " + d.node->label() + ": cuda.conv3d_direct does not support this layer");
     g_ = s.g;
     const int64_t taps = g_.kd * g_.kh * g_.kw;
-    const std::vector<unsigned char> w = convert_float_constant(*d.inputs[1].constant, DType::Float);
-    std::vector<float> wf(reinterpret_cast<const float*>(w.data()),
-                          reinterpret_cast<const float*>(w.data()) + g_.m * taps);
+    const TensorData w = convert_float(*d.inputs[1].constant, DType::Float);
+    std::vector<float> wf(w.data<float>(), w.data<float>() + g_.m * taps);
     std::vector<float> bf(static_cast<size_t>(g_.m), 0.f);
     has_bias_ = d.inputs.size() == 3 && d.inputs[2].present;
     if (has_bias_) {
-      const std::vector<unsigned char> b = convert_float_constant(*d.inputs[2].constant, DType::Float);
-      std::copy_n(reinterpret_cast<const float*>(b.data()), g_.m, bf.begin());
+      const TensorData b = convert_float(*d.inputs[2].constant, DType::Float);
+      std::copy_n(b.data<float>(), g_.m, bf.begin());
     }
     fast_ = g_.kd == 3 && g_.kh == 3 && g_.kw == 3;
     if (fast_) {

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <sstream>
 
@@ -18,6 +19,7 @@
 #include "backends/cuda/cuda_common.h"
 #include "builder/timing_cache.h"
 #include "kiln/engine.h"
+#include "ops/util.h"
 
 namespace kiln::cuda {
 namespace {
@@ -79,13 +81,17 @@ struct ConvShape {
   float alpha = 1.f;
   bool has_bias = false;
 
-  int64_t in_spatial() const { return product(in); }
-  int64_t out_spatial() const { return product(out); }
-  static int64_t product(const std::vector<int64_t>& v) {
-    int64_t p = 1;
-    for (int64_t d : v) p *= d;
+  // cuDNN wants at least 4-D tensors: a 1-D convolution as a 2-D one with a unit height.
+  ConvShape at_least_2d() const {
+    ConvShape p = *this;
+    if (p.in.size() == 1) {
+      for (auto* v : {&p.in, &p.out, &p.k, &p.stride, &p.dil}) v->insert(v->begin(), 1);
+      p.pad.insert(p.pad.begin(), 0);
+    }
     return p;
   }
+  int64_t in_spatial() const { return ops::numel(in); }
+  int64_t out_spatial() const { return ops::numel(out); }
   // The shape an NHWC tactic runs: 16-bit tensor cores want channel counts in multiples of 8, so input and
   // output channels are padded with zeros (weights too) by the layout conversions around the convolution.
   ConvShape padded() const {
@@ -176,38 +182,38 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
 // (the large-K, small-spatial layers where a GEMM splits K better than cuDNN).
 // graph.nchw8: graph.nchw on a copy whose channel counts are padded to multiples of 8 (zero planes), for the
 // layers tensor cores handle badly otherwise (PackNet's 129- and 3-channel inputs, 1-channel heads).
-enum class Engine { CudnnNchw, CudnnNhwc, Cublas, GraphNchw, GraphNhwc, Im2colGemm, GraphNchwPadded };
-const char* engine_name(Engine e) {
+enum class ConvEngine { CudnnNchw, CudnnNhwc, Cublas, GraphNchw, GraphNhwc, Im2colGemm, GraphNchwPadded };
+const char* engine_name(ConvEngine e) {
   switch (e) {
-    case Engine::CudnnNchw:
+    case ConvEngine::CudnnNchw:
       return "cudnn.nchw";
-    case Engine::CudnnNhwc:
+    case ConvEngine::CudnnNhwc:
       return "cudnn.nhwc";
-    case Engine::Cublas:
+    case ConvEngine::Cublas:
       return "cublas";
-    case Engine::GraphNchw:
+    case ConvEngine::GraphNchw:
       return "graph.nchw";
-    case Engine::GraphNhwc:
+    case ConvEngine::GraphNhwc:
       return "graph.nhwc";
-    case Engine::Im2colGemm:
+    case ConvEngine::Im2colGemm:
       return "gemm.im2col";
-    case Engine::GraphNchwPadded:
+    case ConvEngine::GraphNchwPadded:
       return "graph.nchw8";
   }
   return "?";
 }
-bool is_nhwc(Engine e) {
-  return e == Engine::CudnnNhwc || e == Engine::GraphNhwc;
+bool is_nhwc(ConvEngine e) {
+  return e == ConvEngine::CudnnNhwc || e == ConvEngine::GraphNhwc;
 }
-bool is_graph(Engine e) {
-  return e == Engine::GraphNchw || e == Engine::GraphNhwc || e == Engine::GraphNchwPadded;
+bool is_graph(ConvEngine e) {
+  return e == ConvEngine::GraphNchw || e == ConvEngine::GraphNhwc || e == ConvEngine::GraphNchwPadded;
 }
-bool is_padded(Engine e) {
-  return is_nhwc(e) || e == Engine::GraphNchwPadded;
+bool is_padded(ConvEngine e) {
+  return is_nhwc(e) || e == ConvEngine::GraphNchwPadded;
 }
 
 struct Tactic {
-  Engine engine = Engine::CudnnNchw;
+  ConvEngine engine = ConvEngine::CudnnNchw;
   int algo = 0;
   size_t workspace = 0;  // cuDNN's, for this algorithm
   std::string str() const {
@@ -222,19 +228,19 @@ struct Tactic {
     Tactic t;
     const std::string e = name;
     if (e == "cudnn.nchw")
-      t.engine = Engine::CudnnNchw;
+      t.engine = ConvEngine::CudnnNchw;
     else if (e == "cudnn.nhwc")
-      t.engine = Engine::CudnnNhwc;
+      t.engine = ConvEngine::CudnnNhwc;
     else if (e == "cublas")
-      t.engine = Engine::Cublas;
+      t.engine = ConvEngine::Cublas;
     else if (e == "graph.nchw")
-      t.engine = Engine::GraphNchw;
+      t.engine = ConvEngine::GraphNchw;
     else if (e == "graph.nhwc")
-      t.engine = Engine::GraphNhwc;
+      t.engine = ConvEngine::GraphNhwc;
     else if (e == "gemm.im2col")
-      t.engine = Engine::Im2colGemm;
+      t.engine = ConvEngine::Im2colGemm;
     else if (e == "graph.nchw8")
-      t.engine = Engine::GraphNchwPadded;
+      t.engine = ConvEngine::GraphNchwPadded;
     else
       return std::nullopt;
     t.algo = algo;
@@ -242,6 +248,21 @@ struct Tactic {
     return t;
   }
 };
+
+// Dims [N, C, spatial...] and strides of a tensor stored NCHW or NHWC (channels innermost).
+void layout_of(int64_t n, int64_t c, const std::vector<int64_t>& sp, bool nhwc, std::vector<int64_t>& dims,
+               std::vector<int64_t>& strides) {
+  dims = {n, c};
+  dims.insert(dims.end(), sp.begin(), sp.end());
+  strides.assign(dims.size(), 1);
+  if (!nhwc) {
+    for (size_t i = dims.size() - 1; i-- > 0;) strides[i] = strides[i + 1] * dims[i + 1];
+    return;
+  }
+  int64_t st = c;
+  for (size_t i = dims.size(); i-- > 2;) strides[i] = st, st *= dims[i];
+  strides[0] = st;  // c * spatial
+}
 
 // cuDNN descriptors of one layout.
 struct CudnnDescs {
@@ -253,12 +274,9 @@ struct CudnnDescs {
     KILN_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y));
     KILN_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w));
     KILN_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
-    // cuDNN wants at least 4-D: a 1-D convolution is a 2-D one with a unit height.
-    std::vector<int64_t> in = s.in, out = s.out, k = s.k, stride = s.stride, dil = s.dil, pad = s.pad;
-    if (in.size() == 1) {
-      in.insert(in.begin(), 1), out.insert(out.begin(), 1), k.insert(k.begin(), 1);
-      stride.insert(stride.begin(), 1), dil.insert(dil.begin(), 1), pad.insert(pad.begin(), 0);
-    }
+    const ConvShape g = s.at_least_2d();
+    const std::vector<int64_t>&in = g.in, &out = g.out, &k = g.k, &stride = g.stride, &dil = g.dil,
+          &pad = g.pad;
     set_tensor(x, s.dtype, s.n, s.c, in, nhwc);
     set_tensor(y, s.dtype, s.n, s.m, out, nhwc);
     std::vector<int> wd{static_cast<int>(s.m), static_cast<int>(s.c / s.group)};
@@ -288,20 +306,11 @@ struct CudnnDescs {
  private:
   static void set_tensor(cudnnTensorDescriptor_t t, DType dtype, int64_t n, int64_t c,
                          const std::vector<int64_t>& sp, bool nhwc) {
-    std::vector<int> dims{static_cast<int>(n), static_cast<int>(c)}, strides(sp.size() + 2);
-    for (int64_t v : sp) dims.push_back(static_cast<int>(v));
-    const int64_t spatial = ConvShape::product(sp);
-    if (!nhwc) {
-      int64_t stride = 1;
-      for (size_t i = dims.size(); i-- > 0;) strides[i] = static_cast<int>(stride), stride *= dims[i];
-    } else {
-      strides[0] = static_cast<int>(c * spatial);
-      strides[1] = 1;
-      int64_t stride = c;
-      for (size_t i = dims.size(); i-- > 2;) strides[i] = static_cast<int>(stride), stride *= dims[i];
-    }
-    KILN_CUDNN_CHECK(cudnnSetTensorNdDescriptor(t, cudnn_type(dtype), static_cast<int>(dims.size()),
-                                                dims.data(), strides.data()));
+    std::vector<int64_t> dims, strides;
+    layout_of(n, c, sp, nhwc, dims, strides);
+    const std::vector<int> d(dims.begin(), dims.end()), st(strides.begin(), strides.end());
+    KILN_CUDNN_CHECK(
+        cudnnSetTensorNdDescriptor(t, cudnn_type(dtype), static_cast<int>(d.size()), d.data(), st.data()));
   }
 };
 
@@ -338,11 +347,8 @@ class GraphConv {
   // Builds the operation graph and the execution plan of engine config `index` (heuristic mode A order).
   // Throws when the config cannot be finalized for this problem.
   GraphConv(const ConvShape& s, bool nhwc, int index, cudnnHandle_t handle) {
-    std::vector<int64_t> in = s.in, out = s.out, k = s.k, stride = s.stride, dil = s.dil, pad = s.pad;
-    if (in.size() == 1) {
-      in.insert(in.begin(), 1), out.insert(out.begin(), 1), k.insert(k.begin(), 1);
-      stride.insert(stride.begin(), 1), dil.insert(dil.begin(), 1), pad.insert(pad.begin(), 0);
-    }
+    const ConvShape g = s.at_least_2d();
+    std::vector<int64_t> in = g.in, out = g.out, k = g.k, stride = g.stride, dil = g.dil, pad = g.pad;
     const cudnnDataType_t dt = cudnn_type(s.dtype);
     BackendDesc x = tensor(dt, s.n, s.c, in, nhwc, kUidX), w = tensor(dt, s.m, s.c / s.group, k, nhwc, kUidW),
                 y = tensor(dt, s.n, s.m, out, nhwc, kUidY);
@@ -435,19 +441,8 @@ class GraphConv {
  private:
   static BackendDesc tensor(cudnnDataType_t dt, int64_t n, int64_t c, const std::vector<int64_t>& sp,
                             bool nhwc, int64_t uid) {
-    std::vector<int64_t> dims{n, c}, strides(sp.size() + 2);
-    dims.insert(dims.end(), sp.begin(), sp.end());
-    int64_t spatial = 1;
-    for (int64_t v : sp) spatial *= v;
-    if (!nhwc) {
-      int64_t st = 1;
-      for (size_t i = dims.size(); i-- > 0;) strides[i] = st, st *= dims[i];
-    } else {
-      strides[0] = c * spatial;
-      strides[1] = 1;
-      int64_t st = c;
-      for (size_t i = dims.size(); i-- > 2;) strides[i] = st, st *= dims[i];
-    }
+    std::vector<int64_t> dims, strides;
+    layout_of(n, c, sp, nhwc, dims, strides);
     BackendDesc t(CUDNN_BACKEND_TENSOR_DESCRIPTOR);
     const int64_t nd = static_cast<int64_t>(dims.size()), align = 16;
     t.set(CUDNN_ATTR_TENSOR_DATA_TYPE, CUDNN_TYPE_DATA_TYPE, 1, &dt)
@@ -467,25 +462,65 @@ class GraphConv {
   mutable void* last_workspace_ = nullptr;
 };
 
+// Weights on the device in the layout a tactic reads: ONNX's [M, C/g, k...], channel-padded [Mp, Cp, k...]
+// (graph.nchw8) or [Mp, k..., Cp/g] (NHWC tactics); bias as float. Shared by the tactics timed for one layer.
+struct ConvWeights {
+  std::shared_ptr<const DeviceBuffer> weights, bias;
+};
+
+enum class WeightLayout { Kcrs, KcrsPadded, Krsc };
+WeightLayout weight_layout(ConvEngine e) {
+  return is_nhwc(e)                         ? WeightLayout::Krsc
+         : e == ConvEngine::GraphNchwPadded ? WeightLayout::KcrsPadded
+                                            : WeightLayout::Kcrs;
+}
+
+std::shared_ptr<const DeviceBuffer> upload_weights(const TensorData& w, const ConvShape& s,
+                                                   WeightLayout layout) {
+  const TensorData converted = convert_float(w, s.dtype);
+  const auto* src = static_cast<const unsigned char*>(converted.raw());
+  const size_t elem = dtype_size(s.dtype);
+  const ConvShape p = s.padded();
+  const int64_t cg = s.c / s.group, cpg = p.c / p.group, ks = ops::numel(s.k);
+  std::vector<unsigned char> out;
+  if (layout == WeightLayout::Kcrs) return std::make_shared<const DeviceBuffer>(src, converted.nbytes());
+  if (layout == WeightLayout::KcrsPadded) {  // group 1
+    const size_t row = static_cast<size_t>(s.c * ks) * elem, prow = static_cast<size_t>(p.c * ks) * elem;
+    out.assign(static_cast<size_t>(p.m) * prow, 0);
+    for (int64_t m = 0; m < s.m; ++m)
+      std::memcpy(&out[static_cast<size_t>(m) * prow], &src[static_cast<size_t>(m) * row], row);
+  } else {
+    out.assign(static_cast<size_t>(p.m * cpg * ks) * elem, 0);
+    for (int64_t m = 0; m < s.m; ++m)
+      for (int64_t c = 0; c < cg; ++c)
+        for (int64_t q = 0; q < ks; ++q)
+          std::memcpy(&out[static_cast<size_t>((m * ks + q) * cpg + c) * elem],
+                      &src[static_cast<size_t>((m * cg + c) * ks + q) * elem], elem);
+  }
+  return std::make_shared<const DeviceBuffer>(out.data(), out.size());
+}
+
+ConvWeights upload(const backend::LayerDesc& d, const ConvShape& s, WeightLayout layout) {
+  ConvWeights w;
+  w.weights = upload_weights(*d.inputs[1].constant, s, layout);
+  if (s.has_bias) {
+    const TensorData b = convert_float(*d.inputs[2].constant, DType::Float);
+    w.bias = std::make_shared<const DeviceBuffer>(b.raw(), b.nbytes());
+  }
+  return w;
+}
+
 class ConvKernel final : public CudaKernel {
  public:
-  ConvKernel(const backend::LayerDesc& d, const ConvShape& s, const Tactic& t)
-      : s_(s), sp_(is_padded(t.engine) ? s.padded() : s), tactic_(t) {
-    const TensorData& w = *d.inputs[1].constant;
-    std::vector<unsigned char> wh = convert_float_constant(w, s.dtype);
-    if (is_nhwc(t.engine)) wh = to_khwc(wh, dtype_size(s.dtype));
-    if (t.engine == Engine::GraphNchwPadded) wh = pad_kcrs(wh, dtype_size(s.dtype));
-    weights_ = DeviceBuffer(wh.data(), wh.size());
-    if (s.has_bias) {
-      std::vector<unsigned char> b = convert_float_constant(*d.inputs[2].constant, DType::Float);
-      bias_ = DeviceBuffer(b.data(), b.size());
-    }
+  // `w` holds the weights in this tactic's layout (see weight_layout).
+  ConvKernel(const ConvShape& s, const Tactic& t, ConvWeights w)
+      : s_(s), sp_(is_padded(t.engine) ? s.padded() : s), tactic_(t), w_(std::move(w)) {
     handles();  // created now: creating them inside a CUDA graph capture would fail
-    if (t.engine == Engine::CudnnNchw || t.engine == Engine::CudnnNhwc)
-      descs_ = std::make_unique<CudnnDescs>(sp_, t.engine == Engine::CudnnNhwc);
+    if (t.engine == ConvEngine::CudnnNchw || t.engine == ConvEngine::CudnnNhwc)
+      descs_ = std::make_unique<CudnnDescs>(sp_, t.engine == ConvEngine::CudnnNhwc);
     if (is_graph(t.engine)) {
       std::lock_guard<std::mutex> lock(handles().mutex);
-      graph_ = std::make_unique<GraphConv>(sp_, t.engine == Engine::GraphNhwc, t.algo, handles().cudnn);
+      graph_ = std::make_unique<GraphConv>(sp_, t.engine == ConvEngine::GraphNhwc, t.algo, handles().cudnn);
       tactic_.workspace = graph_->workspace();
     }
   }
@@ -494,14 +529,14 @@ class ConvKernel final : public CudaKernel {
   size_t workspace_bytes() const override {
     size_t ws = tactic_.workspace;
     if (is_nhwc(tactic_.engine)) ws += align(in_bytes()) + align(out_bytes());
-    if (tactic_.engine == Engine::GraphNchwPadded)
+    if (tactic_.engine == ConvEngine::GraphNchwPadded)
       ws += (sp_.c != s_.c ? align(in_bytes()) : 0) + (sp_.m != s_.m ? align(out_bytes()) : 0);
     return ws;
   }
   std::string serialize() const override { return tactic_.str(); }
   std::string describe() const override {
     std::string d = std::string(engine_name(tactic_.engine));
-    if (tactic_.engine != Engine::Cublas) d += "#" + std::to_string(tactic_.algo);
+    if (tactic_.engine != ConvEngine::Cublas) d += "#" + std::to_string(tactic_.algo);
     if (is_padded(tactic_.engine)) {
       if (is_nhwc(tactic_.engine)) d += " NHWC";
       if (sp_.c != s_.c || sp_.m != s_.m)
@@ -519,13 +554,14 @@ class ConvKernel final : public CudaKernel {
   // Also used by the tactic timer, with scratch buffers.
   void enqueue_raw(const void* x, void* y, void* workspace, cudaStream_t stream) const {
     const float one = 1.f, zero = 0.f;
-    const float* bias = bias_.as<float>();
-    if (tactic_.engine == Engine::Cublas) {
+    const float* bias = w_.bias ? w_.bias->as<float>() : nullptr;
+    const void* weights = w_.weights->ptr;
+    if (tactic_.engine == ConvEngine::Cublas) {
       gemm_1x1(x, y, stream);
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
-    if (tactic_.engine == Engine::Im2colGemm) {
+    if (tactic_.engine == ConvEngine::Im2colGemm) {
       im2col_gemm(x, y, workspace, stream);
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
@@ -533,20 +569,19 @@ class ConvKernel final : public CudaKernel {
     Handles& h = handles();
     std::lock_guard<std::mutex> lock(h.mutex);
     KILN_CUDNN_CHECK(cudnnSetStream(h.cudnn, stream));
-    if (tactic_.engine == Engine::CudnnNchw) {
-      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x, descs_->w, weights_.ptr,
-                                               descs_->conv,
+    if (tactic_.engine == ConvEngine::CudnnNchw) {
+      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x, descs_->w, weights, descs_->conv,
                                                static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo),
                                                workspace, tactic_.workspace, &zero, descs_->y, y));
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
-    if (tactic_.engine == Engine::GraphNchw) {
-      graph_->execute(h.cudnn, x, weights_.ptr, y, workspace);
+    if (tactic_.engine == ConvEngine::GraphNchw) {
+      graph_->execute(h.cudnn, x, weights, y, workspace);
       launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
       return;
     }
-    if (tactic_.engine == Engine::GraphNchwPadded) {
+    if (tactic_.engine == ConvEngine::GraphNchwPadded) {
       const size_t e = dtype_size(s_.dtype), in_plane = s_.in_spatial() * e, out_plane = s_.out_spatial() * e;
       auto* base = static_cast<unsigned char*>(workspace);
       const void* xp = x;
@@ -563,7 +598,7 @@ class ConvKernel final : public CudaKernel {
         yp = base;
         base += align(out_bytes());
       }
-      graph_->execute(h.cudnn, xp, weights_.ptr, yp, base);
+      graph_->execute(h.cudnn, xp, weights, yp, base);
       if (yp != y)  // the first m channels of each image
         KILN_CUDA_CHECK(cudaMemcpy2DAsync(y, s_.m * out_plane, yp, sp_.m * out_plane, s_.m * out_plane, s_.n,
                                           cudaMemcpyDeviceToDevice, stream));
@@ -576,9 +611,9 @@ class ConvKernel final : public CudaKernel {
     void* ws = base + align(in_bytes()) + align(out_bytes());
     launch_nchw_to_nhwc(s_.dtype, x, x_nhwc, s_.n, s_.c, s_.in_spatial(), sp_.c, stream);
     if (graph_)
-      graph_->execute(h.cudnn, x_nhwc, weights_.ptr, y_nhwc, ws);
+      graph_->execute(h.cudnn, x_nhwc, weights, y_nhwc, ws);
     else
-      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x_nhwc, descs_->w, weights_.ptr,
+      KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x_nhwc, descs_->w, weights,
                                                descs_->conv,
                                                static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), ws,
                                                tactic_.workspace, &zero, descs_->y, y_nhwc));
@@ -597,28 +632,6 @@ class ConvKernel final : public CudaKernel {
 
  private:
   static size_t align(size_t n) { return (n + 255) / 256 * 256; }
-
-  // [M, C, k...] -> [Mp, Cp, k...], the padded channels zero (group 1).
-  std::vector<unsigned char> pad_kcrs(const std::vector<unsigned char>& w, size_t elem) const {
-    const size_t row = static_cast<size_t>(s_.c * ConvShape::product(s_.k)) * elem;
-    const size_t prow = static_cast<size_t>(sp_.c * ConvShape::product(s_.k)) * elem;
-    std::vector<unsigned char> out(static_cast<size_t>(sp_.m) * prow, 0);
-    for (int64_t m = 0; m < s_.m; ++m)
-      std::memcpy(&out[static_cast<size_t>(m) * prow], &w[static_cast<size_t>(m) * row], row);
-    return out;
-  }
-
-  // [M, C/g, k...] -> [Mp, k..., Cp/g], the padded channels zero.
-  std::vector<unsigned char> to_khwc(const std::vector<unsigned char>& w, size_t elem) const {
-    const int64_t cg = s_.c / s_.group, cpg = sp_.c / sp_.group, ks = ConvShape::product(s_.k);
-    std::vector<unsigned char> out(static_cast<size_t>(sp_.m * cpg * ks) * elem, 0);
-    for (int64_t m = 0; m < s_.m; ++m)
-      for (int64_t c = 0; c < cg; ++c)
-        for (int64_t p = 0; p < ks; ++p)
-          std::memcpy(&out[static_cast<size_t>((m * ks + p) * cpg + c) * elem],
-                      &w[static_cast<size_t>((m * cg + c) * ks + p) * elem], elem);
-    return out;
-  }
 
   void im2col_gemm(const void* x, void* y, void* col, cudaStream_t stream) const {
     const Im2colShape g{s_.c,         s_.in[0],     s_.in[1],  s_.out[0], s_.out[1], s_.k[0],  s_.k[1],
@@ -640,7 +653,7 @@ class ConvKernel final : public CudaKernel {
         // Column-major: Y^T[s0:s0+cols, :] (ld S) = col^T (cols x K, ld cols) * W^T (K x M, ld K).
         KILN_CUBLAS_CHECK(cublasGemmEx(h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(cols),
                                        static_cast<int>(s_.m), static_cast<int>(k), &one, col, t,
-                                       static_cast<int>(cols), weights_.ptr, t, static_cast<int>(k), &zero,
+                                       static_cast<int>(cols), w_.weights->ptr, t, static_cast<int>(k), &zero,
                                        yn + static_cast<size_t>(s0) * elem, t, static_cast<int>(sp),
                                        compute_type(), CUBLAS_GEMM_DEFAULT));
       }
@@ -664,14 +677,14 @@ class ConvKernel final : public CudaKernel {
     const cudaDataType_t t = cuda_type(s_.dtype);
     KILN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(
         h.cublas, CUBLAS_OP_N, CUBLAS_OP_N, static_cast<int>(sp), static_cast<int>(s_.m),
-        static_cast<int>(s_.c), &one, x, t, static_cast<int>(sp), s_.c * sp, weights_.ptr, t,
+        static_cast<int>(s_.c), &one, x, t, static_cast<int>(sp), s_.c * sp, w_.weights->ptr, t,
         static_cast<int>(s_.c), 0, &zero, y, t, static_cast<int>(sp), s_.m * sp, static_cast<int>(s_.n),
         compute, CUBLAS_GEMM_DEFAULT));
   }
 
   ConvShape s_, sp_;  // the layer, and the shape its tactic runs (channel-padded for NHWC)
   Tactic tactic_;
-  DeviceBuffer weights_, bias_;
+  ConvWeights w_;
   std::unique_ptr<CudnnDescs> descs_;
   std::unique_ptr<GraphConv> graph_;
 };
@@ -682,8 +695,8 @@ constexpr int64_t kIm2colBudget = int64_t(256) << 20;  // bytes of im2col column
 constexpr int64_t kGraphConfigsTimed = 12;             // the first engine configs of heuristic mode A
 constexpr size_t kGraphWorkspace = size_t(256) << 20;  // scratch while timing graph engines
 
-// Median of 5 timed runs after a warm-up. A candidate whose first timed run is already 3x slower than the best
-// so far stops there (the slowest cuDNN algorithms take tens of ms on PackNet's largest layers).
+// Median of 5 timed runs after a warm-up. A candidate whose first timed run is already 3x slower than the
+// best so far stops there (the slowest cuDNN algorithms take tens of ms on PackNet's largest layers).
 double time_ms(const std::function<void()>& run, cudaStream_t stream, double best_so_far) {
   cudaEvent_t a, b;
   KILN_CUDA_CHECK(cudaEventCreate(&a));
@@ -710,10 +723,10 @@ double time_ms(const std::function<void()>& run, cudaStream_t stream, double bes
 // The fastest tactic for this layer, each candidate timed end to end (conversions and epilogue included).
 Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   std::vector<Tactic> candidates;
-  std::vector<Engine> engines{Engine::CudnnNchw};
-  if (s.dtype != DType::Float) engines.push_back(Engine::CudnnNhwc);
-  for (Engine e : engines) {
-    CudnnDescs descs(e == Engine::CudnnNhwc ? s.padded() : s, e == Engine::CudnnNhwc);
+  std::vector<ConvEngine> engines{ConvEngine::CudnnNchw};
+  if (s.dtype != DType::Float) engines.push_back(ConvEngine::CudnnNhwc);
+  for (ConvEngine e : engines) {
+    CudnnDescs descs(e == ConvEngine::CudnnNhwc ? s.padded() : s, e == ConvEngine::CudnnNhwc);
     Handles& h = handles();
     std::lock_guard<std::mutex> lock(h.mutex);
     int count = 0;
@@ -734,7 +747,7 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
         candidates.push_back(t);
     }
   }
-  if (s.is_1x1()) candidates.push_back(Tactic{Engine::Cublas, 0, 0});
+  if (s.is_1x1()) candidates.push_back(Tactic{ConvEngine::Cublas, 0, 0});
   if (s.in.size() == 2 && s.group == 1 && !s.is_1x1()) {
     // Chunks of output positions whose im2col columns fit the budget (at least 64 per GEMM).
     const int64_t k = s.c * s.k[0] * s.k[1], col_bytes = k * static_cast<int64_t>(dtype_size(s.dtype));
@@ -742,7 +755,7 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
         std::min<int64_t>(s.out_spatial(), std::max<int64_t>(64, kIm2colBudget / col_bytes));
     if (chunk * 8 >= s.out_spatial() || chunk >= 4096)  // not hundreds of tiny GEMMs
       candidates.push_back(
-          Tactic{Engine::Im2colGemm, static_cast<int>(chunk), static_cast<size_t>(chunk * col_bytes)});
+          Tactic{ConvEngine::Im2colGemm, static_cast<int>(chunk), static_cast<size_t>(chunk * col_bytes)});
   }
   // The graph API's engines (not for strict fp32: its engine choice does not promise FMA-only math).
   if (s.dtype != DType::Float && s.group == 1 && (s.c % 8 || s.m % 8)) {
@@ -752,7 +765,7 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
       n = GraphConv::count_configs(s.padded(), false, handles().cudnn);
     }
     for (int64_t i = 0; i < std::min<int64_t>(n, kGraphConfigsTimed); ++i)
-      candidates.push_back(Tactic{Engine::GraphNchwPadded, static_cast<int>(i), 0});
+      candidates.push_back(Tactic{ConvEngine::GraphNchwPadded, static_cast<int>(i), 0});
   }
   if (s.dtype != DType::Float || s.tf32) {
     for (bool nhwc : {false, true}) {
@@ -763,7 +776,8 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
         n = GraphConv::count_configs(nhwc ? s.padded() : s, nhwc, handles().cudnn);
       }
       for (int64_t i = 0; i < std::min<int64_t>(n, kGraphConfigsTimed); ++i)
-        candidates.push_back(Tactic{nhwc ? Engine::GraphNhwc : Engine::GraphNchw, static_cast<int>(i), 0});
+        candidates.push_back(
+            Tactic{nhwc ? ConvEngine::GraphNhwc : ConvEngine::GraphNchw, static_cast<int>(i), 0});
     }
   }
   // KILN_CUDA_CONV_ENGINE=<engine> keeps only that engine's tactics: the GPU tests check each engine this
@@ -790,12 +804,15 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
   KILN_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
   Tactic best;
   double best_ms = 1e30;
+  std::map<int, ConvWeights> uploaded;  // by WeightLayout: each layout converted and uploaded once
   std::string report;
   for (const Tactic& t : candidates) {
     double ms = 1e30;
     Tactic timed = t;
     try {
-      ConvKernel k(d, s, t);
+      ConvWeights& w = uploaded[static_cast<int>(weight_layout(t.engine))];
+      if (!w.weights) w = upload(d, s, weight_layout(t.engine));
+      ConvKernel k(s, t, w);
       if (k.workspace_bytes() > ws.bytes) continue;
       timed = k.tactic();
       ms = time_ms([&] { k.enqueue_raw(x.ptr, y.ptr, ws.ptr, stream); }, stream, best_ms);
@@ -842,7 +859,7 @@ std::unique_ptr<backend::Kernel> create(const backend::LayerDesc& d) {
     tactic = time_tactics(d, s);
     if (d.timing_cache && !std::getenv("KILN_CUDA_CONV_ENGINE")) d.timing_cache->put(key, tactic->str());
   }
-  return std::make_unique<ConvKernel>(d, s, *tactic);
+  return std::make_unique<ConvKernel>(s, *tactic, upload(d, s, weight_layout(tactic->engine)));
 }
 
 std::unique_ptr<backend::Kernel> deserialize(const backend::LayerDesc& d, const std::string& state) {
@@ -850,7 +867,7 @@ std::unique_ptr<backend::Kernel> deserialize(const backend::LayerDesc& d, const 
   if (!read_conv(d, s)) throw Error("node " + d.node->label() + ": unsupported convolution");
   std::optional<Tactic> t = Tactic::parse(state);
   if (!t) throw Error("node " + d.node->label() + ": corrupt convolution tactic '" + state + "'");
-  return std::make_unique<ConvKernel>(d, s, *t);
+  return std::make_unique<ConvKernel>(s, *t, upload(d, s, weight_layout(t->engine)));
 }
 
 backend::KernelFactory factory(const std::string& op, const std::string& domain) {

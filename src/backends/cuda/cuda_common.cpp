@@ -62,30 +62,4 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& o) noexcept {
   return *this;
 }
 
-std::vector<unsigned char> convert_float_constant(const TensorData& value, DType to) {
-  const int64_t n = value.numel();
-  std::vector<unsigned char> out(static_cast<size_t>(n) * dtype_size(to));
-  if (value.dtype() == to) {
-    std::memcpy(out.data(), value.raw(), out.size());
-    return out;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const float f = static_cast<float>(value.as_double(i));
-    switch (to) {
-      case DType::Float:
-        reinterpret_cast<float*>(out.data())[i] = f;
-        break;
-      case DType::Float16:
-        reinterpret_cast<uint16_t*>(out.data())[i] = float_to_half(f);
-        break;
-      case DType::BFloat16:
-        reinterpret_cast<uint16_t*>(out.data())[i] = float_to_bfloat16(f);
-        break;
-      default:
-        throw Error(std::string("cannot convert a constant to ") + dtype_name(to));
-    }
-  }
-  return out;
-}
-
 }  // namespace kiln::cuda

@@ -74,8 +74,4 @@ struct DeviceBuffer {
   }
 };
 
-// A constant converted to `to` (Float, Float16, BFloat16) on the host: weights in the precision a kernel
-// wants.
-std::vector<unsigned char> convert_float_constant(const TensorData& value, DType to);
-
 }  // namespace kiln::cuda

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_device.cuh"
+#include "ops/util.h"
 
 namespace kiln::cuda {
 namespace {
@@ -28,12 +29,6 @@ using backend::TensorView;
 
 constexpr int kThreads = 256;
 constexpr int kMaxRank = 8;
-
-int64_t numel_of(const std::vector<int64_t>& dims) {
-  int64_t n = 1;
-  for (int64_t v : dims) n *= v;
-  return n;
-}
 
 bool aligned16(const void* p) {
   return (reinterpret_cast<uintptr_t>(p) & 15) == 0;
@@ -452,7 +447,7 @@ std::optional<BinaryPlan> binary_plan(const LayerDesc& d) {
   const auto pa = padded(a.dims, out.size()), pb = padded(b.dims, out.size());
   for (size_t k = 0; k < out.size(); ++k)
     if ((pa[k] != out[k] && pa[k] != 1) || (pb[k] != out[k] && pb[k] != 1)) return std::nullopt;
-  const int64_t n = numel_of(out), na = numel_of(a.dims), nb = numel_of(b.dims);
+  const int64_t n = ops::numel(out), na = ops::numel(a.dims), nb = ops::numel(b.dims);
 
   BinaryPlan p;
   if (na == n && nb == n && b.dtype == t) {
@@ -463,7 +458,7 @@ std::optional<BinaryPlan> binary_plan(const LayerDesc& d) {
   for (int small = 1; small >= 0; --small) {
     const auto& s = d.inputs[static_cast<size_t>(small)];
     const auto& x = d.inputs[static_cast<size_t>(1 - small)];
-    if (s.constant && s.constant->numel() == 1 && numel_of(x.dims) == n) {
+    if (s.constant && s.constant->numel() == 1 && ops::numel(x.dims) == n) {
       p.plan = Plan::Value;
       p.big = 1 - small;
       p.value = static_cast<float>(s.constant->as_double(0));
@@ -475,7 +470,7 @@ std::optional<BinaryPlan> binary_plan(const LayerDesc& d) {
   for (int big = 0; big < 2; ++big) {
     const auto& x = d.inputs[static_cast<size_t>(big)];
     const auto& s = d.inputs[static_cast<size_t>(1 - big)];
-    if (numel_of(x.dims) == n && blocked_of(s.dims, out, p.mid, p.inner)) {
+    if (ops::numel(x.dims) == n && blocked_of(s.dims, out, p.mid, p.inner)) {
       p.plan = Plan::Blocked;
       p.big = big;
       return p;

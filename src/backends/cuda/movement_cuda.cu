@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_device.cuh"
+#include "ops/util.h"
 
 namespace kiln::cuda {
 namespace {
@@ -40,17 +41,7 @@ constexpr int kThreads = 256;
 constexpr int kMaxRank = 8;
 constexpr int kTile = 32, kTileRows = 8;
 
-int64_t numel_of(const std::vector<int64_t>& dims) {
-  int64_t n = 1;
-  for (int64_t v : dims) n *= v;
-  return n;
-}
-
-std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
-  std::vector<int64_t> s(dims.size(), 1);
-  for (size_t k = dims.size(); k-- > 1;) s[k - 1] = s[k] * dims[k];
-  return s;
-}
+using ops::strides_of;
 
 bool fits32(int64_t n) {
   return n < (int64_t{1} << 31);
@@ -402,7 +393,7 @@ VecPlan make_vec_plan(const VecCover& c, int64_t base, int v, int mode, int k, i
   vp.mode = mode;
   vp.k = k;
   vp.align = align;
-  vp.items = numel_of(c.dims);
+  vp.items = ops::numel(c.dims);
   VecParams& p = vp.p;
   p.rank = static_cast<int>(c.dims.size());
   p.base = static_cast<int32_t>(base);
@@ -423,7 +414,7 @@ std::optional<VecPlan> plan_vec(const std::vector<int64_t>& d, const std::vector
   if (elem != 2 && elem != 4) return std::nullopt;
   int64_t reach = base;
   for (size_t k = 0; k < d.size(); ++k) reach += (d[k] - 1) * std::abs(s[k]);
-  if (!fits32(reach) || !fits32(numel_of(d))) return std::nullopt;
+  if (!fits32(reach) || !fits32(ops::numel(d))) return std::nullopt;
   const int vmax = static_cast<int>(16 / elem);
   std::optional<VecPlan> generic;
   for (int v = vmax; v >= 1; v /= 2) {
@@ -477,7 +468,7 @@ std::optional<VecPlan> plan_vec(const std::vector<int64_t>& d, const std::vector
 std::optional<StridedPlan> plan_strided(const std::vector<int64_t>& dims, const std::vector<int64_t>& strides,
                                         int64_t base, size_t elem) {
   StridedPlan p;
-  p.n = numel_of(dims);
+  p.n = ops::numel(dims);
   p.base = base;
   if (p.n == 0) return p;
   std::vector<int64_t> d, s;
@@ -719,22 +710,6 @@ std::optional<StridedPlan> depth_space_plan(const LayerDesc& d) {
 }
 
 // ---------------------------------------------------------------------------------------------- Slice
-// The reference's clamping: negative bounds count from the end; forward steps clamp to [0, n], backward
-// steps to [-1, n-1]; the length is ceil((end - start) / step), never negative.
-std::pair<int64_t, int64_t> clamp_range(int64_t start, int64_t end, int64_t step, int64_t n) {
-  if (start < 0) start += n;
-  if (end < 0) end += n;
-  if (step > 0) {
-    start = std::clamp<int64_t>(start, 0, n);
-    end = std::clamp<int64_t>(end, 0, n);
-  } else {
-    start = std::clamp<int64_t>(start, -1, n - 1);
-    end = std::clamp<int64_t>(end, -1, n - 1);
-  }
-  const int64_t len = step > 0 ? (end - start + step - 1) / step : (start - end + (-step) - 1) / (-step);
-  return {start, std::max<int64_t>(len, 0)};
-}
-
 std::optional<StridedPlan> slice_plan(const LayerDesc& d) {
   if (!float_data(d, 1)) return std::nullopt;
   const auto& x = d.inputs[0].dims;
@@ -767,7 +742,7 @@ std::optional<StridedPlan> slice_plan(const LayerDesc& d) {
   for (size_t j = 0; j < axes.size(); ++j) {
     if (steps[j] == 0) return std::nullopt;
     const size_t k = static_cast<size_t>(axes[j]);
-    const auto [start, len] = clamp_range(starts[j], ends[j], steps[j], x[k]);
+    const auto [start, len] = ops::slice_range(starts[j], ends[j], steps[j], x[k]);
     dims[k] = len;
     strides[k] = xs[k] * steps[j];
     if (len > 0) base += start * xs[k];
@@ -881,8 +856,8 @@ bool concat_plan(const LayerDesc& d, int64_t& outer, std::vector<int64_t>& chunk
   int64_t axis = d.node->attrs.get_int("axis", 0);
   if (axis < 0) axis += r;
   if (axis < 0 || axis >= r) return false;
-  outer = numel_of({y.begin(), y.begin() + axis});
-  const int64_t inner = numel_of({y.begin() + axis + 1, y.end()});
+  outer = ops::numel({y.begin(), y.begin() + axis});
+  const int64_t inner = ops::numel({y.begin() + axis + 1, y.end()});
   const int64_t es = static_cast<int64_t>(dtype_size(d.outputs[0].dtype));
   int64_t sum = 0;
   chunks.clear();
@@ -1050,33 +1025,6 @@ bool known_coord_mode(const std::string& m) {
          m == "align_corners" || m == "asymmetric" || m == "tf_half_pixel_for_nn";
 }
 
-// Output coordinate → input coordinate (src/ops/resize.cpp's original_coord, without tf_crop_and_resize).
-double original_coord(const std::string& mode, double x, int64_t in, int64_t out, double scale) {
-  const double out_f = scale * static_cast<double>(in), in_f = static_cast<double>(in);
-  if (mode == "half_pixel") return (x + 0.5) / scale - 0.5;
-  if (mode == "half_pixel_symmetric") {
-    const double adjustment = static_cast<double>(out) / out_f;
-    return in_f / 2 * (1 - adjustment) + (x + 0.5) / scale - 0.5;
-  }
-  if (mode == "pytorch_half_pixel") return out > 1 ? (x + 0.5) / scale - 0.5 : 0.0;
-  if (mode == "align_corners") return out == 1 ? 0.0 : x * (in_f - 1) / (out_f - 1);
-  if (mode == "asymmetric") return x / scale;
-  return (x + 0.5) / scale;  // tf_half_pixel_for_nn
-}
-
-// "simple" is the legacy rule (Upsample, Resize-10): truncate when upsampling, ceil when downsampling.
-int64_t nearest_index(const std::string& mode, double x, bool down) {
-  if (mode == "round_prefer_floor")
-    return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::floor(x))
-                                    : static_cast<int64_t>(std::round(x));
-  if (mode == "round_prefer_ceil")
-    return x - std::floor(x) == 0.5 ? static_cast<int64_t>(std::ceil(x))
-                                    : static_cast<int64_t>(std::round(x));
-  if (mode == "floor") return static_cast<int64_t>(std::floor(x));
-  if (mode == "ceil") return static_cast<int64_t>(std::ceil(x));
-  return down ? static_cast<int64_t>(std::ceil(x)) : static_cast<int64_t>(x);  // simple
-}
-
 std::optional<ResizeSetup> resize_setup(const LayerDesc& d) {
   if (!float_data(d, 1)) return std::nullopt;
   const auto& a = d.node->attrs;
@@ -1149,9 +1097,9 @@ std::optional<ResizeSetup> resize_setup(const LayerDesc& d) {
     AxisTaps& t = setup.taps[k];
     auto clamp = [in](int64_t i) { return std::clamp<int64_t>(i, 0, in - 1); };
     for (int64_t o = 0; o < out; ++o) {
-      const double c = original_coord(coord, static_cast<double>(o), in, out, scale[k]);
+      const double c = *ops::resize_source_coord(coord, static_cast<double>(o), in, out, scale[k]);
       if (!setup.linear) {
-        t.i0.push_back(clamp(nearest_index(nmode, c, scale[k] < 1)));
+        t.i0.push_back(clamp(*ops::resize_nearest_index(nmode, c, scale[k] < 1)));
         t.w0.push_back(1.0);
         t.i1.push_back(0);
         t.w1.push_back(0.0);
@@ -1240,7 +1188,7 @@ class ResizeKernel final : public CudaKernel {
  public:
   ResizeKernel(const ResizeSetup& s, const std::vector<int64_t>& x, const std::vector<int64_t>& y,
                DType dtype)
-      : linear_(s.linear), dtype_(dtype), n_(numel_of(y)) {
+      : linear_(s.linear), dtype_(dtype), n_(ops::numel(y)) {
     const size_t r = x.size();
     if (!linear_) {
       const auto xs = strides_of(x);
@@ -1340,7 +1288,7 @@ bool copy_supported(const LayerDesc& d) {
   if (d.inputs.empty() || d.outputs.empty() || !d.inputs[0].present || !d.outputs[0].present) return false;
   const DType t = d.inputs[0].dtype;
   if (t == DType::Undefined || t == DType::String || d.outputs[0].dtype != t) return false;
-  if (numel_of(d.inputs[0].dims) != numel_of(d.outputs[0].dims)) return false;
+  if (ops::numel(d.inputs[0].dims) != ops::numel(d.outputs[0].dims)) return false;
   for (size_t k = 1; k < d.outputs.size(); ++k)
     if (d.outputs[k].present) return false;  // Dropout's mask
   if (d.node->op == "Dropout" && d.inputs.size() > 2 && d.inputs[2].present) {
@@ -1393,7 +1341,7 @@ KILN_REGISTER_KERNEL(factory(
 KILN_REGISTER_KERNEL(factory(
     "cuda.pad", "Pad", [](const LayerDesc& d) { return pad_plan(d).has_value(); },
     [](const LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
-      return std::make_unique<PadKernel>(*pad_plan(d), d.outputs[0].dtype, numel_of(d.outputs[0].dims));
+      return std::make_unique<PadKernel>(*pad_plan(d), d.outputs[0].dtype, ops::numel(d.outputs[0].dims));
     }));
 
 std::unique_ptr<backend::Kernel> create_resize(const LayerDesc& d) {
