@@ -8,7 +8,8 @@ if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
   apt-get install -y -qq --no-install-recommends \
     cmake g++ make pkg-config time \
     libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler libdnnl-dev \
-    libgtest-dev libcli11-dev nlohmann-json3-dev \
+    ocl-icd-opencl-dev opencl-c-headers \
+    libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev \
     python3 python3-venv python3-pip python3-numpy python3-torch python3-onnx >/dev/null
 fi
 # PyPI side: onnxruntime (peer and oracle), pytest. --system-site-packages keeps Debian's torch visible;
