@@ -60,22 +60,35 @@ std::vector<std::pair<std::string, std::string>> parse_pairs(const std::string& 
     for (size_t k = item.find(':'); k != std::string::npos; k = item.find(':', k + 1))
       if (names.count(item.substr(0, k))) split = k;
     if (split == std::string::npos || split == 0 || split + 1 == item.size())
-      throw Error(flag + ": expected name:value, got '" + item + "'");
+      throw Error(flag + ": expected name:value, got '" + printable(item) + "'");
     std::string name = item.substr(0, split);
     if (name.size() >= 2 && name.front() == '\'' && name.back() == '\'') name = name.substr(1, name.size() - 2);
+    for (const auto& [seen, value] : out)
+      if (seen == name) throw Error(flag + ": input '" + printable(name) + "' is given twice");
     out.emplace_back(name, item.substr(split + 1));
   }
   return out;
 }
 
+// "1x3x192x640": every dim a decimal number; an empty dim ("1x3x", "x3", "1xx3") is an error, and so is a shape
+// whose element count overflows.
 std::vector<int64_t> parse_dims(const std::string& name, const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Error("--shapes: input '" + printable(name) + "': bad shape '" + printable(text) + "' (" + why +
+                 "; expected e.g. 1x3x192x640)");
+  };
   std::vector<int64_t> dims;
-  std::stringstream ss(text);
-  for (std::string d; std::getline(ss, d, 'x');) {
-    if (d.empty() || d.find_first_not_of("0123456789") != std::string::npos || d.size() > 12)
-      throw Error("--shapes: input '" + name + "': bad shape '" + text + "' (expected e.g. 1x3x192x640)");
+  size_t begin = 0;
+  while (true) {
+    const size_t end = std::min(text.find('x', begin), text.size());
+    const std::string d = text.substr(begin, end - begin);
+    if (d.empty() || d.find_first_not_of("0123456789") != std::string::npos || d.size() > 15)
+      throw bad(d.empty() ? "empty dimension" : "'" + printable(d) + "' is not a dimension");
     dims.push_back(std::stoll(d));
+    if (end == text.size()) break;
+    begin = end + 1;
   }
+  if (!checked_numel(dims)) throw bad("its element count overflows 64 bits");
   return dims;
 }
 
@@ -215,7 +228,9 @@ int run_exec(const ExecArgs& a) {
   if (a.fp16 && a.bf16) throw Error("--fp16 and --bf16 exclude each other");
   if (a.iterations < 1) throw Error("--iterations must be at least 1");
   if (a.duration_s < 0 || a.warm_up_ms < 0) throw Error("--duration and --warmUp must not be negative");
-  if (a.threads < 0) throw Error("--threads must not be negative");
+  if (a.threads < 0 || a.threads > kMaxThreads)
+    throw Error("--threads must be in [0, " + std::to_string(kMaxThreads) + "] (0: every core), not " +
+                std::to_string(a.threads));
 
   for (const std::string& lib : a.plugins) {
     load_plugin_library(lib);
@@ -238,7 +253,7 @@ int run_exec(const ExecArgs& a) {
     std::set<std::string> names;
     for (const Tensor* t : graph->inputs) names.insert(t->name);
     for (const auto& [name, text] : parse_pairs("--shapes", a.shapes, names, true)) {
-      if (!names.count(name)) throw Error("--shapes: the model has no input '" + name + "' (inputs: " + joined(names) + ")");
+      if (!names.count(name)) throw Error("--shapes: the model has no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
       options.input_shapes[name] = parse_dims(name, text);
     }
     std::cout << "Building the engine from " << a.onnx << "\n";
@@ -253,9 +268,9 @@ int run_exec(const ExecArgs& a) {
       const auto it = std::find_if(engine->inputs().begin(), engine->inputs().end(),
                                    [&](const TensorInfo& t) { return t.name == name; });
       if (it == engine->inputs().end())
-        throw Error("--shapes: the engine has no input '" + name + "' (inputs: " + joined(names) + ")");
+        throw Error("--shapes: the engine has no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
       if (parse_dims(name, text) != it->dims)
-        throw Error("--shapes: input '" + name + "' is " + dims_str(it->dims) + " in " + a.load_engine + ", not " +
+        throw Error("--shapes: input '" + printable(name) + "' is " + dims_str(it->dims) + " in " + a.load_engine + ", not " +
                     text + "; rebuild the engine from the ONNX model");
     }
   }
@@ -284,7 +299,7 @@ int run_exec(const ExecArgs& a) {
   std::map<std::string, std::string> files;
   for (auto& [name, file] : parse_pairs("--loadInputs", a.load_inputs, input_set, false)) {
     if (!input_set.count(name))
-      throw Error("--loadInputs: the engine has no input '" + name + "' (inputs: " + joined(input_set) + ")");
+      throw Error("--loadInputs: the engine has no input '" + printable(name) + "' (inputs: " + joined(input_set) + ")");
     files[name] = file;
   }
   uint32_t seed = 1234;  // fixed: reruns see the same random inputs

@@ -1,9 +1,39 @@
 // kiln — command-line entry point. Errors reach the user as one line on stderr and a non-zero exit.
+#include <cmath>
+#include <cstring>
 #include <iostream>
 #include <map>
 
 #include "commands.h"
 #include "kiln/error.h"
+#include "kiln/tensor_data.h"
+
+namespace {
+
+// "8G", "512M", "1.5GiB", "1000000": a byte count with an optional binary suffix (K, M, G, T; "iB"/"B" allowed).
+uint64_t parse_bytes(const std::string& flag, const std::string& text) {
+  size_t used = 0;
+  double value = -1;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+  }
+  std::string unit = text.substr(used);
+  for (const char* tail : {"iB", "B"})
+    if (unit.size() > std::strlen(tail) && unit.ends_with(tail)) unit.resize(unit.size() - std::strlen(tail));
+  const std::string units = "KMGT";
+  double scale = 1;
+  if (unit.size() == 1 && units.find(static_cast<char>(std::toupper(unit[0]))) != std::string::npos)
+    scale = std::pow(1024.0, 1 + static_cast<double>(units.find(static_cast<char>(std::toupper(unit[0])))));
+  else if (!unit.empty() && unit != "B")
+    value = -1;
+  const double bytes = value * scale;
+  if (!(bytes >= 1) || bytes >= 1.8e19)
+    throw kiln::Error(flag + ": '" + kiln::printable(text) + "' is not a size (e.g. 8G, 512M, 1000000)");
+  return static_cast<uint64_t>(bytes);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"kiln: ONNX inference optimizer and runtime"};
@@ -22,19 +52,29 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand("exec", "Build or load an engine, run and time it (trtexec-style flags)");
     add(sub, kiln::cli::add_exec(*sub));
   }
+  // Global: the memory limit for allocations that inputs drive (tensors, arenas, files read whole).
+  std::string max_memory;
+  app.add_option("--maxMemory", max_memory,
+                 "Refuse any host allocation above this size, e.g. 8G, 512M (default: physical memory)");
+  app.fallthrough();  // `kiln exec --maxMemory=...` as well as `kiln --maxMemory=... exec`
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  // Messages are one line of printable text whatever the input held (kiln::printable).
   try {
+    if (!max_memory.empty()) kiln::set_max_memory(parse_bytes("--maxMemory", max_memory));
     for (auto& [sub, run] : commands)
       if (sub->parsed()) return run();
   } catch (const kiln::Error& e) {
-    std::cerr << "kiln: error: " << e.what() << "\n";
+    std::cerr << "kiln: error: " << kiln::printable(e.what(), 1000) << "\n";
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "kiln: error: out of memory (a limit below physical memory can be set with --maxMemory)\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "kiln: internal error: " << e.what() << "\n";
+    std::cerr << "kiln: internal error: " << kiln::printable(e.what(), 1000) << "\n";
     return 2;
   }
   return 0;

@@ -21,6 +21,9 @@
 
 namespace kiln {
 
+// The most CPU worker threads an engine accepts (BuildOptions::threads, --threads, engine files).
+constexpr int kMaxThreads = 1024;
+
 struct BuildOptions {
   std::string device = "cpu";  // "cpu" or "cuda"
   int threads = 0;  // CPU worker threads; 0 = every core

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -37,6 +38,28 @@ size_t dtype_size(DType t);
 const char* dtype_name(DType t);
 bool dtype_is_float(DType t);
 bool dtype_is_integer(DType t);
+
+// ---- Checked sizes. Every element count, byte size or offset that a file or a user controls goes through
+// these, so a crafted shape is an error instead of a wrapped size.
+// The product of `dims`; nullopt when a dim is negative or the product of the non-zero dims exceeds INT64_MAX
+// (checking without the zeros keeps every sub-product of an accepted shape in range too).
+std::optional<int64_t> checked_numel(const std::vector<int64_t>& dims);
+// checked_numel × dtype_size; nullopt when either overflows.
+std::optional<uint64_t> checked_nbytes(DType dtype, const std::vector<int64_t>& dims);
+// a + b and a × b; nullopt on overflow.
+std::optional<uint64_t> checked_add(uint64_t a, uint64_t b);
+std::optional<uint64_t> checked_mul(uint64_t a, uint64_t b);
+// "float32 [2, 3]" for messages.
+std::string describe_tensor(DType dtype, const std::vector<int64_t>& dims);
+// "1.5 GiB", "512 bytes".
+std::string format_bytes(uint64_t bytes);
+
+// ---- The memory limit. Host allocations that input sizes drive (tensors, arenas, file reads) are refused up
+// front beyond it. Default: the machine's physical memory; `kiln --maxMemory` and BuildOptions set it.
+void set_max_memory(uint64_t bytes);  // 0 restores the default
+uint64_t max_memory();
+// Throws kiln::Error "<what> needs <n> bytes, more than the memory limit ..." when `bytes` is over the limit.
+void check_memory(uint64_t bytes, const std::string& what);
 
 // Dense row-major host tensor. Copies share the buffer (copy-on-write is the caller's job:
 // use clone() before mutating shared data).

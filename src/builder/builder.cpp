@@ -63,6 +63,9 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLa
 const DeviceBackend* check_device(const Graph& source, const BuildOptions& o) {
   if (o.precision != DType::Float && o.precision != DType::Float16 && o.precision != DType::BFloat16)
     throw Error(std::string("precision must be float32, float16 or bfloat16, not ") + dtype_name(o.precision));
+  if (o.threads < 0 || o.threads > kMaxThreads)
+    throw Error(prefix(source) + "threads " + std::to_string(o.threads) + " is out of range [0, " +
+                std::to_string(kMaxThreads) + "] (0: every core)");
   if (o.device == "cpu") return nullptr;
   const DeviceBackend* b = find_device_backend(o.device);
   if (!b) {
@@ -101,6 +104,11 @@ void index_values(EnginePlan& plan) {
     ValueSlot v;
     v.dtype = t->dtype;
     v.dims = static_dims(*t->shape);
+    // Sizes are checked once here; ValueSlot::nbytes and every sum over slots below rely on it.
+    const auto bytes = checked_nbytes(v.dtype, v.dims);
+    if (!bytes)
+      throw Error(prefix(g) + what + ": shape " + describe_tensor(v.dtype, v.dims) + " overflows 64 bits");
+    if (plan.options.device == "cpu") check_memory(*bytes, prefix(g) + what);
     if (auto* c = dynamic_cast<const Constant*>(t)) {
       v.kind = ValueSlot::Kind::Constant;
       v.constant = c;
@@ -292,7 +300,7 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
   auto t0 = std::chrono::steady_clock::now();
   auto plan = std::make_unique<EnginePlan>();
   plan->options = options;
-  if (plan->options.threads <= 0)
+  if (plan->options.threads == 0)
     plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const DeviceBackend* device = check_device(source, plan->options);
   for (const std::string& r : options.skip_rewrites)
@@ -378,6 +386,7 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " + std::to_string(cache.misses()) +
                      " timed" + (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
   plan_memory(*plan);
+  if (!device) check_memory(plan->arena_bytes, prefix(*plan->graph) + "the activation arena");
   if (device) plan->device_state = device->prepare(*plan);
   for (PlannedLayer& layer : plan->layers) {
     if (layer.kernel) layer.info.tactic = layer.kernel->describe();

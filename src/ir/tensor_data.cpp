@@ -1,5 +1,9 @@
 #include "kiln/tensor_data.h"
 
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
 #include <cstring>
 #include <new>
 
@@ -8,6 +12,14 @@
 namespace kiln {
 namespace {
 constexpr std::align_val_t kAlignment{64};
+
+std::atomic<uint64_t> g_max_memory{0};  // 0: physical memory
+
+uint64_t physical_memory() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page <= 0) return uint64_t{1} << 40;  // unknown: 1 TiB, still far below any wrapped size
+  return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
+}
 
 std::shared_ptr<unsigned char> allocate_bytes(size_t n) {
   auto* p = static_cast<unsigned char*>(::operator new(std::max<size_t>(n, 1), kAlignment));
@@ -63,9 +75,78 @@ bool dtype_is_integer(DType t) {
   }
 }
 
+std::optional<int64_t> checked_numel(const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  bool zero = false;
+  for (int64_t d : dims) {
+    if (d < 0) return std::nullopt;
+    if (d == 0) {
+      zero = true;
+      continue;
+    }
+    if (__builtin_mul_overflow(n, d, &n)) return std::nullopt;
+  }
+  return zero ? 0 : n;
+}
+
+std::optional<uint64_t> checked_nbytes(DType dtype, const std::vector<int64_t>& dims) {
+  auto n = checked_numel(dims);
+  if (!n) return std::nullopt;
+  return checked_mul(static_cast<uint64_t>(*n), std::max<uint64_t>(dtype_size(dtype), 1));
+}
+
+std::optional<uint64_t> checked_add(uint64_t a, uint64_t b) {
+  uint64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
+std::optional<uint64_t> checked_mul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return std::nullopt;
+  return r;
+}
+
+std::string describe_tensor(DType dtype, const std::vector<int64_t>& dims) {
+  std::string s = std::string(dtype_name(dtype)) + " [";
+  for (size_t k = 0; k < dims.size(); ++k) s += (k ? ", " : "") + std::to_string(dims[k]);
+  return s + "]";
+}
+
+std::string format_bytes(uint64_t bytes) {
+  if (bytes < 1024) return std::to_string(bytes) + " bytes";
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  double v = static_cast<double>(bytes);
+  int u = -1;
+  while (v >= 1024 && u < 5) v /= 1024, ++u;
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
+  return buf;
+}
+
+void set_max_memory(uint64_t bytes) { g_max_memory.store(bytes); }
+
+uint64_t max_memory() {
+  const uint64_t m = g_max_memory.load();
+  return m ? m : physical_memory();
+}
+
+void check_memory(uint64_t bytes, const std::string& what) {
+  if (bytes > max_memory())
+    throw Error(what + " needs " + format_bytes(bytes) + ", more than the memory limit of " +
+                format_bytes(max_memory()) + " (--maxMemory)");
+}
+
 TensorData::TensorData(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
-  for (int64_t d : dims_)
-    if (d < 0) throw Error("tensor dimension " + std::to_string(d) + " is negative");
+  const auto bytes = checked_nbytes(dtype_, dims_);
+  if (!bytes) {
+    for (int64_t d : dims_)
+      if (d < 0) throw Error("tensor dimension " + std::to_string(d) + " is negative");
+    throw Error("tensor " + describe_tensor(dtype_, dims_) + ": its size overflows 64 bits");
+  }
+  // A string element costs at least its std::string object.
+  const uint64_t host_bytes = dtype_ == DType::String ? checked_mul(*bytes, sizeof(std::string)).value_or(UINT64_MAX) : *bytes;
+  check_memory(host_bytes, "tensor " + describe_tensor(dtype_, dims_));
   if (dtype_ == DType::String)
     strings_ = std::make_shared<std::vector<std::string>>(static_cast<size_t>(numel()));
   else
@@ -74,6 +155,7 @@ TensorData::TensorData(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), 
 
 TensorData TensorData::view(DType dtype, std::vector<int64_t> dims, void* data) {
   if (dtype == DType::String) throw Error("string tensors cannot be views");
+  if (!checked_nbytes(dtype, dims)) throw Error("tensor " + describe_tensor(dtype, dims) + ": its size overflows 64 bits");
   TensorData t;
   t.dtype_ = dtype;
   t.dims_ = std::move(dims);
@@ -159,7 +241,7 @@ TensorData TensorData::clone() const {
 TensorData TensorData::reshaped(std::vector<int64_t> dims) const {
   TensorData t = *this;
   t.dims_ = std::move(dims);
-  if (t.numel() != numel()) throw Error("reshape changes the element count");
+  if (checked_numel(t.dims_) != numel()) throw Error("reshape changes the element count");
   return t;
 }
 

@@ -25,17 +25,41 @@ std::string count_range(int lo, int hi) {
 // Arity checks shared by infer_node and run_reference. Trailing omitted optional inputs count as absent.
 template <class Ctx>
 void check_counts(const OpSchema& s, const Ctx& ctx, size_t n_in, size_t n_out) {
-  size_t last = n_in;
-  while (last > 0 && !ctx.has_input(last - 1)) --last;
-  if (static_cast<int>(last) < s.min_inputs || static_cast<int>(n_in) > s.max_inputs)
+  if (static_cast<int>(n_in) > s.max_inputs)
     ctx.fail("takes " + count_range(s.min_inputs, s.max_inputs) + " inputs, got " + std::to_string(n_in));
   for (int k = 0; k < s.min_inputs; ++k)
-    if (!ctx.has_input(k)) ctx.fail("required input " + std::to_string(k) + " is missing");
+    if (!ctx.has_input(k))
+      ctx.fail("takes " + count_range(s.min_inputs, s.max_inputs) + " inputs, but required input " +
+               std::to_string(k) + (static_cast<size_t>(k) < n_in ? " is empty (no tensor name)" : " is missing"));
   if (static_cast<int>(n_out) < s.min_outputs || static_cast<int>(n_out) > s.max_outputs)
     ctx.fail("has " + count_range(s.min_outputs, s.max_outputs) + " outputs, got " + std::to_string(n_out));
 }
 
 std::string node_prefix(const Node& n) { return "node " + n.label() + ": "; }
+
+// Errors raised below an op (a TensorData that refuses its size, a helper's check) get the node's name.
+[[noreturn]] void rethrow_naming(const Node& n, const Error& e) {
+  const std::string what = e.what();
+  if (what.find(node_prefix(n)) != std::string::npos) throw;
+  throw Error(node_prefix(n) + what);
+}
+
+// Every shape inference computes passes through here: one whose element count or byte size cannot be
+// represented is refused at its source, so no later size computation (plans, kernels, stats) can wrap.
+void check_output_sizes(const InferContext& ctx) {
+  for (size_t k = 0; k < ctx.out.size(); ++k) {
+    const std::optional<Shape>& shape = ctx.out[k].shape;
+    if (!shape) continue;
+    std::vector<int64_t> known;
+    for (const Dim& d : *shape)
+      if (d.is_static()) known.push_back(d.value);
+    if (checked_nbytes(ctx.out[k].dtype, known)) continue;
+    const Tensor* t = k < ctx.node.outputs().size() ? ctx.node.output(k) : nullptr;
+    ctx.fail("output '" + (t ? std::string(t->name) : std::to_string(k)) + "' would have shape " + to_string(*shape) +
+             (ctx.out[k].dtype == DType::Undefined ? "" : std::string(" ") + dtype_name(ctx.out[k].dtype)) +
+             ", whose size overflows 64 bits");
+  }
+}
 
 }  // namespace
 
@@ -86,7 +110,12 @@ void infer_node(const OpSchema& schema, InferContext& ctx) {
   if (ctx.opset <= 0) ctx.opset = kLatestOpset;
   if (ctx.out.size() < ctx.node.outputs().size()) ctx.out.resize(ctx.node.outputs().size());
   check_counts(schema, ctx, ctx.in.size(), ctx.out.size());
-  schema.infer(ctx);
+  try {
+    schema.infer(ctx);
+  } catch (const Error& e) {
+    rethrow_naming(ctx.node, e);
+  }
+  check_output_sizes(ctx);
 }
 
 void run_reference(const OpSchema& schema, KernelContext& ctx) {
@@ -94,7 +123,11 @@ void run_reference(const OpSchema& schema, KernelContext& ctx) {
   if (ctx.out.size() < ctx.node.outputs().size()) ctx.out.resize(ctx.node.outputs().size());
   check_counts(schema, ctx, ctx.in.size(), ctx.out.size());
   if (!schema.reference) ctx.fail("has no reference kernel");
-  schema.reference(ctx);
+  try {
+    schema.reference(ctx);
+  } catch (const Error& e) {
+    rethrow_naming(ctx.node, e);
+  }
   for (size_t k = 0; k < ctx.out.size(); ++k)
     if (ctx.out[k].empty_type() && ctx.node.output(k))
       ctx.fail("reference kernel did not produce output " + std::to_string(k));

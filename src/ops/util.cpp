@@ -62,9 +62,9 @@ std::vector<int64_t> broadcast_dims(const KernelContext& ctx, const std::vector<
 }
 
 int64_t numel(const std::vector<int64_t>& dims) {
-  int64_t n = 1;
-  for (int64_t d : dims) n *= d;
-  return n;
+  auto n = checked_numel(dims);
+  if (!n) throw Error("shape " + to_string(make_shape(dims)) + " has an element count that overflows 64 bits");
+  return *n;
 }
 
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {

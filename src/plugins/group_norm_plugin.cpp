@@ -3,6 +3,7 @@
 // (int, required); inputs X [N, C, ...], scale [C], bias [C]; one output shaped like X.
 // The CPU enqueue is the optimized plane_norm (the same code as cpu.groupnorm); its oracle is kiln.GroupNorm's
 // reference kernel (tests).
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 
@@ -115,8 +116,8 @@ class GroupNormalizationPluginCreator final : public PluginCreator {
     char* end = nullptr;
     const double eps = std::strtod(state.c_str(), &end);
     const long long groups = std::strtoll(end, &end, 10);
-    if (end == state.c_str() || *end != '\0')
-      throw Error("GroupNormalizationPlugin: corrupt serialized state '" + state + "'");
+    if (end == state.c_str() || *end != '\0' || !std::isfinite(eps))
+      throw Error("GroupNormalizationPlugin: corrupt serialized state '" + printable(state) + "'");
     return std::make_unique<GroupNormalizationPlugin>(static_cast<float>(eps), groups);
   }
 };

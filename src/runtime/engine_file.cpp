@@ -17,6 +17,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <thread>
 
 #include "kiln/engine.h"
 #include "kiln/onnx.h"
@@ -70,6 +71,68 @@ bool from_hex(const std::string& hex, std::string& out) {
   return true;
 }
 
+// Typed access to the metadata: a missing field takes its default, a field of another type is an error naming
+// it (nlohmann's own type errors would reach the user as "[json.exception.type_error.302] ...").
+class Meta {
+ public:
+  Meta(const nlohmann::json& j, std::string where) : j_(j), where_(std::move(where)) {
+    if (!j_.is_object()) fail("", "is not a JSON object");
+  }
+  std::string str(const char* key, const std::string& fallback) const {
+    if (!j_.contains(key)) return fallback;
+    if (!j_[key].is_string()) fail(key, "is not a string");
+    return j_[key].get<std::string>();
+  }
+  int64_t integer(const char* key, int64_t fallback) const {
+    if (!j_.contains(key)) return fallback;
+    if (!j_[key].is_number_integer()) fail(key, "is not an integer");
+    return j_[key].get<int64_t>();
+  }
+  bool boolean(const char* key, bool fallback) const {
+    if (!j_.contains(key)) return fallback;
+    if (!j_[key].is_boolean()) fail(key, "is not true or false");
+    return j_[key].get<bool>();
+  }
+  std::vector<std::string> strings(const char* key) const {
+    std::vector<std::string> out;
+    if (!j_.contains(key)) return out;
+    if (!j_[key].is_array()) fail(key, "is not a list");
+    for (const auto& v : j_[key]) {
+      if (!v.is_string()) fail(key, "holds something other than strings");
+      out.push_back(v.get<std::string>());
+    }
+    return out;
+  }
+  const nlohmann::json& array(const char* key) const {
+    if (!j_.contains(key) || !j_[key].is_array()) fail(key, "is missing or not a list");
+    return j_[key];
+  }
+  [[noreturn]] void fail(const std::string& key, const std::string& why) const {
+    throw Error(where_ + (key.empty() ? "" : " field '" + key + "'") + " " + why);
+  }
+
+ private:
+  const nlohmann::json& j_;
+  std::string where_;
+};
+
+// The engine-file fields that choose how kernels run: each one checked against what a build can record.
+void read_options(const Meta& meta, BuildOptions& o, bool threads_given) {
+  o.device = meta.str("device", "cpu");
+  if (o.device.empty() || o.device.size() > 32) meta.fail("device", "'" + printable(o.device) + "' is not a device name");
+  const int64_t threads = meta.integer("threads", 1);
+  if (threads < 0 || threads > kMaxThreads)
+    meta.fail("threads", std::to_string(threads) + " is out of range [0, " + std::to_string(kMaxThreads) + "]");
+  if (!threads_given) o.threads = static_cast<int>(threads);
+  if (o.threads == 0) o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  o.tf32 = meta.boolean("tf32", true);
+  const std::string precision = meta.str("precision", "float32");
+  if (precision == "float32") o.precision = DType::Float;
+  else if (precision == "float16") o.precision = DType::Float16;
+  else if (precision == "bfloat16") o.precision = DType::BFloat16;
+  else meta.fail("precision", "'" + printable(precision) + "' is not float32, float16 or bfloat16");
+}
+
 }  // namespace
 
 void Engine::save(const std::string& path) const {
@@ -104,6 +167,10 @@ void Engine::save(const std::string& path) const {
 }
 
 std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions& options) {
+  std::error_code ec;
+  const auto file_bytes = std::filesystem::file_size(path, ec);
+  if (ec) throw Error(path + ": cannot open the engine file: " + ec.message());
+  check_memory(file_bytes, path + ": reading the engine file");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open the engine file");
   std::ostringstream ss;
@@ -123,15 +190,13 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   if (fnv1a(meta_bytes, model) != get<uint64_t>(bytes, 32)) throw Error(path + ": engine file is corrupt (checksum)");
 
   nlohmann::json meta = nlohmann::json::parse(meta_bytes, nullptr, false);
-  if (meta.is_discarded() || !meta.contains("layers")) throw Error(path + ": engine metadata is unreadable");
+  if (meta.is_discarded()) throw Error(path + ": engine metadata is not valid JSON");
+  const Meta top(meta, path + ": engine metadata");
+  const nlohmann::json& layers = top.array("layers");
 
   auto plan = std::make_unique<EnginePlan>();
   plan->options = options;
-  plan->options.device = meta.value("device", "cpu");
-  if (options.threads <= 0) plan->options.threads = meta.value("threads", 1);
-  plan->options.tf32 = meta.value("tf32", true);
-  const std::string precision = meta.value("precision", "float32");
-  plan->options.precision = precision == "float16" ? DType::Float16 : precision == "bfloat16" ? DType::BFloat16 : DType::Float;
+  read_options(top, plan->options, options.threads != 0);
   Graph placeholder;
   placeholder.source = path;
   const DeviceBackend* device = check_device(placeholder, plan->options);
@@ -139,7 +204,6 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     device->check_compatible(meta.contains("device_info") ? meta["device_info"].dump() : "{}", path);
   plan->graph = import_onnx_bytes(model, path);
   infer_shapes(*plan->graph);  // restores shapes of every tensor (and checks the graph is whole)
-  const auto& layers = meta["layers"];
   if (layers.size() != plan->graph->num_nodes())
     throw Error(path + ": engine metadata lists " + std::to_string(layers.size()) + " layers for " +
                 std::to_string(plan->graph->num_nodes()) + " nodes");
@@ -147,13 +211,14 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   for (size_t k = 0; k < layers.size(); ++k) {
     PlannedLayer layer;
     layer.node = plan->graph->nodes()[k].get();
-    layer.info.name = layers[k].value("name", "");
-    layer.info.op = layers[k].value("op", "");
-    layer.info.kernel = layers[k].value("kernel", "");
-    layer.info.fused = layers[k].value("fused", std::vector<std::string>{});
-    const std::string state = layers[k].value("state", "");
+    const Meta entry(layers[k], path + ": engine layer " + std::to_string(k));
+    layer.info.name = entry.str("name", "");
+    layer.info.op = entry.str("op", "");
+    layer.info.kernel = entry.str("kernel", "");
+    layer.info.fused = entry.strings("fused");
+    const std::string state = entry.str("state", "");
     if (!from_hex(state, states.emplace_back()))
-      throw Error(path + ": layer '" + layer.info.name + "' has a corrupt kernel state");
+      throw Error(path + ": layer '" + printable(layer.info.name) + "' has a corrupt kernel state");
     plan->layers.push_back(std::move(layer));
   }
   index_values(*plan);
@@ -166,18 +231,26 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
         if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
     if (layer.info.kernel == kAliasKernel) {  // a view or in-place Concat the builder aliased: no kernel
       if (!can_concat_in_place(*plan, layer, own_buffer, claimed) && !can_alias(*plan, layer))
-        throw Error(path + ": layer '" + layer.info.name + "' is recorded as an alias, which it cannot be");
+        throw Error(path + ": layer '" + printable(layer.info.name) + "' is recorded as an alias, which it cannot be");
       layer.is_alias = true;
       continue;
     }
     const backend::KernelFactory* factory = backend::find_kernel(plan->options.device, n.domain, n.op, layer.info.kernel);
     if (!factory)
-      throw Error(path + ": layer '" + layer.info.name + "' needs kernel '" + layer.info.kernel + "' for " + n.op +
+      throw Error(path + ": layer '" + printable(layer.info.name) + "' needs kernel '" + printable(layer.info.kernel) + "' for " + n.op +
                   ", which this kiln build does not have; rebuild the engine");
     backend::LayerDesc desc = describe_layer(*plan, layer);
     if (!factory->supports(desc))
-      throw Error(path + ": kernel '" + layer.info.kernel + "' no longer supports layer '" + layer.info.name + "'");
-    layer.kernel = !states[k].empty() && factory->deserialize ? factory->deserialize(desc, states[k]) : factory->create(desc);
+      throw Error(path + ": kernel '" + printable(layer.info.kernel) + "' no longer supports layer '" + printable(layer.info.name) + "'");
+    try {
+      layer.kernel =
+          !states[k].empty() && factory->deserialize ? factory->deserialize(desc, states[k]) : factory->create(desc);
+    } catch (const Error& e) {
+      throw Error(path + ": " + e.what());
+    } catch (const std::exception& e) {  // a plugin's deserialize is user code
+      throw Error(path + ": layer '" + printable(layer.info.name) + "': kernel '" + printable(layer.info.kernel) +
+                  "' rejected its state: " + printable(e.what()));
+    }
   }
   plan_memory(*plan);
   if (device) plan->device_state = device->prepare(*plan);

@@ -34,6 +34,9 @@ constexpr size_t kNpyMagicLen = 6;
 std::string read_file(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec)) throw Error(path + ": is a directory, not a tensor file");
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec) throw Error(path + ": cannot open the file: " + ec.message());
+  check_memory(size, path + ": reading the file");
   std::ifstream f(path, std::ios::binary);
   if (!f) throw Error(path + ": cannot open the file");
   std::ostringstream ss;
@@ -191,12 +194,16 @@ void write_file_atomically(const std::string& path, const std::string& a, const 
 TensorData read_npy(const std::string& path) {
   const std::string bytes = read_file(path);
   const NpyHeader h = parse_npy_header(path, bytes);
-  TensorData t(h.dtype, h.dims);
+  // The file's length is checked against the header's claim before anything is allocated: a 144-byte file
+  // claiming 10^9 elements is an error, not a 4 GB allocation.
+  const auto want = checked_nbytes(h.dtype, h.dims);
+  if (!want) throw Error(path + ": .npy shape " + describe_tensor(h.dtype, h.dims) + " overflows 64 bits");
   const size_t have = bytes.size() - h.data_offset;
-  if (have < t.nbytes())
-    throw Error(path + ": truncated .npy data: " + std::to_string(t.nbytes()) + " bytes expected for " +
-                dtype_name(h.dtype) + " " + to_string(make_shape(h.dims)) + ", " + std::to_string(have) + " found");
-  if (have > t.nbytes()) throw Error(path + ": " + std::to_string(have - t.nbytes()) + " unexpected bytes after the .npy data");
+  if (have < *want)
+    throw Error(path + ": truncated .npy data: " + std::to_string(*want) + " bytes expected for " +
+                describe_tensor(h.dtype, h.dims) + ", " + std::to_string(have) + " found");
+  if (have > *want) throw Error(path + ": " + std::to_string(have - *want) + " unexpected bytes after the .npy data");
+  TensorData t(h.dtype, h.dims);
   if (t.nbytes()) std::memcpy(t.raw(), bytes.data() + h.data_offset, t.nbytes());
   return t;
 }
@@ -234,22 +241,38 @@ TensorData read_tensor_proto(const std::string& path) {
   std::vector<int64_t> dims(tp.dims().begin(), tp.dims().end());
   for (int64_t d : dims)
     if (d < 0) throw Error(path + ": TensorProto has negative dimension " + std::to_string(d));
-  TensorData t(dtype, dims);
+  const auto numel = checked_numel(dims);
+  const auto nbytes = checked_nbytes(dtype, dims);
+  if (!numel || !nbytes) throw Error(path + ": TensorProto shape " + describe_tensor(dtype, dims) + " overflows 64 bits");
   auto mismatch = [&](const char* field, size_t got, size_t want) {
     return Error(path + ": TensorProto " + field + " holds " + std::to_string(got) + ", " + std::to_string(want) +
-                 " expected for " + dtype_name(dtype) + " " + to_string(make_shape(dims)));
+                 " expected for " + describe_tensor(dtype, dims));
   };
+  // Every count is compared with the file's contents before the tensor is allocated.
   if (tp.has_raw_data()) {
     if (dtype == DType::String) throw Error(path + ": string TensorProto with raw_data");
-    if (tp.raw_data().size() != t.nbytes()) throw mismatch("raw_data bytes", tp.raw_data().size(), t.nbytes());
+    if (tp.raw_data().size() != *nbytes) throw mismatch("raw_data bytes", tp.raw_data().size(), *nbytes);
+    TensorData t(dtype, dims);
     if (t.nbytes()) std::memcpy(t.raw(), tp.raw_data().data(), t.nbytes());
     return t;
   }
   const bool complex = dtype == DType::Complex64 || dtype == DType::Complex128;
-  const size_t want = static_cast<size_t>(t.numel()) * (complex ? 2 : 1);
+  const size_t want = static_cast<size_t>(*numel) * (complex ? 2 : 1);
   auto check = [&](const char* field, int size) {
     if (static_cast<size_t>(size) != want) throw mismatch(field, static_cast<size_t>(size), want);
   };
+  auto typed_count = [&]() -> std::pair<const char*, int> {
+    switch (dtype) {
+      case DType::Float: case DType::Complex64: return {"float_data", tp.float_data_size()};
+      case DType::Double: case DType::Complex128: return {"double_data", tp.double_data_size()};
+      case DType::Int64: return {"int64_data", tp.int64_data_size()};
+      case DType::UInt32: case DType::UInt64: return {"uint64_data", tp.uint64_data_size()};
+      case DType::String: return {"string_data", tp.string_data_size()};
+      default: return {"int32_data", tp.int32_data_size()};
+    }
+  }();
+  check(typed_count.first, typed_count.second);
+  TensorData t(dtype, dims);
   switch (dtype) {
     case DType::Float: case DType::Complex64: check("float_data", tp.float_data_size()); copy_field<float>(tp.float_data(), t); break;
     case DType::Double: case DType::Complex128: check("double_data", tp.double_data_size()); copy_field<double>(tp.double_data(), t); break;

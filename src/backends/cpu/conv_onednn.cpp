@@ -935,7 +935,7 @@ KernelFactory factory(const std::string& op, const std::string& domain) {
           .supports = supports, .create = create,
           .deserialize = [](const LayerDesc& d, const std::string& state) -> std::unique_ptr<Kernel> {
             if (state.rfind("tactic=", 0) != 0)
-              throw Error("node " + d.node->label() + ": corrupt cpu.conv_onednn state '" + state + "'");
+              throw Error("node " + d.node->label() + ": corrupt cpu.conv_onednn state '" + printable(state) + "'");
             return create_kernel(d, describe(d), state.substr(7));
           }};
 }

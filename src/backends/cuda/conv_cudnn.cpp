@@ -866,7 +866,7 @@ std::unique_ptr<backend::Kernel> deserialize(const backend::LayerDesc& d, const 
   ConvShape s;
   if (!read_conv(d, s)) throw Error("node " + d.node->label() + ": unsupported convolution");
   std::optional<Tactic> t = Tactic::parse(state);
-  if (!t) throw Error("node " + d.node->label() + ": corrupt convolution tactic '" + state + "'");
+  if (!t) throw Error("node " + d.node->label() + ": corrupt convolution tactic '" + printable(state) + "'");
   return std::make_unique<ConvKernel>(s, *t, upload(d, s, weight_layout(t->engine)));
 }
 
