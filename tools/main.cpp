@@ -38,6 +38,11 @@ uint64_t parse_bytes(const std::string& flag, const std::string& text) {
 int main(int argc, char** argv) {
   CLI::App app{"kiln: ONNX inference optimizer and runtime"};
   app.require_subcommand(1);
+  // Global: the memory limit for allocations that inputs drive (tensors, arenas, files read whole).
+  std::string max_memory;
+  app.add_option("--maxMemory", max_memory,
+                 "Refuse any host allocation above this size, e.g. 8G, 512M (default: physical memory)");
+  app.fallthrough();  // (before the subcommands, which inherit it) `kiln exec --maxMemory=...` as well as `kiln --maxMemory=... exec`
   std::map<CLI::App*, kiln::cli::Command> commands;
   auto add = [&](CLI::App* sub, kiln::cli::Command run) { commands[sub] = std::move(run); };
   {
@@ -52,11 +57,6 @@ int main(int argc, char** argv) {
     CLI::App* sub = app.add_subcommand("exec", "Build or load an engine, run and time it (trtexec-style flags)");
     add(sub, kiln::cli::add_exec(*sub));
   }
-  // Global: the memory limit for allocations that inputs drive (tensors, arenas, files read whole).
-  std::string max_memory;
-  app.add_option("--maxMemory", max_memory,
-                 "Refuse any host allocation above this size, e.g. 8G, 512M (default: physical memory)");
-  app.fallthrough();  // `kiln exec --maxMemory=...` as well as `kiln --maxMemory=... exec`
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
