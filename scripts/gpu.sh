@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # On the GPU machine (device tool, carrying .devbin from scripts/gpu_pack.sh): GPU tests, kernel benchmark,
 # PackNet01 end to end and the side-by-side benchmark against PyTorch, in one call.
-#   bash scripts/gpu.sh [tests] [kernels] [packnet] [bench] [profile]     (default: all but profile)
+#   bash scripts/gpu.sh [tests] [sanitize] [kernels] [packnet] [bench] [profile]   (default: tests kernels packnet bench)
+# sanitize: compute-sanitizer memcheck over every GPU test, racecheck and synccheck over kiln's own kernels
+# (the shared-memory and barrier users; cuDNN/cuBLAS convolutions are left to memcheck).
 # Writes logs and reports under $OUT (or out/gpu when run elsewhere).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +31,18 @@ run() { echo "== $*"; "$@" || { echo "!! failed ($?): $*"; status=1; }; }
 
 if [[ " $stages " == *" tests "* ]]; then
   run "$BIN/kiln_gpu_tests" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|Expected|Which is|rel" | head -150
+fi
+if [[ " $stages " == *" sanitize "* ]]; then
+  CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+  OWN="CudaConv3d.*:CudaElementwise.*:CudaMovement.*:CudaNormalization.*"  # kiln's own kernels
+  for tool in memcheck racecheck synccheck; do
+    # memcheck: everything but the sweep over every cuDNN engine (minutes under the tool; the per-precision conv
+    # tests still run cuDNN, cuBLAS and the epilogues under it).
+    filter=$([ $tool = memcheck ] && echo "-CudaConv.EveryEngineMatchesReference" || echo "$OWN")
+    run timeout "${SANITIZE_TIMEOUT:-300}" "$CS" --tool $tool --error-exitcode 86 --print-limit 20 "$BIN/kiln_gpu_tests" --gtest_filter="$filter" \
+      > "$OUT/sanitize_$tool.log" 2>&1
+    grep -E "ERROR SUMMARY|RACECHECK SUMMARY|^\[  (PASSED|FAILED) |^=+ (Invalid|Race|Barrier|Error)" "$OUT/sanitize_$tool.log" | head -20
+  done
 fi
 if [[ " $stages " == *" kernels "* ]]; then
   run "$BIN/bench_cuda_kernels" 2>&1 | tee "$OUT/bench_cuda_kernels.log"
