@@ -1,10 +1,12 @@
 #include "builder/timing_cache.h"
 
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "kiln/error.h"
+#include "kiln/tensor_data.h"
 #include "runtime/file_util.h"
 
 namespace kiln {
@@ -16,11 +18,14 @@ constexpr const char* kFormat = "kiln-timing-cache-1";
 TimingCache::TimingCache(std::string path) : path_(std::move(path)) {
   std::ifstream f(path_);
   if (!f) return;  // a new cache
+  std::error_code ec;
+  if (const auto bytes = std::filesystem::file_size(path_, ec); !ec) check_memory(bytes, path_ + ": reading the timing cache");
   std::stringstream ss;
   ss << f.rdbuf();
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);
-  if (j.is_discarded() || !j.is_object() || j.value("format", "") != kFormat || !j.contains("entries") ||
-      !j["entries"].is_object())
+  // Checked field by field: nlohmann's own type errors would reach the user as "[json.exception...]".
+  if (j.is_discarded() || !j.is_object() || !j.contains("format") || j["format"] != kFormat ||
+      !j.contains("entries") || !j["entries"].is_object())
     throw Error(path_ + ": not a kiln timing cache (delete it to start a new one)");
   for (const auto& [key, value] : j["entries"].items())
     if (value.is_string()) entries_[key] = value.get<std::string>();

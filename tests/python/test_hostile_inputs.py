@@ -172,3 +172,11 @@ def test_empty_input_name_for_a_required_input(tmp_path):
              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])])
     line = refused(run("inspect", m), "'add'", "required input 1 is empty")
     assert "got 2" not in line
+
+
+@pytest.mark.parametrize("content", ['{"format": 5, "entries": {}}', '[1, 2]', '{"format": "kiln-timing-cache-1"}',
+                                     "\x00\xff garbage"])
+def test_corrupt_timing_cache(small, tmp_path, content):
+    cache = tmp_path / "t.cache"
+    cache.write_text(content, errors="surrogateescape")
+    refused(run("exec", f"--onnx={small}", f"--timingCacheFile={cache}", *FAST), "t.cache", "not a kiln timing cache")

@@ -273,7 +273,7 @@ void check_compatible(const std::string& recorded, const std::string& file) {
     throw Error(file + ": the engine does not record which GPU it was built for; rebuild it");
   for (const char* key : {"gpu", "compute_capability", "cudnn", "cublas"}) {
     if (want.value(key, nlohmann::json()) == have[key]) continue;
-    throw Error(file + ": engine built for " + key + " " + want.value(key, nlohmann::json()).dump() +
+    throw Error(file + ": engine built for " + key + " " + printable(want.value(key, nlohmann::json()).dump()) +
                 ", this machine has " + have[key].dump() + " (" + have["gpu"].get<std::string>() +
                 "); rebuild the engine here");
   }
