@@ -139,7 +139,7 @@ std::string file_stem(const std::string& name, std::set<std::string>& used) {
 void write_json(const std::string& path, const nlohmann::json& array) {
   std::ofstream f(path, std::ios::trunc);
   f << "[";
-  for (size_t k = 0; k < array.size(); ++k) f << (k ? ",\n  " : "\n  ") << array[k].dump();
+  for (size_t k = 0; k < array.size(); ++k) f << (k ? ",\n  " : "\n  ") << array[k].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   f << "\n]\n";
   if (!f.flush()) throw Error(path + ": cannot write the file");
 }

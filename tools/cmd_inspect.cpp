@@ -76,7 +76,7 @@ int run_inspect(const InspectArgs& args) {
     nlohmann::json nf = nlohmann::json::array();
     for (const auto& n : report.not_folded) nf.push_back({{"node", n.node}, {"reason", n.reason}});
     j["not_folded"] = nf;
-    std::cout << j.dump(2) << "\n";
+    std::cout << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::cout << "model: " << args.model << "\n";

@@ -153,7 +153,8 @@ void Engine::save(const std::string& path) const {
     layers.push_back(std::move(entry));
   }
   meta["layers"] = layers;
-  const std::string meta_bytes = meta.dump();
+  // Names may hold any bytes (ONNX does not enforce UTF-8): invalid sequences are replaced, not thrown on.
+  const std::string meta_bytes = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   const std::string model = export_onnx_bytes(*plan_->graph);
 
   std::string header(kMagic, sizeof(kMagic));

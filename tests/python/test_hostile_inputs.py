@@ -180,3 +180,19 @@ def test_corrupt_timing_cache(small, tmp_path, content):
     cache = tmp_path / "t.cache"
     cache.write_text(content, errors="surrogateescape")
     refused(run("exec", f"--onnx={small}", f"--timingCacheFile={cache}", *FAST), "t.cache", "not a kiln timing cache")
+
+
+def test_non_utf8_names_in_json_and_engine_files(tmp_path):
+    # ONNX does not enforce UTF-8 in names; JSON output and engine metadata replace bad bytes instead of failing.
+    m = relu_model(tmp_path / "name.onnx", [2, 3])
+    data = open(m, "rb").read()
+    open(m, "wb").write(data.replace(b"relu", b"r\xffl\x1b", 1))
+    proc = run("inspect", m, "--json")
+    assert proc.returncode == 0, proc.stderr
+    json.loads(proc.stdout.decode("utf-8"))
+    e = tmp_path / "name.kiln"
+    proc = run("exec", f"--onnx={m}", f"--saveEngine={e}", f"--exportProfile={tmp_path / 'p.json'}", *FAST)
+    assert proc.returncode == 0, proc.stderr
+    json.loads((tmp_path / "p.json").read_text())
+    proc = run("exec", f"--loadEngine={e}", *FAST)
+    assert proc.returncode == 0, proc.stderr
