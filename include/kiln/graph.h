@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <variant>
 #include <vector>
@@ -46,13 +47,38 @@ std::vector<int64_t> static_dims(const Shape& shape);  // throws if not static
 Shape make_shape(const std::vector<int64_t>& dims);
 
 // ---------------------------------------------------------------------------------------------- tensors
+// A tensor's name: a std::string that tells the graph owning the tensor when it is assigned (=, +=), so the
+// graph's name index knows whether a lookup miss can be trusted. Mutating it through a plain std::string&
+// (s[0] = 'x', s.append()) bypasses the notice; assign instead, or use Graph::rename_tensor.
+class TensorName : public std::string {
+ public:
+  TensorName() = default;
+  TensorName(const TensorName& o) : std::string(o) {}  // a copy belongs to no graph
+  TensorName& operator=(const TensorName& o) { return set(std::string(o)); }
+  TensorName& operator=(const std::string& s) { return set(std::string(s)); }
+  TensorName& operator=(std::string&& s) { return set(std::move(s)); }
+  TensorName& operator=(const char* s) { return set(std::string(s)); }
+  TensorName& operator+=(const std::string& s) { return set(static_cast<const std::string&>(*this) + s); }
+  TensorName& operator+=(const char* s) { return set(static_cast<const std::string&>(*this) + s); }
+  TensorName& operator+=(char c) { return set(static_cast<const std::string&>(*this) + c); }
+
+ private:
+  friend class Graph;
+  TensorName& set(std::string s) {
+    std::string::operator=(std::move(s));
+    if (renames_) ++*renames_;
+    return *this;
+  }
+  uint64_t* renames_ = nullptr;  // the owning graph's rename counter
+};
+
 class Tensor {
  public:
   virtual ~Tensor() = default;
   Tensor(const Tensor&) = delete;
   Tensor& operator=(const Tensor&) = delete;
 
-  std::string name;
+  TensorName name;  // editable: the graph's name index notices assignments
   DType dtype = DType::Undefined;
   std::optional<Shape> shape;  // nullopt: rank unknown
   std::string doc_string;
@@ -231,14 +257,22 @@ class Graph {
   // ---- lookup
   const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
   size_t num_nodes() const { return nodes_.size(); }
-  Tensor* find_tensor(const std::string& name) const;  // nullptr if absent
+  // nullptr if absent. O(1): the name index is a cache verified on every hit and rebuilt on a miss only
+  // when a tensor was renamed by assignment since the last rebuild.
+  Tensor* find_tensor(const std::string& name) const;
   Tensor* tensor(const std::string& name) const;       // throws if absent
   Node* find_node(const std::string& name) const;
   // Every live tensor by name (the GraphSurgeon call). Throws on duplicate names.
   std::map<std::string, Tensor*> tensors() const;
   std::vector<Tensor*> all_tensors() const;
 
+  // How often the name index was rebuilt (a debug counter for complexity tests).
+  size_t index_rebuilds() const { return index_rebuilds_; }
+
   // ---- surgery
+  // Renames a tensor, keeping the name index current (assigning Tensor::name works too, but makes the next
+  // lookup miss rebuild the index). Throws if another tensor already has the name.
+  void rename_tensor(Tensor* t, const std::string& new_name);
   void remove_node(Node* n);  // disconnects and deletes it; its output tensors stay (without producer)
   // Reroute every consumer (and graph output) of `from` to read `to` instead.
   void replace_all_uses(Tensor* from, Tensor* to);
@@ -279,9 +313,14 @@ class Graph {
  private:
   friend class Node;
   Tensor* adopt(std::unique_ptr<Tensor> t);
+  void rebuild_index() const;
   std::vector<std::unique_ptr<Node>> nodes_;
   std::vector<std::unique_ptr<Tensor>> tensors_;
-  std::map<std::string, Tensor*> by_name_;
+  // Name index (a cache): complete and current while indexed_renames_ == renames_.
+  mutable std::unordered_map<std::string, Tensor*> by_name_;
+  uint64_t renames_ = 0;  // bumped by TensorName on every assignment to an owned tensor's name
+  mutable uint64_t indexed_renames_ = 0;
+  mutable size_t index_rebuilds_ = 0;
   std::map<std::string, int> name_counters_;
 };
 

@@ -6,9 +6,18 @@
 // copied; external data is read from its file on first use). Model-local functions are rejected with an
 // error: the IR has no place for them.
 //
-// Every failure is a kiln::Error whose one-line message starts with the model's path.
+// Import refuses what it cannot read faithfully: IR versions above libonnx's IR_VERSION, default-domain opsets
+// above kMaxOpset, untyped attributes (IR >= 2), negative dim_values, external data outside the model's folder
+// or with malformed offset/length (ARCHITECTURE.md). Shape inference (kiln/passes.h) refuses a declared dtype
+// or static shape that contradicts the computed one. What ONNX Runtime accepts (a graph without outputs, an
+// output listed twice) is a warning through ImportOptions::on_warning.
+//
+// Every failure is a kiln::Error whose one-line message starts with the model's path; names and values from
+// the file are escaped and cut short (kiln::printable).
 #pragma once
 #include <cstddef>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -16,10 +25,19 @@
 
 namespace kiln {
 
+// The newest default-domain ("" / "ai.onnx") opset whose operator semantics kiln implements; import refuses
+// models that import a newer one, as ONNX Runtime does (their ops may mean something kiln doesn't know).
+// Models newer than libonnx's IR_VERSION are refused too.
+constexpr int64_t kMaxOpset = 21;
+
 struct ImportOptions {
   // true: external data is read on first Constant::values(); its files are only checked (existence and
   // size) at import. false: every initializer is decoded during import, so later file changes don't matter.
   bool load_external_data_lazily = true;
+  // Called with each one-line warning (prefixed with the model's path) about something ONNX Runtime also
+  // accepts: a graph without outputs, an output listed twice. Default: printed to stderr; empty: ignored.
+  std::function<void(const std::string&)> on_warning = default_warning;
+  static void default_warning(const std::string& message);
 };
 
 struct ExportOptions {

@@ -188,9 +188,10 @@ Node* Node::o(size_t consumer_idx, size_t tensor_idx) const {
 }
 
 std::string Node::label() const {
-  if (!name.empty()) return "'" + name + "' (" + op + ")";
-  std::string out = outputs_.empty() || !outputs_[0] ? "" : " writing '" + outputs_[0]->name + "'";
-  return "(" + op + out + ")";
+  // Names come from files: escaped and cut short, so an error message stays one readable line.
+  if (!name.empty()) return "'" + printable(name) + "' (" + printable(op, 64) + ")";
+  std::string out = outputs_.empty() || !outputs_[0] ? "" : " writing '" + printable(outputs_[0]->name) + "'";
+  return "(" + printable(op, 64) + out + ")";
 }
 
 // ---------------------------------------------------------------------------------------------- graph
@@ -215,6 +216,7 @@ Tensor* Graph::adopt(std::unique_ptr<Tensor> t) {
   if (find_tensor(t->name)) throw Error("duplicate tensor name '" + t->name + "'");
   Tensor* raw = t.get();
   tensors_.push_back(std::move(t));
+  raw->name.renames_ = &renames_;
   by_name_[raw->name] = raw;
   return raw;
 }
@@ -262,14 +264,33 @@ std::string Graph::unique_name(const std::string& stem) {
 }
 
 Tensor* Graph::find_tensor(const std::string& name) const {
-  // The index is a cache: users may rename tensors, so verify the hit and rebuild on a miss.
-  auto& index = const_cast<std::map<std::string, Tensor*>&>(by_name_);
-  auto it = index.find(name);
-  if (it != index.end() && it->second->name == name) return it->second;
-  index.clear();
-  for (const auto& t : tensors_) index.emplace(t->name, t.get());
-  it = index.find(name);
-  return it == index.end() ? nullptr : it->second;
+  // The index is a cache: users may rename tensors by assignment, so a hit is verified, and a miss is trusted
+  // only while no tensor was renamed since the index was last complete (TensorName counts assignments).
+  auto it = by_name_.find(name);
+  if (it != by_name_.end() && it->second->name == name) return it->second;
+  if (indexed_renames_ == renames_) return nullptr;
+  rebuild_index();
+  it = by_name_.find(name);
+  return it == by_name_.end() ? nullptr : it->second;
+}
+
+void Graph::rebuild_index() const {
+  by_name_.clear();
+  by_name_.reserve(tensors_.size());
+  for (const auto& t : tensors_) by_name_.emplace(t->name, t.get());
+  indexed_renames_ = renames_;
+  ++index_rebuilds_;
+}
+
+void Graph::rename_tensor(Tensor* t, const std::string& new_name) {
+  if (!t) throw Error("rename_tensor: null tensor");
+  if (t->name == new_name) return;
+  if (Tensor* other = find_tensor(new_name))
+    throw Error("rename_tensor: cannot rename '" + printable(t->name) + "' to '" + printable(new_name) +
+                "': tensor '" + printable(other->name) + "' already has that name");
+  if (auto it = by_name_.find(t->name); it != by_name_.end() && it->second == t) by_name_.erase(it);
+  static_cast<std::string&>(t->name) = new_name;  // quietly: the index is updated right here
+  if (t->name.renames_ == &renames_) by_name_[t->name] = t;
 }
 
 Tensor* Graph::tensor(const std::string& name) const {
@@ -380,8 +401,22 @@ size_t Graph::cleanup(bool remove_unused_inputs) {
   for (Tensor* t : inputs) live_tensors.insert(t);
   for (const auto& n : nodes_)
     for (Tensor* t : n->outputs()) if (t) live_tensors.insert(t);
-  std::erase_if(tensors_, [&](const auto& t) { return !live_tensors.count(t.get()); });
-  by_name_.clear();
+  // Removed tensors leave the index; while no rename is pending each is indexed under its current name.
+  const bool index_current = indexed_renames_ == renames_;
+  bool index_dirty = false;
+  std::erase_if(tensors_, [&](const auto& t) {
+    if (live_tensors.count(t.get())) return false;
+    auto it = by_name_.find(t->name);
+    if (it != by_name_.end() && it->second == t.get())
+      by_name_.erase(it);
+    else
+      index_dirty = true;
+    return true;
+  });
+  if (!index_current || index_dirty) {
+    by_name_.clear();  // entries may point at deleted tensors: start over on the next miss
+    indexed_renames_ = renames_ - 1;
+  }
   return before - nodes_.size();
 }
 
@@ -479,9 +514,11 @@ std::unique_ptr<Graph> Graph::copy() const {
     c->dtype = t->dtype;
     c->shape = t->shape;
     c->doc_string = t->doc_string;
+    c->name.renames_ = &g->renames_;
     map[t.get()] = c.get();
     g->tensors_.push_back(std::move(c));
   }
+  g->rebuild_index();
   auto mapped = [&](const std::vector<Tensor*>& ts) {
     std::vector<Tensor*> out;
     for (Tensor* t : ts) out.push_back(t ? map.at(t) : nullptr);

@@ -231,8 +231,8 @@ class Exporter {
 
     for (const auto& n : g.nodes()) {
       auto* np = gp.add_node();
-      for (const Tensor* t : n->inputs()) np->add_input(t ? t->name : "");
-      for (const Tensor* t : n->outputs()) np->add_output(t ? t->name : "");
+      for (const Tensor* t : n->inputs()) np->add_input(t ? std::string(t->name) : std::string());
+      for (const Tensor* t : n->outputs()) np->add_output(t ? std::string(t->name) : std::string());
       np->set_op_type(n->op);
       if (!n->name.empty()) np->set_name(n->name);
       if (!n->domain.empty()) np->set_domain(n->domain);
@@ -329,6 +329,14 @@ void export_onnx(const Graph& graph, const std::string& path, const ExportOption
     const bool external = options.external_data || tensor_bytes(graph) > kProtobufLimit;
     const std::string location =
         options.external_file.empty() ? target.filename().string() + ".data" : options.external_file;
+    // The importer's rule: external data stays in the model's folder (a relative path without `..`).
+    if (external) {
+      const fs::path rel = fs::path(location).lexically_normal();
+      if (location.empty() || fs::path(location).has_root_path() || rel.empty() || *rel.begin() == ".." ||
+          rel.filename().empty() || location.find('\0') != std::string::npos)
+        throw Error(path + ": external data file '" + printable(location) +
+                    "' must be a relative path inside the model's folder");
+    }
     Exporter exporter(path, external ? target.parent_path() / location : fs::path(), location,
                       options.external_threshold);
     onnx::ModelProto model;

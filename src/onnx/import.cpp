@@ -6,15 +6,16 @@
 // subgraph (Graph::is_outer_reference). Initializers load lazily: each TensorProto is moved out of the
 // parsed model (no copy) and decoded on first Constant::values().
 #include <fcntl.h>
+#include <onnx/onnx_pb.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
-#include <onnx/onnx_pb.h>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -28,10 +29,31 @@ namespace fs = std::filesystem;
 
 // Where an external tensor's bytes are: file, byte offset, byte count.
 struct ExternalRef {
-  fs::path file;
+  fs::path file;    // canonical: symlinks resolved
+  fs::path folder;  // the canonical model folder it must stay in
   uint64_t offset = 0;
   uint64_t length = 0;
 };
+
+// Whether canonical path `p` lies strictly inside canonical folder `dir`.
+bool is_inside(const fs::path& p, const fs::path& dir) {
+  auto [d, q] = std::mismatch(dir.begin(), dir.end(), p.begin(), p.end());
+  // A trailing empty element ("dir/") matches anything.
+  return (d == dir.end() || (std::next(d) == dir.end() && d->empty())) && q != p.end();
+}
+
+// External data offsets and lengths: decimal digits only, at most 2^63 - 1 (a file offset). std::stoull would
+// accept "-1" (as 2^64 - 1), " 5", "+5" and "5x".
+std::optional<uint64_t> parse_size(const std::string& s) {
+  if (s.empty() || s.size() > 19) return std::nullopt;
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    v = v * 10 + static_cast<uint64_t>(c - '0');
+  }
+  if (v > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return std::nullopt;
+  return v;
+}
 
 // What import learns about a TensorProto before (maybe lazily) decoding it.
 struct TensorInfo {
@@ -83,12 +105,18 @@ TensorData decode_tensor(const onnx::TensorProto& tp, const TensorInfo& info, co
   TensorData out(info.dtype, info.dims);
   if (info.external) {
     const ExternalRef& ext = *info.external;
-    std::ifstream in(ext.file, std::ios::binary);
-    if (!in) throw fail("cannot open external data file '" + ext.file.string() + "'");
+    // Checked again now: a lazy load may come long after import, and the folder may have changed since.
+    std::error_code ec;
+    const fs::path real = fs::canonical(ext.file, ec);
+    if (ec || !is_inside(real, ext.folder))
+      throw fail("external data file '" + printable(ext.file.string()) +
+                 "' is no longer inside the model's folder '" + printable(ext.folder.string()) + "'");
+    std::ifstream in(real, std::ios::binary);
+    if (!in) throw fail("cannot open external data file '" + printable(ext.file.string()) + "'");
     in.seekg(static_cast<std::streamoff>(ext.offset));
     in.read(static_cast<char*>(out.raw()), static_cast<std::streamsize>(ext.length));
     if (static_cast<uint64_t>(in.gcount()) != ext.length)
-      throw fail("external data file '" + ext.file.string() + "' is too short (need " +
+      throw fail("external data file '" + printable(ext.file.string()) + "' is too short (need " +
                  std::to_string(ext.offset + ext.length) + " bytes)");
     return out;
   }
@@ -122,8 +150,9 @@ TensorData decode_tensor(const onnx::TensorProto& tp, const TensorInfo& info, co
 }
 
 std::string node_label(const onnx::NodeProto& n) {
-  if (!n.name().empty()) return "'" + n.name() + "' (" + n.op_type() + ")";
-  return "(" + n.op_type() + (n.output_size() ? " writing '" + n.output(0) + "'" : std::string()) + ")";
+  if (!n.name().empty()) return "'" + printable(n.name()) + "' (" + printable(n.op_type(), 64) + ")";
+  return "(" + printable(n.op_type(), 64) +
+         (n.output_size() ? " writing '" + printable(n.output(0)) + "'" : std::string()) + ")";
 }
 
 // The names an enclosing graph defines, for resolving a subgraph's outer references.
@@ -145,8 +174,18 @@ class Importer {
     if (m.ir_version() <= 0 || !m.has_graph() || (m.ir_version() >= 3 && m.opset_import_size() == 0))
       fail("not a valid ONNX model (missing ir_version, graph or opset_import)");
     if (m.functions_size() > 0)
-      fail("model-local functions are not supported (the model defines " + std::to_string(m.functions_size()) +
-           ", first '" + m.functions(0).name() + "')");
+      fail("model-local functions are not supported (the model defines " +
+           std::to_string(m.functions_size()) + ", first '" + printable(m.functions(0).name()) + "')");
+    // Like ONNX Runtime: a model newer than the IR or the operator set we know is refused, not guessed at.
+    if (m.ir_version() > onnx::Version::IR_VERSION)
+      fail("IR version " + std::to_string(m.ir_version()) + " is newer than the newest kiln reads (" +
+           std::to_string(onnx::Version::IR_VERSION) + ")");
+    for (const auto& o : m.opset_import())
+      if ((o.domain().empty() || o.domain() == "ai.onnx") && o.version() > kMaxOpset)
+        fail("opset " + std::to_string(o.version()) +
+             " of the default domain is newer than the newest kiln implements (" + std::to_string(kMaxOpset) +
+             ")");
+    ir_version_ = m.ir_version();
     std::unique_ptr<Graph> g = import_graph(*m.mutable_graph(), nullptr);
     g->ir_version = m.ir_version();
     for (const auto& o : m.opset_import()) g->opset_imports.push_back({o.domain(), o.version()});
@@ -161,6 +200,9 @@ class Importer {
 
  private:
   [[noreturn]] void fail(const std::string& msg) const { throw Error(source_ + ": " + msg); }
+  void warn(const std::string& msg) const {
+    if (options_.on_warning) options_.on_warning(source_ + ": " + msg);
+  }
 
   DType dtype_of(int64_t v, const std::string& what) const {
     if (v < 0 || v > static_cast<int64_t>(DType::BFloat16))
@@ -168,11 +210,16 @@ class Importer {
     return static_cast<DType>(v);
   }
 
-  std::optional<Shape> shape_of(const onnx::TypeProto_Tensor& tt) const {
+  std::optional<Shape> shape_of(const onnx::TypeProto_Tensor& tt, const std::string& what) const {
     if (!tt.has_shape()) return std::nullopt;
     Shape shape;
     for (const auto& d : tt.shape().dim()) {
-      if (d.has_dim_value() && d.dim_value() >= 0) shape.emplace_back(d.dim_value());
+      // A dim is a size, a symbol or nothing (unknown); ONNX gives negative sizes no meaning.
+      if (d.has_dim_value() && d.dim_value() < 0)
+        fail(what + " has negative dimension " + std::to_string(d.dim_value()) + " (dimension " +
+             std::to_string(shape.size()) + "); leave an unknown dimension without dim_value");
+      if (d.has_dim_value())
+        shape.emplace_back(d.dim_value());
       else if (d.has_dim_param() && !d.dim_param().empty()) shape.push_back(Dim::symbolic(d.dim_param()));
       else shape.emplace_back();
     }
@@ -184,8 +231,73 @@ class Importer {
     if (!vi.doc_string().empty()) t->doc_string = vi.doc_string();
     if (!vi.has_type() || !vi.type().has_tensor_type()) return;
     const auto& tt = vi.type().tensor_type();
-    t->dtype = dtype_of(tt.elem_type(), "value '" + vi.name() + "'");
-    t->shape = shape_of(tt);
+    const std::string what = "value '" + printable(vi.name()) + "'";
+    t->dtype = dtype_of(tt.elem_type(), what);
+    t->shape = shape_of(tt, what);
+  }
+
+  // Where an external tensor's bytes are. Keys: location (required), offset, length, checksum (ONNX's
+  // optional SHA-1, not verified); a repeated or unknown key is an error, as in ONNX Runtime. The location
+  // must be a relative path that stays inside the model's folder once `..` and symlinks are resolved (ONNX
+  // Runtime's rule), name a regular file, and hold [offset, offset + length).
+  ExternalRef external_ref(const onnx::TensorProto& tp, const std::string& what, uint64_t nbytes) const {
+    ExternalRef ext;
+    ext.length = nbytes;
+    std::optional<std::string> location;
+    std::unordered_set<std::string> seen;
+    for (const auto& kv : tp.external_data()) {
+      const std::string key = "'" + printable(kv.key(), 64) + "'";
+      if (!seen.insert(kv.key()).second) fail(what + ": external data key " + key + " is given twice");
+      if (kv.key() == "location") {
+        location = kv.value();
+      } else if (kv.key() == "offset" || kv.key() == "length") {
+        std::optional<uint64_t> v = parse_size(kv.value());
+        if (!v)
+          fail(what + ": external data " + kv.key() + " '" + printable(kv.value(), 64) +
+               "' is not a decimal byte count below 2^63");
+        (kv.key() == "offset" ? ext.offset : ext.length) = *v;
+      } else if (kv.key() != "checksum") {
+        fail(what + ": unknown external data key " + key + " (known: location, offset, length, checksum)");
+      }
+    }
+    if (!location || location->empty()) fail(what + ": external data has no location");
+    const std::string loc = "'" + printable(*location) + "'";
+    if (ext.length != nbytes)
+      fail(what + ": external data length " + std::to_string(ext.length) + " does not match its " +
+           std::to_string(nbytes) + " bytes");
+    if (location->find('\0') != std::string::npos)
+      fail(what + ": external data location " + loc + " contains a NUL byte");
+    const fs::path rel(*location);
+    if (rel.has_root_path())
+      fail(what + ": external data location " + loc +
+           " is an absolute path; it must be relative to the model's folder");
+    const fs::path norm = rel.lexically_normal();
+    if (norm.empty() || *norm.begin() == "..")
+      fail(what + ": external data location " + loc + " leaves the model's folder");
+    std::error_code ec;
+    ext.folder = fs::canonical(base_dir_, ec);
+    if (ec)
+      fail(what + ": cannot resolve the model's folder '" + printable(base_dir_.string()) +
+           "': " + ec.message());
+    ext.file = fs::weakly_canonical(ext.folder / rel, ec);
+    if (ec) fail(what + ": cannot resolve external data location " + loc + ": " + ec.message());
+    if (!is_inside(ext.file, ext.folder))
+      fail(what + ": external data location " + loc + " resolves to '" + printable(ext.file.string()) +
+           "', outside the model's folder (through a symlink)");
+    const fs::file_status st = fs::status(ext.file, ec);
+    if (ec || !fs::exists(st))
+      fail(what + ": cannot read external data file '" + printable(ext.file.string()) +
+           "': " + (ec ? ec.message() : "no such file"));
+    if (!fs::is_regular_file(st)) fail(what + ": external data location " + loc + " is not a regular file");
+    const uintmax_t size = fs::file_size(ext.file, ec);
+    if (ec)
+      fail(what + ": cannot read external data file '" + printable(ext.file.string()) + "': " + ec.message());
+    uint64_t end = 0;
+    if (__builtin_add_overflow(ext.offset, ext.length, &end) || end > size)
+      fail(what + ": external data file '" + printable(ext.file.string()) + "' is too short (" +
+           std::to_string(size) + " bytes, need " + std::to_string(ext.length) + " at offset " +
+           std::to_string(ext.offset) + ")");
+    return ext;
   }
 
   // Validates a tensor's header and data sizes without reading its values.
@@ -203,30 +315,7 @@ class Importer {
     const uint64_t nbytes = static_cast<uint64_t>(info.numel) * dtype_size(info.dtype);
     if (tp.data_location() == onnx::TensorProto_DataLocation_EXTERNAL) {
       if (info.dtype == DType::String) fail(what + ": string tensors cannot use external data");
-      ExternalRef ext;
-      ext.length = nbytes;
-      std::string location;
-      for (const auto& kv : tp.external_data()) {
-        try {
-          if (kv.key() == "location") location = kv.value();
-          else if (kv.key() == "offset") ext.offset = std::stoull(kv.value());
-          else if (kv.key() == "length") ext.length = std::stoull(kv.value());
-        } catch (const std::exception&) {
-          fail(what + ": bad external data " + kv.key() + " '" + kv.value() + "'");
-        }
-      }
-      if (location.empty()) fail(what + ": external data has no location");
-      if (ext.length != nbytes)
-        fail(what + ": external data length " + std::to_string(ext.length) + " does not match its " +
-             std::to_string(nbytes) + " bytes");
-      ext.file = base_dir_ / location;
-      std::error_code ec;
-      const uintmax_t size = fs::file_size(ext.file, ec);
-      if (ec) fail(what + ": cannot read external data file '" + ext.file.string() + "': " + ec.message());
-      if (size < ext.offset + ext.length)
-        fail(what + ": external data file '" + ext.file.string() + "' is too short (" + std::to_string(size) +
-             " bytes, need " + std::to_string(ext.offset + ext.length) + ")");
-      info.external = ext;
+      info.external = external_ref(tp, what, nbytes);
     } else if (tp.has_raw_data()) {
       if (info.dtype == DType::String) fail(what + ": string tensors cannot use raw_data");
       if (tp.raw_data().size() != nbytes)
@@ -251,16 +340,18 @@ class Importer {
     g->name = gp.name();
     g->doc_string = gp.doc_string();
     g->source = source_;
-    const std::string where = parent ? "subgraph '" + gp.name() + "': " : "";
+    const std::string where = parent ? "subgraph '" + printable(gp.name()) + "': " : "";
     if (gp.sparse_initializer_size() > 0)
-      fail(where + "sparse initializers are not supported ('" + gp.sparse_initializer(0).values().name() + "')");
+      fail(where + "sparse initializers are not supported ('" +
+           printable(gp.sparse_initializer(0).values().name()) + "')");
 
     // Phase 1: every defined name becomes a tensor; `defined_by` names the definer for duplicate errors.
     std::unordered_map<std::string, Tensor*> local;
     std::unordered_map<std::string, std::string> defined_by;
     auto define = [&](const std::string& name, const std::string& by) {
       auto [it, fresh] = defined_by.emplace(name, by);
-      if (!fresh) fail(where + "tensor '" + name + "' is defined twice: by " + it->second + " and by " + by);
+      if (!fresh)
+        fail(where + "tensor '" + printable(name) + "' is defined twice: by " + it->second + " and by " + by);
     };
     for (int k = 0; k < gp.initializer_size(); ++k) {
       auto tp = std::make_shared<onnx::TensorProto>();
@@ -272,7 +363,8 @@ class Importer {
     std::unordered_set<std::string> input_names;
     for (const auto& vi : gp.input()) {
       if (vi.name().empty()) fail(where + "a graph input has no name");
-      if (!input_names.insert(vi.name()).second) fail(where + "graph input '" + vi.name() + "' is listed twice");
+      if (!input_names.insert(vi.name()).second)
+        fail(where + "graph input '" + printable(vi.name()) + "' is listed twice");
       auto it = local.find(vi.name());
       if (it != local.end() && it->second->is_constant()) {  // an initializer that is also an input
         if (!vi.doc_string().empty()) it->second->doc_string = vi.doc_string();
@@ -294,7 +386,8 @@ class Importer {
       }
     }
     // Types of intermediate values and outputs; entries for names nothing defines are stale and dropped.
-    auto is_input = [&](Tensor* t) { return std::find(g->inputs.begin(), g->inputs.end(), t) != g->inputs.end(); };
+    const std::unordered_set<const Tensor*> input_set(g->inputs.begin(), g->inputs.end());
+    auto is_input = [&](Tensor* t) { return input_set.count(t) > 0; };
     for (const auto& vi : gp.value_info())
       if (auto it = local.find(vi.name()); it != local.end() && !it->second->is_constant() && !is_input(it->second))
         apply_type(it->second, vi);
@@ -314,7 +407,9 @@ class Importer {
           continue;
         }
         Tensor* t = resolve(in);
-        if (!t) fail(where + "node " + node_label(n) + " reads tensor '" + in + "', which is never defined");
+        if (!t)
+          fail(where + "node " + node_label(n) + " reads tensor '" + printable(in) +
+               "', which is never defined");
         ins.push_back(t);
       }
       for (const std::string& out : n.output()) outs.push_back(out.empty() ? nullptr : local.at(out));
@@ -322,9 +417,14 @@ class Importer {
       node->doc_string = n.doc_string();
       for (auto& a : *n.mutable_attribute()) node->attrs.set(a.name(), import_attribute(a, *node, where, scope));
     }
+    // ONNX Runtime accepts a graph without outputs and one listing an output twice: warnings, not errors.
+    if (gp.output_size() == 0) warn(where + "graph '" + printable(gp.name()) + "' has no outputs");
+    std::unordered_set<std::string> output_names;
     for (const auto& vi : gp.output()) {
+      if (!output_names.insert(vi.name()).second)
+        warn(where + "graph output '" + printable(vi.name()) + "' is listed more than once");
       Tensor* t = resolve(vi.name());
-      if (!t) fail(where + "graph output '" + vi.name() + "' is never defined");
+      if (!t) fail(where + "graph output '" + printable(vi.name()) + "' is never defined");
       if (!t->is_constant() && !is_input(t)) apply_type(t, vi);
       else if (!vi.doc_string().empty()) t->doc_string = vi.doc_string();
       g->outputs.push_back(t);
@@ -338,7 +438,7 @@ class Importer {
   }
 
   Constant* add_initializer(Graph& g, const std::shared_ptr<onnx::TensorProto>& tp, const std::string& where) {
-    TensorInfo info = inspect_tensor(*tp, where + "initializer '" + tp->name() + "'");
+    TensorInfo info = inspect_tensor(*tp, where + "initializer '" + printable(tp->name()) + "'");
     // add_constant wants values; create it empty-handed and give it a loader instead.
     Constant* c = g.add_constant(tp->name(), TensorData(DType::Float, {0}));
     c->doc_string = tp->doc_string();
@@ -366,10 +466,13 @@ class Importer {
   Attribute import_attribute(onnx::AttributeProto& a, const Node& node, const std::string& where,
                              const Scope& scope) {
     using A = onnx::AttributeProto;
-    const std::string what = where + "attribute '" + a.name() + "' of node " + node.label();
+    const std::string what = where + "attribute '" + printable(a.name()) + "' of node " + node.label();
     A::AttributeType type = a.type();
     if (type == A::UNDEFINED) {
       if (auto bad = unknown_attribute_type(a)) fail(what + " has unknown attribute type " + std::to_string(*bad));
+      // Since IR version 2 the type is required (ONNX Runtime refuses such a model too).
+      if (ir_version_ >= 2)
+        fail(what + " has attribute type UNDEFINED (the type field is required since IR version 2)");
       // IR version 1 had no type field: infer it from the field in use.
       type = a.has_f() ? A::FLOAT : a.has_i() ? A::INT : a.has_s() ? A::STRING : a.has_t() ? A::TENSOR
            : a.has_g() ? A::GRAPH : a.has_sparse_tensor() ? A::SPARSE_TENSOR : a.has_tp() ? A::TYPE_PROTO
@@ -422,11 +525,16 @@ class Importer {
   }
 
   std::string source_;
+  int64_t ir_version_ = 0;
   fs::path base_dir_;
   ImportOptions options_;
 };
 
 }  // namespace
+
+void ImportOptions::default_warning(const std::string& message) {
+  std::fprintf(stderr, "kiln: warning: %s\n", printable(message, 1000).c_str());
+}
 
 std::unique_ptr<Graph> import_onnx_bytes(const std::string& bytes, const std::string& source_name,
                                          const std::string& base_dir, const ImportOptions& options) {

@@ -13,6 +13,14 @@ void infer_gather(InferContext& ctx) {
   const int64_t r = static_cast<int64_t>(data->size());
   if (r == 0) ctx.fail("data must have rank >= 1");
   const int64_t axis = normalize_axis(ctx, ctx.node.attrs.get_int("axis", 0), r);
+  // Constant indices are checked now, so an out-of-range one is an error naming it before anything runs.
+  const Dim& n = (*data)[axis];
+  if (const TensorData* iv = ctx.value(1); iv && n.is_static())
+    for (int64_t j = 0; j < iv->numel(); ++j)
+      if (const int64_t k = iv->as_int64(j); k < -n.value || k >= n.value)
+        ctx.fail("index " + std::to_string(k) + " (indices element " + std::to_string(j) +
+                 ") is out of range for axis " + std::to_string(axis) + " of size " +
+                 std::to_string(n.value));
   Shape out(data->begin(), data->begin() + axis);
   out.insert(out.end(), idx->begin(), idx->end());
   out.insert(out.end(), data->begin() + axis + 1, data->end());
@@ -37,7 +45,9 @@ void gather_kernel(KernelContext& ctx) {
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t j = 0; j < ni; ++j) {
       int64_t k = idx.as_int64(j);
-      if (k < -n || k >= n) ctx.fail("index " + std::to_string(k) + " is out of range for axis size " + std::to_string(n));
+      if (k < -n || k >= n)
+        ctx.fail("index " + std::to_string(k) + " (indices element " + std::to_string(j) +
+                 ") is out of range for axis " + std::to_string(axis) + " of size " + std::to_string(n));
       if (k < 0) k += n;
       std::memcpy(dst + ((o * ni + j) * inner) * es, src + ((o * n + k) * inner) * es, inner * es);
     }

@@ -5,7 +5,9 @@
 // the walk (the output of Shape on a static tensor, the Concat of such values, ...). When every input
 // value is known and the op has a reference kernel, the kernel computes the outputs' values too. That is
 // what resolves PyTorch's Shape→Gather→Concat→Reshape chains: ONNX's own inference stops at them.
+#include <algorithm>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "kiln/passes.h"
 #include "kiln/plugin.h"
@@ -49,8 +51,8 @@ void merge_shape(const Graph& g, const Node& n, Tensor& t, const std::optional<S
   if (!inferred) return;
   if (!t.shape || t.shape->size() != inferred->size()) {
     if (t.shape && is_static(*t.shape) && is_static(*inferred))
-      throw Error(where(g, n) + "output '" + t.name + "' is declared " + to_string(*t.shape) +
-                  " but computes " + to_string(*inferred));
+      throw Error(where(g, n) + "output '" + printable(t.name) + "' is declared " +
+                  printable(to_string(*t.shape)) + " but computes " + printable(to_string(*inferred)));
     t.shape = inferred;
     return;
   }
@@ -58,10 +60,20 @@ void merge_shape(const Graph& g, const Node& n, Tensor& t, const std::optional<S
     Dim& have = (*t.shape)[k];
     const Dim& got = (*inferred)[k];
     if (have.is_static() && got.is_static() && have.value != got.value)
-      throw Error(where(g, n) + "output '" + t.name + "' is declared " + to_string(*t.shape) +
-                  " but computes " + to_string(*inferred));
+      throw Error(where(g, n) + "output '" + printable(t.name) + "' is declared " +
+                  printable(to_string(*t.shape)) + " but computes " + printable(to_string(*inferred)));
     if (got.is_static() || (!have.is_static() && have.symbol.empty())) have = got;
   }
+}
+
+// Merge an inferred dtype likewise: a declared dtype (the file's value_info) that differs is an error, not
+// silently overwritten; an undefined one takes the inferred dtype.
+void merge_dtype(const Graph& g, const Node& n, Tensor& t, DType inferred) {
+  if (inferred == DType::Undefined) return;
+  if (t.dtype != DType::Undefined && t.dtype != inferred)
+    throw Error(where(g, n) + "output '" + printable(t.name) + "' is declared " + dtype_name(t.dtype) +
+                " but computes " + dtype_name(inferred));
+  t.dtype = inferred;
 }
 
 class Propagator {
@@ -70,6 +82,7 @@ class Propagator {
 
   PropagateReport run() {
     graph_.toposort();
+    for (const Tensor* t : graph_.inputs) check_input_size(*t);
     for (const auto& node : graph_.nodes()) visit(*node);
     report_.unknown_shapes = count_unknown_shapes(graph_);
     return report_;
@@ -86,6 +99,18 @@ class Propagator {
       if (load_large || (bytes && *bytes <= kShapeValueBytes)) return &c->values();
     }
     return nullptr;
+  }
+
+  // A graph input whose declared dims cannot be multiplied out is refused by name before anything uses it
+  // (node outputs get the same check in ops::infer_node).
+  void check_input_size(const Tensor& t) const {
+    if (!t.shape) return;
+    std::vector<int64_t> known;
+    for (const Dim& d : *t.shape)
+      if (d.is_static()) known.push_back(d.value);
+    if (!checked_nbytes(t.dtype, known))
+      throw Error((graph_.source.empty() ? "" : graph_.source + ": ") + "input '" + printable(t.name) +
+                  "' has shape " + to_string(*t.shape) + ", whose size overflows 64 bits");
   }
 
   bool is_known(const Tensor* t) const { return t->is_constant() || values_.count(t); }
@@ -127,7 +152,7 @@ class Propagator {
     for (size_t k = 0; k < node.outputs().size(); ++k) {
       Tensor* t = node.output(k);
       if (!t) continue;
-      if (ctx.out[k].dtype != DType::Undefined) t->dtype = ctx.out[k].dtype;
+      merge_dtype(graph_, node, *t, ctx.out[k].dtype);
       merge_shape(graph_, node, *t, ctx.out[k].shape);
       if (ctx.out[k].value) store_value(node, *t, std::move(*ctx.out[k].value));
     }
@@ -141,7 +166,7 @@ class Propagator {
   }
 
   void store_value(const Node& node, Tensor& t, TensorData v) {
-    t.dtype = v.dtype();
+    merge_dtype(graph_, node, t, v.dtype());
     merge_shape(graph_, node, t, make_shape(v.dims()));
     if (values_.emplace(&t, std::move(v)).second) ++report_.values_computed;
   }
@@ -220,20 +245,25 @@ PropagateReport fold_constants(Graph& graph, const PropagateOptions& options) {
       if (t && !values.count(t)) all_outputs_known = false;
     if (all_outputs_known) foldable.push_back(node.get());
   }
+  std::unordered_set<Tensor*> graph_inputs(graph.inputs.begin(), graph.inputs.end());
   for (Node* node : foldable) {
     std::vector<Tensor*> outs = node->outputs();
-    graph.remove_node(node);
+    node->clear_io();  // dead now: the cleanup below deletes it (one pass instead of an erase per node)
     for (Tensor* t : outs) {
       if (!t) continue;
-      // Keep the tensor's name: a folded graph output must still be found by name.
+      // Keep the tensor's name: a folded graph output must still be found by name. The variable moves aside
+      // under a name no tensor has (it has no producer and no uses left, so cleanup deletes it).
       std::string name = t->name;
       std::string doc = t->doc_string;
-      t->name = graph.unique_name(name + "__folding");
+      std::string aside = name + "__folding";
+      for (int k = 1; graph.find_tensor(aside); ++k) aside = name + "__folding_" + std::to_string(k);
+      graph.rename_tensor(t, aside);
       Constant* c = graph.add_constant(name, std::move(values.at(t)));
       c->doc_string = doc;
       values.erase(t);
       graph.replace_all_uses(t, c);
-      std::replace(graph.inputs.begin(), graph.inputs.end(), t, static_cast<Tensor*>(c));
+      if (graph_inputs.count(t))
+        std::replace(graph.inputs.begin(), graph.inputs.end(), t, static_cast<Tensor*>(c));
     }
     ++report.folded_nodes;
   }
