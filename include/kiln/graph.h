@@ -211,6 +211,7 @@ class Node {
   friend class Graph;
   explicit Node(Graph* g) : graph_(g) {}
   Graph* graph_;
+  size_t index_ = 0;  // position in graph_->nodes_
   std::vector<Tensor*> inputs_;
   std::vector<Tensor*> outputs_;
 };
@@ -255,8 +256,11 @@ class Graph {
   std::string unique_name(const std::string& stem);
 
   // ---- lookup
-  const std::vector<std::unique_ptr<Node>>& nodes() const { return nodes_; }
-  size_t num_nodes() const { return nodes_.size(); }
+  const std::vector<std::unique_ptr<Node>>& nodes() const {
+    compact();
+    return nodes_;
+  }
+  size_t num_nodes() const { return nodes_.size() - removed_; }
   // nullptr if absent. O(1): the name index is a cache verified on every hit and rebuilt on a miss only
   // when a tensor was renamed by assignment since the last rebuild.
   Tensor* find_tensor(const std::string& name) const;
@@ -273,7 +277,8 @@ class Graph {
   // Renames a tensor, keeping the name index current (assigning Tensor::name works too, but makes the next
   // lookup miss rebuild the index). Throws if another tensor already has the name.
   void rename_tensor(Tensor* t, const std::string& new_name);
-  void remove_node(Node* n);  // disconnects and deletes it; its output tensors stay (without producer)
+  // Disconnects and deletes n (O(1)); its output tensors stay (without producer).
+  void remove_node(Node* n);
   // Reroute every consumer (and graph output) of `from` to read `to` instead.
   void replace_all_uses(Tensor* from, Tensor* to);
   // Remove a single-input/single-output node, wiring its consumers to its input.
@@ -314,7 +319,10 @@ class Graph {
   friend class Node;
   Tensor* adopt(std::unique_ptr<Tensor> t);
   void rebuild_index() const;
-  std::vector<std::unique_ptr<Node>> nodes_;
+  void compact() const;  // drops the slots remove_node emptied and renumbers Node::index_
+  void renumber() const;
+  mutable std::vector<std::unique_ptr<Node>> nodes_;
+  mutable size_t removed_ = 0;  // empty slots in nodes_ left by remove_node
   std::vector<std::unique_ptr<Tensor>> tensors_;
   // Name index (a cache): complete and current while indexed_renames_ == renames_.
   mutable std::unordered_map<std::string, Tensor*> by_name_;

@@ -243,6 +243,7 @@ Node* Graph::add_node(const std::string& op, const std::vector<Tensor*>& inputs,
   n->name = name;
   n->domain = domain;
   Node* raw = n.get();
+  raw->index_ = nodes_.size();
   nodes_.push_back(std::move(n));
   try {
     raw->set_inputs(inputs);
@@ -300,6 +301,7 @@ Tensor* Graph::tensor(const std::string& name) const {
 }
 
 Node* Graph::find_node(const std::string& name) const {
+  compact();
   for (const auto& n : nodes_)
     if (n->name == name) return n.get();
   return nullptr;
@@ -320,10 +322,24 @@ std::vector<Tensor*> Graph::all_tensors() const {
 }
 
 void Graph::remove_node(Node* n) {
-  auto it = std::find_if(nodes_.begin(), nodes_.end(), [&](const auto& p) { return p.get() == n; });
-  if (it == nodes_.end()) throw Error("remove_node: node " + n->label() + " is not in this graph");
+  // O(1): the slot is emptied now and the vector compacted on the next walk (a pass removing many nodes
+  // one by one would otherwise move the whole vector each time).
+  if (!n || n->graph_ != this || n->index_ >= nodes_.size() || nodes_[n->index_].get() != n)
+    throw Error("remove_node: node " + (n ? n->label() : std::string("(null)")) + " is not in this graph");
   n->clear_io();
-  nodes_.erase(it);
+  nodes_[n->index_].reset();
+  ++removed_;
+}
+
+void Graph::compact() const {
+  if (removed_ == 0) return;
+  std::erase_if(nodes_, [](const auto& n) { return !n; });
+  removed_ = 0;
+  renumber();
+}
+
+void Graph::renumber() const {
+  for (size_t k = 0; k < nodes_.size(); ++k) nodes_[k]->index_ = k;
 }
 
 void Graph::replace_all_uses(Tensor* from, Tensor* to) {
@@ -365,6 +381,7 @@ Node* Graph::replace_nodes(const std::vector<Node*>& old_nodes, const std::strin
 }
 
 size_t Graph::cleanup(bool remove_unused_inputs) {
+  compact();
   // Mark live nodes backwards from the outputs.
   std::unordered_set<const Tensor*> live_tensors(outputs.begin(), outputs.end());
   std::unordered_set<const Node*> live_nodes;
@@ -395,6 +412,7 @@ size_t Graph::cleanup(bool remove_unused_inputs) {
   for (auto& n : nodes_)
     if (!live_nodes.count(n.get())) n->clear_io();
   std::erase_if(nodes_, [&](const auto& n) { return !live_nodes.count(n.get()); });
+  renumber();
 
   if (remove_unused_inputs)
     std::erase_if(inputs, [&](Tensor* t) { return !live_tensors.count(t) && t->uses().empty(); });
@@ -421,6 +439,7 @@ size_t Graph::cleanup(bool remove_unused_inputs) {
 }
 
 void Graph::toposort() {
+  compact();
   // Kahn's algorithm, taking nodes in their current order when several are ready (stable).
   std::unordered_map<const Node*, size_t> index, pending;
   for (size_t k = 0; k < nodes_.size(); ++k) index[nodes_[k].get()] = k;
@@ -464,6 +483,7 @@ void Graph::toposort() {
   std::vector<std::unique_ptr<Node>> sorted;
   for (size_t k : order) sorted.push_back(std::move(nodes_[k]));
   nodes_ = std::move(sorted);
+  renumber();
 }
 
 namespace {
@@ -524,7 +544,7 @@ std::unique_ptr<Graph> Graph::copy() const {
     for (Tensor* t : ts) out.push_back(t ? map.at(t) : nullptr);
     return out;
   };
-  for (const auto& n : nodes_) {
+  for (const auto& n : nodes()) {
     Node* c = g->add_node(n->op, mapped(n->inputs()), mapped(n->outputs()), n->name, n->domain);
     c->doc_string = n->doc_string;
     for (const auto& [attr_name, attr] : n->attrs.items()) {
@@ -581,7 +601,7 @@ std::vector<std::string> Graph::outer_scope_names() const {
   std::set<std::string> own;
   for (const auto& t : tensors_)
     if (!is_outer_reference(t.get())) own.insert(t->name);
-  for (const auto& n : nodes_)
+  for (const auto& n : nodes())
     for (const auto& [attr_name, attr] : n->attrs.items()) {
       std::vector<GraphPtr> graphs;
       if (auto* g = std::get_if<GraphPtr>(&attr.value)) graphs.push_back(*g);
@@ -600,7 +620,7 @@ void Graph::validate() const {
     owned.insert(t.get());
     if (!names.insert(t->name).second) throw Error("graph '" + name + "' has two tensors named '" + t->name + "'");
   }
-  for (const auto& n : nodes_) {
+  for (const auto& n : nodes()) {
     for (Tensor* t : n->inputs())
       if (t && !owned.count(t))
         throw Error("node " + n->label() + " reads a tensor that is not part of graph '" + name + "'");
