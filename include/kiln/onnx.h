@@ -34,6 +34,9 @@ struct ImportOptions {
   // true: external data is read on first Constant::values(); its files are only checked (existence and
   // size) at import. false: every initializer is decoded during import, so later file changes don't matter.
   bool load_external_data_lazily = true;
+  // false: a tensor stored as external data is an error (engine files embed every weight; one that points at
+  // a file is corrupt or crafted).
+  bool allow_external_data = true;
   // Called with each one-line warning (prefixed with the model's path) about something ONNX Runtime also
   // accepts: a graph without outputs, an output listed twice. Default: printed to stderr; empty: ignored.
   std::function<void(const std::string&)> on_warning = default_warning;

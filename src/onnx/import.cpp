@@ -315,6 +315,7 @@ class Importer {
     const uint64_t nbytes = static_cast<uint64_t>(info.numel) * dtype_size(info.dtype);
     if (tp.data_location() == onnx::TensorProto_DataLocation_EXTERNAL) {
       if (info.dtype == DType::String) fail(what + ": string tensors cannot use external data");
+      if (!options_.allow_external_data) fail(what + ": external data is not allowed here");
       info.external = external_ref(tp, what, nbytes);
     } else if (tp.has_raw_data()) {
       if (info.dtype == DType::String) fail(what + ": string tensors cannot use raw_data");

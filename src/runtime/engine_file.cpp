@@ -203,7 +203,9 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   const DeviceBackend* device = check_device(placeholder, plan->options);
   if (device && device->check_compatible)
     device->check_compatible(meta.contains("device_info") ? meta["device_info"].dump() : "{}", path);
-  plan->graph = import_onnx_bytes(model, path);
+  ImportOptions embedded;
+  embedded.allow_external_data = false;  // an engine file holds its weights; it never points at other files
+  plan->graph = import_onnx_bytes(model, path, std::filesystem::path(path).parent_path().string(), embedded);
   infer_shapes(*plan->graph);  // restores shapes of every tensor (and checks the graph is whole)
   if (layers.size() != plan->graph->num_nodes())
     throw Error(path + ": engine metadata lists " + std::to_string(layers.size()) + " layers for " +

@@ -196,3 +196,27 @@ def test_non_utf8_names_in_json_and_engine_files(tmp_path):
     json.loads((tmp_path / "p.json").read_text())
     proc = run("exec", f"--loadEngine={e}", *FAST)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_engine_file_never_reads_external_data(tmp_path, small):
+    # Swap the embedded model for one whose weight points at a file next to the engine: refused, not read.
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(6, dtype=np.float32).tobytes())
+    w = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[2, 3])
+    w.data_location = TensorProto.EXTERNAL
+    for k, v in {"location": "secret.bin", "offset": "0", "length": "24"}.items():
+        w.external_data.add(key=k, value=v)
+    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"], name="add")], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 3])], initializer=[w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]).SerializeToString()
+    path = tmp_path / "e.kiln"
+    assert run("exec", f"--onnx={small}", f"--saveEngine={path}", *FAST).returncode == 0
+    b = path.read_bytes()
+    meta_len, _ = struct.unpack_from("<QQ", b, 16)
+    meta = b[40:40 + meta_len]
+    h = 1469598103934665603
+    for c in meta + model:
+        h = ((h ^ c) * 1099511628211) & 0xFFFFFFFFFFFFFFFF
+    path.write_bytes(b[:16] + struct.pack("<QQQ", meta_len, len(model), h) + meta + model)
+    refused(run("exec", f"--loadEngine={path}", *FAST), "e.kiln", "external data is not allowed")
