@@ -177,9 +177,9 @@ class Importer {
       fail("model-local functions are not supported (the model defines " +
            std::to_string(m.functions_size()) + ", first '" + printable(m.functions(0).name()) + "')");
     // Like ONNX Runtime: a model newer than the IR or the operator set we know is refused, not guessed at.
-    if (m.ir_version() > onnx::Version::IR_VERSION)
+    if (m.ir_version() > kMaxIrVersion)
       fail("IR version " + std::to_string(m.ir_version()) + " is newer than the newest kiln reads (" +
-           std::to_string(onnx::Version::IR_VERSION) + ")");
+           std::to_string(kMaxIrVersion) + ")");
     for (const auto& o : m.opset_import())
       if ((o.domain().empty() || o.domain() == "ai.onnx") && o.version() > kMaxOpset)
         fail("opset " + std::to_string(o.version()) +

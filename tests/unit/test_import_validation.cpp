@@ -278,9 +278,11 @@ TEST_F(ImportValidation, ExportKeepsExternalDataInTheModelsFolder) {
 
 // ------------------------------------------------------------------------------------- model versions
 TEST_F(ImportValidation, NewerIrVersionOrOpsetIsRefused) {
-  save(relu_model(13, onnx::Version::IR_VERSION + 1), path("ir.onnx"));
-  EXPECT_HAS(import_error(path("ir.onnx")),
-             "IR version " + std::to_string(onnx::Version::IR_VERSION + 1) + " is newer");
+  save(relu_model(13, kMaxIrVersion + 1), path("ir.onnx"));
+  EXPECT_HAS(import_error(path("ir.onnx")), "IR version " + std::to_string(kMaxIrVersion + 1) + " is newer");
+  // Current exporters write IR versions newer than the libonnx kiln is built with: those import.
+  save(relu_model(13, kMaxIrVersion), path("ir_max.onnx"));
+  EXPECT_EQ(import_error(path("ir_max.onnx")), "(no error)");
   save(relu_model(kMaxOpset + 1), path("opset.onnx"));
   EXPECT_HAS(import_error(path("opset.onnx")),
              "opset " + std::to_string(kMaxOpset + 1) + " of the default domain");
