@@ -43,8 +43,7 @@ void infer_constant_of_shape(InferContext& ctx) {
       if (d < 0) ctx.fail("shape has a negative dimension " + std::to_string(d));
     return set_out(ctx, 0, dt, make_shape(dims));
   }
-  auto n = known_length(ctx, 0);
-  set_out(ctx, 0, dt, n ? std::optional(Shape(static_cast<size_t>(*n), Dim())) : std::nullopt);
+  set_out(ctx, 0, dt, shape_of_known_rank(ctx, 0));
 }
 
 void constant_of_shape_kernel(KernelContext& ctx) {

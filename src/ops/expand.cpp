@@ -9,9 +9,9 @@ void infer_expand(InferContext& ctx) {
   auto s = in_shape(ctx, 0);
   if (const TensorData* shape = ctx.value(1))
     return set_out(ctx, 0, dt, broadcast_shapes(ctx, {s, make_shape(shape->to_int64_vector())}));
-  auto n = known_length(ctx, 1);
+  auto n = shape_of_known_rank(ctx, 1);
   if (!s || !n) return set_out(ctx, 0, dt, std::nullopt);
-  set_out(ctx, 0, dt, Shape(std::max<size_t>(s->size(), static_cast<size_t>(*n)), Dim()));
+  set_out(ctx, 0, dt, Shape(std::max(s->size(), n->size()), Dim()));
 }
 
 // Copies x broadcast (or tiled) into dims: out[idx] = x[idx mod x.dims] via strides.

@@ -6,22 +6,23 @@ namespace kiln::ops {
 namespace {
 
 // Product of dims[b, e): a single dim passes through (keeps a symbol), otherwise known only when static.
-Dim product(const Shape& s, size_t b, size_t e) {
+Dim product(const InferContext& ctx, const Shape& s, size_t b, size_t e) {
   if (e == b + 1) return s[b];
-  int64_t p = 1;
+  std::vector<int64_t> dims;
   for (size_t k = b; k < e; ++k) {
     if (!s[k].is_static()) return Dim();
-    p *= s[k].value;
+    dims.push_back(s[k].value);
   }
-  return Dim(p);
+  auto p = checked_numel(dims);
+  if (!p) ctx.fail("the product of input dims " + to_string(s) + " overflows 64 bits");
+  return Dim(*p);
 }
 
 void infer_reshape(InferContext& ctx) {
   const DType dt = ctx.input(0).dtype;
   const TensorData* target = ctx.value(1);
   if (!target) {
-    auto n = known_length(ctx, 1);
-    return set_out(ctx, 0, dt, n ? std::optional(Shape(static_cast<size_t>(*n), Dim())) : std::nullopt);
+    return set_out(ctx, 0, dt, shape_of_known_rank(ctx, 1));
   }
   const auto spec = target->to_int64_vector();
   const bool allowzero = ctx.node.attrs.get_int("allowzero", 0) != 0;
@@ -45,10 +46,14 @@ void infer_reshape(InferContext& ctx) {
     }
   }
   if (in && is_static(*in)) {
-    const int64_t total = numel(static_dims(*in));
-    int64_t known = 1;
+    std::vector<int64_t> known_dims;
     for (size_t k = 0; k < out.size(); ++k)
-      if (static_cast<int64_t>(k) != infer_at) known *= out[k].value;
+      if (static_cast<int64_t>(k) != infer_at) known_dims.push_back(out[k].value);
+    const auto total_or = checked_numel(static_dims(*in)), known_or = checked_numel(known_dims);
+    if (!total_or || !known_or)
+      ctx.fail("cannot reshape " + to_string(*in) + " to " + to_string(dims_to_shape(spec)) +
+               ": the size overflows 64 bits");
+    const int64_t total = *total_or, known = *known_or;
     if (infer_at >= 0) {
       if (known == 0 || total % known != 0)
         ctx.fail("cannot reshape " + to_string(*in) + " to " + to_string(dims_to_shape(spec)));
@@ -68,7 +73,7 @@ void infer_flatten(InferContext& ctx) {
   int64_t axis = ctx.node.attrs.get_int("axis", 1);
   if (axis < -r || axis > r) ctx.fail("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(r));
   if (axis < 0) axis += r;
-  set_out(ctx, 0, ctx.input(0).dtype, Shape{product(*s, 0, axis), product(*s, axis, r)});
+  set_out(ctx, 0, ctx.input(0).dtype, Shape{product(ctx, *s, 0, axis), product(ctx, *s, axis, r)});
 }
 
 KILN_REGISTER_OP({.op = "Reshape", .min_inputs = 2, .max_inputs = 2, .infer = infer_reshape, .reference = copy_input_kernel});

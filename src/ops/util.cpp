@@ -117,6 +117,15 @@ std::optional<int64_t> known_length(const InferContext& ctx, size_t k) {
   return std::nullopt;
 }
 
+std::optional<Shape> shape_of_known_rank(const InferContext& ctx, size_t k) {
+  auto n = known_length(ctx, k);
+  if (!n) return std::nullopt;
+  if (*n < 0 || *n > kMaxInferredRank)
+    ctx.fail("shape operand " + std::to_string(k) + " has " + std::to_string(*n) + " entries; at most " +
+             std::to_string(kMaxInferredRank) + " dimensions are supported");
+  return Shape(static_cast<size_t>(*n), Dim());
+}
+
 std::vector<int64_t> inferred_dims(const KernelContext& ctx, size_t k) {
   const OpSchema* schema = find_op(ctx.node.domain, ctx.node.op);
   InferContext ictx(ctx.node, ctx.opset);

@@ -156,6 +156,11 @@ std::vector<int64_t> ints_arg(const KernelContext& ctx, size_t k, const std::str
                               const std::vector<int64_t>& def = {});
 // A rank-1 int list whose length is known even when its values are not (for rank inference).
 std::optional<int64_t> known_length(const InferContext& ctx, size_t k);
+// Output rank taken from input k's known length (a shape operand whose values are not known): that many unknown
+// dims; nullopt when the length is unknown. Fails naming the node beyond kMaxInferredRank (a declared length is
+// not data).
+constexpr int64_t kMaxInferredRank = 1024;
+std::optional<Shape> shape_of_known_rank(const InferContext& ctx, size_t k);
 
 // Set output k's dtype and shape.
 inline void set_out(InferContext& ctx, size_t k, DType dtype, std::optional<Shape> shape) {

@@ -218,7 +218,9 @@ Attributes plugin_fields_of(const Node& node, const PluginCreator& creator) {
   };
   for (const auto& [name, attr] : node.attrs.items()) {
     if (is_reserved_attribute(name)) continue;
-    auto it = std::find_if(fields.begin(), fields.end(), [&](const PluginField& f) { return f.name == name; });
+    // Captured by an init-capture: clang before 16 cannot capture structured bindings.
+    auto it = std::find_if(fields.begin(), fields.end(),
+                           [&, &name = name](const PluginField& f) { return f.name == name; });
     if (it == fields.end())
       throw Error("node " + node.label() + ": plugin " + creator.name() + " has no field '" + name +
                   "' (fields: " + field_names() + ")");
