@@ -52,7 +52,9 @@ TEST(CheckedSizes, TensorOfWrappingSizeIsAnErrorNotATinyBuffer) {
   EXPECT_NE(e.find("float32 [2147483648, 2147483648]"), std::string::npos) << e;
   EXPECT_NE(e.find("overflows"), std::string::npos) << e;
   EXPECT_NE(error_of([] { TensorData t(DType::Float, {-3}); }).find("negative"), std::string::npos);
-  EXPECT_NE(error_of([] { TensorData::view(DType::Float, {INT64_MAX, 2}, nullptr); }).find("overflows"),
+  EXPECT_NE(error_of([] {
+              TensorData::view(DType::Float, {INT64_MAX, 2}, nullptr);
+            }).find("overflows"),
             std::string::npos);
 }
 
@@ -72,8 +74,8 @@ TEST(Printable, EscapesAndTruncates) {
   EXPECT_EQ(printable("plain text"), "plain text");
   EXPECT_EQ(printable(std::string("a\x1b[2Jb\n\xff", 8)), "a\\x1b[2Jb\\x0a\\xff");
   EXPECT_EQ(printable("caf\xc3\xa9 \xe2\x86\x92"), "caf\xc3\xa9 \xe2\x86\x92");  // valid UTF-8 stays
-  EXPECT_EQ(printable("\xc2\x9b"), "\\xc2\\x9b");                             // a C1 control does not
-  EXPECT_EQ(printable("\xe2\x86"), "\\xe2\\x86");                             // truncated sequence
+  EXPECT_EQ(printable("\xc2\x9b"), "\\xc2\\x9b");                                // a C1 control does not
+  EXPECT_EQ(printable("\xe2\x86"), "\\xe2\\x86");                                // truncated sequence
   const std::string big(5 << 20, 'x');
   const std::string p = printable(big);
   EXPECT_LT(p.size(), 260u);
@@ -135,24 +137,41 @@ TEST_F(FileLimits, TensorProtoClaimingMoreThanItHoldsIsRefusedBeforeAllocating) 
   EXPECT_NE(error_of([&] { read_tensor_proto(w); }).find("overflows"), std::string::npos);
 }
 
-// One node: ConstantOfShape(shape) with the shape as an initializer.
-std::string constant_of_shape_model(const std::vector<int64_t>& shape) {
+// A one-node model: `op` named `name` reading `inputs`, writing "y" (the graph output).
+struct OneNodeModel {
   onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(13);
-  onnx::GraphProto* g = m.mutable_graph();
-  onnx::TensorProto* s = g->add_initializer();
+  onnx::GraphProto* g;
+  OneNodeModel(const std::string& op, const std::string& name, const std::vector<std::string>& inputs) {
+    m.set_ir_version(8);
+    m.add_opset_import()->set_version(13);
+    g = m.mutable_graph();
+    onnx::NodeProto* n = g->add_node();
+    n->set_op_type(op);
+    n->set_name(name);
+    for (const std::string& in : inputs) n->add_input(in);
+    n->add_output("y");
+    g->add_output()->set_name("y");
+  }
+  // A float graph input with static dims (none: unknown rank).
+  OneNodeModel& input(const std::string& name, const std::vector<int64_t>& dims) {
+    onnx::ValueInfoProto* x = g->add_input();
+    x->set_name(name);
+    auto* tt = x->mutable_type()->mutable_tensor_type();
+    tt->set_elem_type(onnx::TensorProto::FLOAT);
+    for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    return *this;
+  }
+  std::string bytes() const { return m.SerializeAsString(); }
+};
+
+std::string constant_of_shape_model(const std::vector<int64_t>& shape) {
+  OneNodeModel model("ConstantOfShape", "fill", {"shape"});
+  onnx::TensorProto* s = model.g->add_initializer();
   s->set_name("shape");
   s->set_data_type(onnx::TensorProto::INT64);
   s->add_dims(static_cast<int64_t>(shape.size()));
   for (int64_t d : shape) s->add_int64_data(d);
-  onnx::NodeProto* n = g->add_node();
-  n->set_op_type("ConstantOfShape");
-  n->set_name("fill");
-  n->add_input("shape");
-  n->add_output("y");
-  g->add_output()->set_name("y");
-  return m.SerializeAsString();
+  return model.bytes();
 }
 
 TEST(GraphSizes, ConstantOfShapeWhoseSizeWrapsNamesTheNodeAndTensor) {
@@ -179,22 +198,7 @@ TEST(GraphSizes, ConstantOfShapeOverTheMemoryLimitIsNotFoldedAndNotAllocated) {
 
 // x -> Relu -> y with a declared input shape.
 std::string relu_model(const std::vector<int64_t>& dims) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(13);
-  onnx::GraphProto* g = m.mutable_graph();
-  onnx::ValueInfoProto* x = g->add_input();
-  x->set_name("x");
-  auto* tt = x->mutable_type()->mutable_tensor_type();
-  tt->set_elem_type(onnx::TensorProto::FLOAT);
-  for (int64_t d : dims) tt->mutable_shape()->add_dim()->set_dim_value(d);
-  onnx::NodeProto* n = g->add_node();
-  n->set_op_type("Relu");
-  n->set_name("relu");
-  n->add_input("x");
-  n->add_output("y");
-  g->add_output()->set_name("y");
-  return m.SerializeAsString();
+  return OneNodeModel("Relu", "relu", {"x"}).input("x", dims).bytes();
 }
 
 TEST(GraphSizes, InputWhoseElementCountWrapsToZeroIsRefused) {
@@ -216,7 +220,8 @@ TEST(BuildOptionsLimits, ThreadsOutOfRange) {
   auto graph = import_onnx_bytes(relu_model({2, 3}), "relu.onnx");
   BuildOptions o;
   o.threads = 1000000;
-  EXPECT_NE(error_of([&] { Engine::build(*graph, o); }).find("threads 1000000 is out of range"), std::string::npos);
+  EXPECT_NE(error_of([&] { Engine::build(*graph, o); }).find("threads 1000000 is out of range"),
+            std::string::npos);
   o.threads = -1;
   EXPECT_NE(error_of([&] { Engine::build(*graph, o); }).find("out of range"), std::string::npos);
   o.threads = 2;
@@ -224,21 +229,9 @@ TEST(BuildOptionsLimits, ThreadsOutOfRange) {
 }
 
 TEST(Messages, EmptyRequiredInputSaysSo) {
-  onnx::ModelProto m;
-  m.set_ir_version(8);
-  m.add_opset_import()->set_version(13);
-  onnx::GraphProto* g = m.mutable_graph();
-  onnx::ValueInfoProto* x = g->add_input();
-  x->set_name("x");
-  x->mutable_type()->mutable_tensor_type()->set_elem_type(onnx::TensorProto::FLOAT);
-  onnx::NodeProto* n = g->add_node();
-  n->set_op_type("Add");
-  n->set_name("add");
-  n->add_input("x");
-  n->add_input("");  // an empty name: an omitted input, which Add does not allow
-  n->add_output("y");
-  g->add_output()->set_name("y");
-  auto graph = import_onnx_bytes(m.SerializeAsString(), "add.onnx");
+  // An empty name is an omitted input, which Add does not allow; x has unknown rank.
+  const std::string m = OneNodeModel("Add", "add", {"x", ""}).input("x", {}).bytes();
+  auto graph = import_onnx_bytes(m, "add.onnx");
   const std::string e = error_of([&] { infer_shapes(*graph); });
   EXPECT_NE(e.find("required input 1 is empty"), std::string::npos) << e;
   EXPECT_EQ(e.find("got 2"), std::string::npos) << e;
