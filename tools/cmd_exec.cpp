@@ -266,7 +266,7 @@ int run_exec(const ExecArgs& a) {
     // A loaded engine has fixed shapes; --shapes may only restate them.
     for (const auto& [name, text] : parse_pairs("--shapes", a.shapes, names, true)) {
       const auto it = std::find_if(engine->inputs().begin(), engine->inputs().end(),
-                                   [&](const TensorInfo& t) { return t.name == name; });
+                                   [&, &name = name](const TensorInfo& t) { return t.name == name; });
       if (it == engine->inputs().end())
         throw Error("--shapes: the engine has no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
       if (parse_dims(name, text) != it->dims)

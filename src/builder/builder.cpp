@@ -27,7 +27,8 @@ bool enabled(const BuildOptions& o, const std::string& rewrite) {
 // Fix input shapes the user gave (symbolic batch, unknown dims) before inference.
 void apply_input_shapes(Graph& g, const BuildOptions& o) {
   for (const auto& [name, dims] : o.input_shapes) {
-    auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](Tensor* t) { return t->name == name; });
+    auto it = std::find_if(g.inputs.begin(), g.inputs.end(),
+                           [&, &name = name](Tensor* t) { return t->name == name; });
     if (it == g.inputs.end()) throw Error(prefix(g) + "--shapes names '" + name + "', which is not a model input");
     Tensor* t = *it;
     if (t->shape && t->shape->size() != dims.size())
