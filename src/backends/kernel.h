@@ -26,11 +26,8 @@ struct TensorView {
   std::vector<int64_t> dims;
   void* data = nullptr;
 
-  int64_t numel() const {
-    int64_t n = 1;
-    for (int64_t d : dims) n *= d;
-    return n;
-  }
+  // Plans check every value's size once (builder), so views of them cannot overflow.
+  int64_t numel() const { return checked_numel(dims).value_or(0); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
   template <typename T>
   T* as() const { return static_cast<T*>(data); }

@@ -2,7 +2,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <map>
+#include <mutex>
 
 #include "backends/kernel.h"
 #include "ops/op.h"
@@ -12,9 +14,16 @@ namespace {
 
 std::string canonical_domain(const std::string& d) { return d == "ai.onnx" ? "" : d; }
 
-std::vector<KernelFactory>& registry() {
-  static std::vector<KernelFactory> factories;
+// A deque: pointers handed out by kernels_for stay valid when a plugin library registers more factories later.
+// One mutex guards it and the reference factories made on demand (builds may run on several threads).
+std::deque<KernelFactory>& registry() {
+  static std::deque<KernelFactory> factories;
   return factories;
+}
+
+std::mutex& registry_mutex() {
+  static std::mutex m;
+  return m;
 }
 
 // Runs the op's reference kernel on views of the layer's buffers.
@@ -58,6 +67,7 @@ class ReferenceKernel final : public Kernel {
 }  // namespace
 
 bool register_kernel(KernelFactory factory) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
   factory.domain = canonical_domain(factory.domain);
   for (const auto& f : registry())
     if (f.name == factory.name && f.op == factory.op && f.device == factory.device) {
@@ -70,6 +80,7 @@ bool register_kernel(KernelFactory factory) {
 
 std::vector<const KernelFactory*> kernels_for(const std::string& device, const std::string& domain,
                                               const std::string& op) {
+  std::lock_guard<std::mutex> lock(registry_mutex());
   std::vector<const KernelFactory*> out;
   for (const auto& f : registry())
     if (f.device == device && f.domain == canonical_domain(domain) && f.op == op) out.push_back(&f);

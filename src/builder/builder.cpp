@@ -79,11 +79,7 @@ const DeviceBackend* check_device(const Graph& source, const BuildOptions& o) {
   return b;
 }
 
-size_t ValueSlot::nbytes() const {
-  size_t n = dtype_size(dtype);
-  for (int64_t d : dims) n *= static_cast<size_t>(d);
-  return n;
-}
+size_t ValueSlot::nbytes() const { return checked_nbytes(dtype, dims).value_or(0); }  // checked in index_values
 
 void index_values(EnginePlan& plan) {
   Graph& g = *plan.graph;

@@ -63,6 +63,8 @@ KILN_UNARY(Round, true, std::nearbyint(x));  // ONNX rounds half to even, as doe
 KILN_UNARY(Reciprocal, true, decltype(x)(1) / x);
 KILN_UNARY(Sigmoid, true, 1 / (1 + std::exp(-x)));
 KILN_UNARY(Tanh, true, std::tanh(x));
+// log(1 + e^x) without overflow for large x: max(x, 0) + log1p(e^-|x|).
+KILN_UNARY(Softplus, true, (x > 0 ? x : decltype(x)(0)) + std::log1p(std::exp(-(x < 0 ? -x : x))));
 KILN_UNARY(Erf, true, std::erf(x));
 KILN_UNARY(Sin, true, std::sin(x));
 KILN_UNARY(Cos, true, std::cos(x));

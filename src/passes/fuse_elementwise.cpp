@@ -50,9 +50,7 @@ bool valid_operand(const Tensor* t, const std::vector<int64_t>& dims) {
   if (d.size() > dims.size()) return false;
   if (d == dims) return true;  // same shape (a residual, or a full-size constant)
   if (!t->is_constant()) return false;
-  int64_t n = 1;
-  for (int64_t v : d) n *= v;
-  if (n == 1) return true;  // scalar
+  if (checked_numel(d) == 1) return true;  // scalar
   // Per-channel: left-padded to the data's rank, every axis is 1 except axis 1, which is C.
   if (dims.size() < 2) return false;
   std::vector<int64_t> p(dims.size() - d.size(), 1);

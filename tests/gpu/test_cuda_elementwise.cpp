@@ -66,7 +66,7 @@ BuildOptions no_fusion(BuildOptions o = fp32()) {
 // ------------------------------------------------------------------------------------------------ unary
 TEST(CudaElementwise, UnaryOps) {
   KILN_REQUIRE_GPU();
-  for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Neg", "Abs", "Reciprocal", "Erf", "HardSwish",
+  for (const char* op : {"Relu", "Sigmoid", "Tanh", "Softplus", "Exp", "Neg", "Abs", "Reciprocal", "Erf", "HardSwish",
                          "Floor", "Ceil", "Round", "Sign", "Sin", "Cos"}) {
     SCOPED_TRACE(op);
     for (const auto& dims :

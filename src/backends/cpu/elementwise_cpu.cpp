@@ -13,6 +13,7 @@
 
 #include "backends/cpu/cpu_util.h"
 #include "backends/kernel.h"
+#include "ops/util.h"
 
 namespace kiln::backend {
 namespace {
@@ -151,19 +152,13 @@ bool all_float(const LayerDesc& d) {
   return !d.outputs.empty();
 }
 
-int64_t numel_of(const std::vector<int64_t>& dims) {
-  int64_t n = 1;
-  for (int64_t v : dims) n *= v;
-  return n;
-}
-
 // Which operand has the output's full size, and the other's block structure; -1 if unsupported.
 int binary_plan(const LayerDesc& d, Blocked& blk) {
   if (d.inputs.size() != 2 || d.outputs.size() != 1 || !all_float(d) || d.opset < 7) return -1;
   const auto& out = d.outputs[0].dims;
   for (int big = 0; big < 2; ++big) {
     const auto& bd = d.inputs[static_cast<size_t>(big)].dims;
-    if (bd.size() > out.size() || numel_of(bd) != numel_of(out)) continue;
+    if (bd.size() > out.size() || ops::numel(bd) != ops::numel(out)) continue;
     if (block_of(d.inputs[static_cast<size_t>(1 - big)].dims, out, blk)) return big;
   }
   return -1;
@@ -329,7 +324,7 @@ std::optional<std::vector<ChainStep>> chain_plan(const LayerDesc& d) {
     p.insert(p.end(), od.begin(), od.end());
     if (p == dims) {
       s.kind = OperandKind::Full;
-    } else if (numel_of(od) == 1) {
+    } else if (ops::numel(od) == 1) {
       s.kind = OperandKind::Scalar;
     } else {
       bool channel = dims.size() >= 2;

@@ -14,6 +14,7 @@
 
 #include "backends/cpu/cpu_util.h"
 #include "backends/kernel.h"
+#include "ops/util.h"
 
 namespace kiln::backend {
 namespace {
@@ -26,18 +27,6 @@ constexpr int64_t kMoveParallelMin = kParallelMin / 4;
 template <class F>
 void parallel_for_moves(int64_t n, int64_t work, int threads, const F& f) {
   parallel_for(n, work, threads, f, kMoveParallelMin);
-}
-
-int64_t numel_of(const std::vector<int64_t>& dims) {
-  int64_t n = 1;
-  for (int64_t v : dims) n *= v;
-  return n;
-}
-
-std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
-  std::vector<int64_t> s(dims.size(), 1);
-  for (size_t k = dims.size(); k-- > 1;) s[k - 1] = s[k] * dims[k];
-  return s;
 }
 
 bool four_byte(DType t) { return t != DType::String && t != DType::Undefined && dtype_size(t) == 4; }
@@ -94,7 +83,7 @@ struct Permutation {
 // (in order) in the input are merged: PackNet's [N,C,H/2,2,W/2,2] → [0,1,3,5,2,4] becomes 5-D, depth-to-
 // space's 6-D view becomes 4-D.
 Permutation simplify(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& perm) {
-  const auto in_strides = strides_of(in_dims);
+  const auto in_strides = ops::strides_of(in_dims);
   Permutation p;
   for (int64_t a : perm) {
     const int64_t d = in_dims[static_cast<size_t>(a)], s = in_strides[static_cast<size_t>(a)];
@@ -119,7 +108,7 @@ class PermuteKernel final : public Kernel {
     // The input's innermost axis: after dropping size-1 axes some output axis always has stride 1.
     for (int k = 0; k < r; ++k)
       if (p_.strides[static_cast<size_t>(k)] == 1) b_ = k;
-    ostrides_ = strides_of(p_.dims);
+    ostrides_ = ops::strides_of(p_.dims);
     // Outer loop: every axis but a and b (b == a: contiguous runs along a).
     for (int k = 0; k < r; ++k)
       if (k != a_ && k != b_) outer_.push_back(k);
@@ -283,7 +272,7 @@ bool concat_plan(const LayerDesc& d, std::vector<int64_t>& chunks) {
   int64_t axis = d.node->attrs.get_int("axis", 0);
   if (axis < 0) axis += r;
   if (axis < 0 || axis >= r) return false;
-  const int64_t inner = numel_of({y.begin() + axis + 1, y.end()});
+  const int64_t inner = ops::numel({y.begin() + axis + 1, y.end()});
   int64_t sum = 0;
   chunks.clear();
   for (const auto& o : d.inputs) {
@@ -305,7 +294,7 @@ class PadKernel final : public Kernel {
             int threads)
       : in_(std::move(in_dims)), out_(std::move(out_dims)), begin_(std::move(begins)), value_(value),
         threads_(threads) {
-    istrides_ = strides_of(in_);
+    istrides_ = ops::strides_of(in_);
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const override {
     const Elem* src = static_cast<const Elem*>(in[0].data);
@@ -313,7 +302,7 @@ class PadKernel final : public Kernel {
     const size_t r = out_.size();
     const int64_t lo = out_[r - 1], li = in_[r - 1], pb = begin_[r - 1];
     const int64_t x0 = std::clamp<int64_t>(pb, 0, lo), x1 = std::clamp<int64_t>(pb + li, 0, lo);
-    const int64_t rows = numel_of({out_.begin(), out_.end() - 1});
+    const int64_t rows = ops::numel({out_.begin(), out_.end() - 1});
     parallel_for_moves(rows, rows * lo, threads_, [&](int64_t b, int64_t e) {
       std::vector<int64_t> idx(r - 1);
       for (int64_t row = b; row < e; ++row) {
@@ -408,14 +397,14 @@ class ResizeKernel final : public Kernel {
  public:
   ResizeKernel(std::vector<int64_t> in_dims, std::vector<int64_t> out_dims, int threads)
       : in_(std::move(in_dims)), out_(std::move(out_dims)), threads_(threads) {
-    istrides_ = strides_of(in_);
+    istrides_ = ops::strides_of(in_);
   }
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const override {
     const Elem* src = static_cast<const Elem*>(in[0].data);
     Elem* dst = static_cast<Elem*>(out[0].data);
     const size_t r = out_.size();
     const int64_t lo = out_[r - 1], li = in_[r - 1], f = lo / li;
-    const int64_t rows = numel_of({out_.begin(), out_.end() - 1});
+    const int64_t rows = ops::numel({out_.begin(), out_.end() - 1});
     parallel_for_moves(rows, rows * lo, threads_, [&](int64_t b, int64_t e) {
       int64_t prev = -1;
       for (int64_t row = b; row < e; ++row) {
