@@ -27,12 +27,10 @@ if [ -z "${ASAN_SYMBOLIZER_PATH:-}" ] && command -v llvm-symbolizer >/dev/null; 
   export ASAN_SYMBOLIZER_PATH=$(command -v llvm-symbolizer)
 fi
 
-# Compiler: CC/CXX if set, else the newest Debian clang installed (clang-16, clang-15, then clang = 14 in bookworm).
+# Compiler: CC/CXX if set, else Debian's clang (14 in bookworm, what scripts/setup.sh installs), so CI here and on a
+# fresh machine build with the same compiler.
 if [ -z "${CXX:-}" ]; then
   CC=clang CXX=clang++
-  for v in 16 15; do
-    if command -v "clang++-$v" >/dev/null; then CC=clang-$v CXX=clang++-$v; break; fi
-  done
 fi
 export CC CXX
 say "configure $BUILD ($CXX, -DKILN_SANITIZE=ON -DKILN_FUZZ=ON -DKILN_CUDA=OFF)"
