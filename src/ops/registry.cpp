@@ -49,11 +49,7 @@ std::string node_prefix(const Node& n) { return "node " + n.label() + ": "; }
 void check_output_sizes(const InferContext& ctx) {
   for (size_t k = 0; k < ctx.out.size(); ++k) {
     const std::optional<Shape>& shape = ctx.out[k].shape;
-    if (!shape) continue;
-    std::vector<int64_t> known;
-    for (const Dim& d : *shape)
-      if (d.is_static()) known.push_back(d.value);
-    if (checked_nbytes(ctx.out[k].dtype, known)) continue;
+    if (!shape || static_size_fits(ctx.out[k].dtype, *shape)) continue;
     const Tensor* t = k < ctx.node.outputs().size() ? ctx.node.output(k) : nullptr;
     ctx.fail("output '" + (t ? std::string(t->name) : std::to_string(k)) + "' would have shape " + to_string(*shape) +
              (ctx.out[k].dtype == DType::Undefined ? "" : std::string(" ") + dtype_name(ctx.out[k].dtype)) +

@@ -67,6 +67,13 @@ int64_t numel(const std::vector<int64_t>& dims) {
   return *n;
 }
 
+bool static_size_fits(DType dtype, const Shape& shape) {
+  std::vector<int64_t> known;
+  for (const Dim& d : shape)
+    if (d.is_static()) known.push_back(d.value);
+  return checked_nbytes(dtype, known).has_value();
+}
+
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims) {
   std::vector<int64_t> s(dims.size(), 1);
   for (int64_t k = static_cast<int64_t>(dims.size()) - 2; k >= 0; --k) s[k] = s[k + 1] * dims[k + 1];

@@ -23,6 +23,9 @@ std::optional<Shape> in_shape(const InferContext& ctx, size_t k);
 std::optional<Shape> broadcast_shapes(const InferContext& ctx, const std::vector<std::optional<Shape>>& shapes);
 std::vector<int64_t> broadcast_dims(const KernelContext& ctx, const std::vector<std::vector<int64_t>>& dims);
 int64_t numel(const std::vector<int64_t>& dims);
+// Whether the static dims of `shape` (unknown ones skipped) have an element count and byte size that fit in 64
+// bits: the check every inferred shape and every graph input passes.
+bool static_size_fits(DType dtype, const Shape& shape);
 std::vector<int64_t> strides_of(const std::vector<int64_t>& dims);
 // Strides to read an input of `in_dims` broadcast to `out_dims` (0 along broadcast dims).
 std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in_dims, const std::vector<int64_t>& out_dims);

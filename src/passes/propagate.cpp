@@ -12,6 +12,7 @@
 #include "kiln/passes.h"
 #include "kiln/plugin.h"
 #include "ops/op.h"
+#include "ops/util.h"
 
 namespace kiln {
 namespace {
@@ -104,11 +105,7 @@ class Propagator {
   // A graph input whose declared dims cannot be multiplied out is refused by name before anything uses it
   // (node outputs get the same check in ops::infer_node).
   void check_input_size(const Tensor& t) const {
-    if (!t.shape) return;
-    std::vector<int64_t> known;
-    for (const Dim& d : *t.shape)
-      if (d.is_static()) known.push_back(d.value);
-    if (!checked_nbytes(t.dtype, known))
+    if (t.shape && !ops::static_size_fits(t.dtype, *t.shape))
       throw Error((graph_.source.empty() ? "" : graph_.source + ": ") + "input '" + printable(t.name) +
                   "' has shape " + to_string(*t.shape) + ", whose size overflows 64 bits");
   }
