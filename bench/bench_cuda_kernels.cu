@@ -17,7 +17,7 @@
 
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/normalization_cuda.h"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/graph.h"
 
 namespace {

@@ -1,15 +1,14 @@
-// Engine::build: graph → optimized graph → layers with kernels → memory plan.
+// The builder: graph → optimized graph → one layer per node → finish_plan (kernels, memory, device).
 #include <algorithm>
 #include <chrono>
 #include <functional>
 #include <thread>
 #include <unordered_map>
 
-#include "kiln/engine.h"
-#include "builder/timing_cache.h"
+#include "builder/builder.h"
+#include "builder/planner.h"
+#include "device/kernel.h"
 #include "kiln/passes.h"
-#include "ops/op.h"
-#include "runtime/plan.h"
 
 namespace kiln {
 namespace {
@@ -44,262 +43,15 @@ void apply_input_shapes(Graph& g, const BuildOptions& o) {
   }
 }
 
-std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLayer& layer) {
-  const Node& n = *layer.node;
-  backend::LayerDesc desc = describe_layer(plan, layer);
-  for (const backend::KernelFactory* f : backend::kernels_for(plan.options.device, n.domain, n.op)) {
-    if (plan.options.reference_kernels && f->name != "reference") continue;
-    if (!f->supports(desc)) continue;
-    layer.info.kernel = f->name;
-    return f->create(desc);
-  }
-  std::string registered;
-  throw Error(prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device + " kernel supports op '" +
-              n.op + "' with these inputs" +
-              (ops::find_op(n.domain, n.op) ? "" : " (kiln does not know this op)"));
-}
-
 }  // namespace
 
-const DeviceBackend* check_device(const Graph& source, const BuildOptions& o) {
-  if (o.precision != DType::Float && o.precision != DType::Float16 && o.precision != DType::BFloat16)
-    throw Error(std::string("precision must be float32, float16 or bfloat16, not ") + dtype_name(o.precision));
-  if (o.threads < 0 || o.threads > kMaxThreads)
-    throw Error(prefix(source) + "threads " + std::to_string(o.threads) + " is out of range [0, " +
-                std::to_string(kMaxThreads) + "] (0: every core)");
-  if (o.device == "cpu") return nullptr;
-  const DeviceBackend* b = find_device_backend(o.device);
-  if (!b) {
-    std::string names;
-    for (const std::string& d : device_names()) names += (names.empty() ? "" : ", ") + d;
-    throw Error(prefix(source) + "device '" + o.device + "' is not available in this build (devices: " + names + ")");
-  }
-  if (std::string why = b->unavailable_reason(); !why.empty())
-    throw Error(prefix(source) + "device '" + o.device + "': " + why);
-  return b;
-}
-
-size_t ValueSlot::nbytes() const { return checked_nbytes(dtype, dims).value_or(0); }  // checked in index_values
-
-void index_values(EnginePlan& plan) {
-  Graph& g = *plan.graph;
-  std::unordered_map<const Tensor*, int> index;
-  auto value_of = [&](Tensor* t) -> int {
-    if (!t) return -1;
-    if (auto it = index.find(t); it != index.end()) return it->second;
-    const std::string what = "tensor '" + t->name + "'" +
-                             (t->producer() ? " (output of node " + t->producer()->label() + ")" : "");
-    if (t->dtype == DType::String) throw Error(prefix(g) + what + ": string tensors are not supported by the engine");
-    if (!t->has_static_shape() || t->dtype == DType::Undefined) {
-      const bool inputs_static = std::all_of(g.inputs.begin(), g.inputs.end(),
-                                             [](const Tensor* in) { return in->has_static_shape(); });
-      throw Error(prefix(g) + what + " has no static shape after inference (" +
-                  (t->shape ? to_string(*t->shape) : "unknown rank") + "); " +
-                  (inputs_static ? "it depends on input values: data-dependent shapes are not supported"
-                                 : "give input shapes with --shapes"));
-    }
-    ValueSlot v;
-    v.dtype = t->dtype;
-    v.dims = static_dims(*t->shape);
-    // Sizes are checked once here; ValueSlot::nbytes and every sum over slots below rely on it.
-    const auto bytes = checked_nbytes(v.dtype, v.dims);
-    if (!bytes)
-      throw Error(prefix(g) + what + ": shape " + describe_tensor(v.dtype, v.dims) + " overflows 64 bits");
-    if (plan.options.device == "cpu") check_memory(*bytes, prefix(g) + what);
-    if (auto* c = dynamic_cast<const Constant*>(t)) {
-      v.kind = ValueSlot::Kind::Constant;
-      v.constant = c;
-    } else if (std::find(g.inputs.begin(), g.inputs.end(), t) != g.inputs.end()) {
-      v.kind = ValueSlot::Kind::Input;
-    }
-    plan.values.push_back(v);
-    return index[t] = static_cast<int>(plan.values.size()) - 1;
-  };
-  plan.inputs.clear();
-  plan.outputs.clear();
-  plan.input_values.clear();
-  plan.output_values.clear();
-  for (Tensor* t : g.inputs) {
-    if (t->is_constant()) continue;  // an initializer listed as input is not something users bind
-    plan.input_values.push_back(value_of(t));
-    plan.inputs.push_back({t->name, t->dtype, plan.values.back().dims});
-  }
-  for (PlannedLayer& layer : plan.layers) {
-    layer.inputs.clear();
-    layer.outputs.clear();
-    for (Tensor* t : layer.node->inputs()) layer.inputs.push_back(value_of(t));
-    for (Tensor* t : layer.node->outputs()) layer.outputs.push_back(value_of(t));
-  }
-  for (Tensor* t : g.outputs) {
-    plan.output_values.push_back(value_of(t));
-    plan.outputs.push_back({t->name, t->dtype, plan.values[plan.output_values.back()].dims});
-  }
-}
-
-backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer) {
-  backend::LayerDesc d;
-  d.node = layer.node;
-  d.opset = plan.graph->opset(layer.node->domain);
-  d.threads = plan.options.threads;
-  d.options = &plan.options;
-  d.timing_cache = plan.timing_cache;
-  auto operand = [&](int v) {
-    backend::LayerDesc::Operand o;
-    if (v < 0) return o;
-    const ValueSlot& s = plan.values[static_cast<size_t>(v)];
-    o.present = true;
-    o.dtype = s.dtype;
-    o.dims = s.dims;
-    if (s.constant) o.constant = &s.constant->values();
-    return o;
-  };
-  for (int v : layer.inputs) d.inputs.push_back(operand(v));
-  for (int v : layer.outputs) d.outputs.push_back(operand(v));
-  return d;
-}
-
-bool can_alias(const EnginePlan& plan, const PlannedLayer& layer) {
-  const Node& n = *layer.node;
-  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
-  if (n.op != "Reshape" && n.op != "Flatten" && n.op != "Squeeze" && n.op != "Unsqueeze" && n.op != "Identity" &&
-      n.op != "Dropout")
-    return false;
-  if (layer.inputs.empty() || layer.outputs.empty() || layer.inputs[0] < 0 || layer.outputs[0] < 0) return false;
-  for (size_t k = 1; k < layer.outputs.size(); ++k)
-    if (layer.outputs[k] >= 0) return false;  // Dropout's mask is a new tensor
-  if (n.op == "Dropout" && layer.inputs.size() > 2 && layer.inputs[2] >= 0) {
-    // training_mode must be a constant false: with a non-zero ratio training Dropout is not a view.
-    const ValueSlot& t = plan.values[static_cast<size_t>(layer.inputs[2])];
-    if (!t.constant || t.constant->values().numel() != 1 || t.constant->values().as_int64(0) != 0) return false;
-  }
-  const ValueSlot& x = plan.values[static_cast<size_t>(layer.inputs[0])];
-  const ValueSlot& y = plan.values[static_cast<size_t>(layer.outputs[0])];
-  // Constants live outside the arena: a view of one keeps its (copying) kernel. Graph inputs are arena values
-  // like any other, so a view of an input is fine.
-  return x.kind != ValueSlot::Kind::Constant && y.kind == ValueSlot::Kind::Activation && x.dtype == y.dtype &&
-         x.nbytes() == y.nbytes();
-}
-
-bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, const std::vector<bool>& own_buffer,
-                         std::vector<bool>& claimed) {
-  const Node& n = *layer.node;
-  if ((!n.domain.empty() && n.domain != "ai.onnx") || n.op != "Concat") return false;
-  if (layer.outputs.size() != 1 || layer.outputs[0] < 0 || layer.inputs.empty()) return false;
-  const ValueSlot& y = plan.values[static_cast<size_t>(layer.outputs[0])];
-  if (y.kind != ValueSlot::Kind::Activation) return false;
-  int64_t axis = n.attrs.get_int("axis", 0);
-  if (axis < 0) axis += static_cast<int64_t>(y.dims.size());
-  for (int64_t d = 0; d < axis; ++d)
-    if (y.dims[static_cast<size_t>(d)] != 1) return false;
-  std::vector<int> seen;
-  for (int v : layer.inputs) {
-    if (v < 0) return false;
-    const ValueSlot& x = plan.values[static_cast<size_t>(v)];
-    if (x.kind != ValueSlot::Kind::Activation || x.dtype != y.dtype || claimed[static_cast<size_t>(v)]) return false;
-    if (std::find(seen.begin(), seen.end(), v) != seen.end()) return false;
-    seen.push_back(v);
-    if (!own_buffer[static_cast<size_t>(v)]) return false;  // a view of another value, or a graph input
-  }
-  for (int v : layer.inputs) claimed[static_cast<size_t>(v)] = true;
-  return true;
-}
-
-void plan_memory(EnginePlan& plan) {
-  // Alias layers: a view's output lives in its input's bytes; an in-place Concat's inputs live in their slices
-  // of its output. Chains (a view of a concat input, a concat of concats) resolve to one root below.
-  for (ValueSlot& v : plan.values) v.alias_of = -1, v.alias_offset = 0;
-  for (const PlannedLayer& layer : plan.layers) {
-    if (!layer.is_alias) continue;
-    const Node& n = *layer.node;
-    if (n.op == "Concat") {
-      size_t offset = 0;
-      for (int in : layer.inputs) {
-        plan.values[static_cast<size_t>(in)].alias_of = layer.outputs[0];
-        plan.values[static_cast<size_t>(in)].alias_offset = offset;
-        offset += plan.values[static_cast<size_t>(in)].nbytes();
-      }
-    } else {
-      plan.values[static_cast<size_t>(layer.outputs[0])].alias_of = layer.inputs[0];
-    }
-  }
-  auto root_of = [&](size_t v) {
-    while (plan.values[v].alias_of >= 0) v = static_cast<size_t>(plan.values[v].alias_of);
-    return v;
-  };
-  // Lifetime of each arena value in layer steps: [first write, last read]. Inputs are written before
-  // step 0; graph outputs are read after the last step.
-  const int end = static_cast<int>(plan.layers.size());
-  std::vector<int> first(plan.values.size(), end + 1), last(plan.values.size(), -2);
-  for (int v : plan.input_values) first[static_cast<size_t>(v)] = -1;
-  for (int step = 0; step < end; ++step) {
-    for (int v : plan.layers[static_cast<size_t>(step)].outputs)
-      if (v >= 0) first[static_cast<size_t>(v)] = std::min(first[static_cast<size_t>(v)], step);
-    for (int v : plan.layers[static_cast<size_t>(step)].inputs)
-      if (v >= 0) last[static_cast<size_t>(v)] = std::max(last[static_cast<size_t>(v)], step);
-  }
-  for (int v : plan.output_values) last[static_cast<size_t>(v)] = end;
-  // On a device, inputs keep their buffer for the whole run: a context without data transfers (trtexec's
-  // --noDataTransfers) uploads them once and runs again on the same bytes. The CPU copies them in every run.
-  if (plan.options.device != "cpu")
-    for (int v : plan.input_values) last[static_cast<size_t>(v)] = end;
-  for (size_t v = 0; v < plan.values.size(); ++v)
-    last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
-  // A root buffer lives from the first write to the last read of anything inside it.
-  for (size_t v = 0; v < plan.values.size(); ++v) {
-    if (plan.values[v].alias_of < 0) continue;
-    const size_t root = root_of(v);
-    first[root] = std::min(first[root], first[v]);
-    last[root] = std::max(last[root], last[v]);
-  }
-  std::vector<size_t> order;
-  plan.total_activation_bytes = 0;
-  constexpr size_t kAlign = 64;
-  auto aligned = [](size_t n) { return (n + kAlign - 1) / kAlign * kAlign; };
-  for (size_t v = 0; v < plan.values.size(); ++v) {
-    if (plan.values[v].kind == ValueSlot::Kind::Constant || plan.values[v].alias_of >= 0) continue;
-    order.push_back(v);
-    plan.total_activation_bytes += aligned(plan.values[v].nbytes());
-  }
-  // Largest first, each at the lowest offset that doesn't overlap a placed value alive at the same time.
-  std::stable_sort(order.begin(), order.end(),
-                   [&](size_t a, size_t b) { return plan.values[a].nbytes() > plan.values[b].nbytes(); });
-  std::vector<size_t> placed;
-  plan.arena_bytes = 0;
-  for (size_t v : order) {
-    const size_t size = aligned(plan.values[v].nbytes());
-    std::vector<std::pair<size_t, size_t>> busy;
-    for (size_t p : placed)
-      if (first[p] <= last[v] && first[v] <= last[p])
-        busy.emplace_back(plan.values[p].offset, plan.values[p].offset + aligned(plan.values[p].nbytes()));
-    std::sort(busy.begin(), busy.end());
-    size_t offset = 0;
-    for (const auto& [lo, hi] : busy) {
-      if (offset + size <= lo) break;
-      offset = std::max(offset, hi);
-    }
-    plan.values[v].offset = offset;
-    plan.arena_bytes = std::max(plan.arena_bytes, offset + size);
-    placed.push_back(v);
-  }
-  // Offsets inside roots: a value's offset is its parent's plus its own, resolved parents first.
-  std::vector<bool> resolved(plan.values.size(), false);
-  std::function<size_t(size_t)> resolve = [&](size_t v) -> size_t {
-    ValueSlot& s = plan.values[v];
-    if (s.alias_of < 0 || resolved[v]) return s.offset;
-    s.offset = resolve(static_cast<size_t>(s.alias_of)) + s.alias_offset;
-    resolved[v] = true;
-    return s.offset;
-  };
-  for (size_t v = 0; v < plan.values.size(); ++v) resolve(v);
-}
-
-std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& options) {
+std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
   auto plan = std::make_unique<EnginePlan>();
   plan->options = options;
   if (plan->options.threads == 0)
     plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const DeviceBackend* device = check_device(source, plan->options);
+  check_device(source, plan->options);
   for (const std::string& r : options.skip_rewrites)
     if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation" && r != "elementwise" &&
         r != "concat_in_place")
@@ -354,47 +106,13 @@ std::unique_ptr<Engine> Engine::build(const Graph& source, const BuildOptions& o
     if (node->domain == "kiln") layer.info.op = "kiln." + node->op;
     plan->layers.push_back(std::move(layer));
   }
-  index_values(*plan);
-  TimingCache cache(options.timing_cache_file);
-  plan->timing_cache = &cache;
-  size_t step = 0;
-  std::vector<bool> claimed(plan->values.size(), false);     // inputs of in-place Concats
-  std::vector<bool> own_buffer(plan->values.size(), false);  // written by a layer that is not a view
-  for (PlannedLayer& layer : plan->layers) {
-    if (enabled(options, "concat_in_place") && can_concat_in_place(*plan, layer, own_buffer, claimed)) {
-      layer.is_alias = true;  // producers write into their slices; nothing to run
-      layer.info.kernel = kAliasKernel;
-    } else if (can_alias(*plan, layer)) {  // a zero-copy view: no kernel, no buffer of its own
-      layer.is_alias = true;
-      layer.info.kernel = kAliasKernel;
-    } else {
-      layer.kernel = choose_kernel(*plan, layer);
-    }
-    if (!layer.is_alias)
-      for (int v : layer.outputs)
-        if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
-    if (options.verbose) log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
-    if (++step % 25 == 0) log(options, "kernels chosen for " + std::to_string(step) + "/" +
-                                            std::to_string(plan->layers.size()) + " layers");
-  }
-  plan->timing_cache = nullptr;
-  cache.save();
-  if (cache.hits() + cache.misses() > 0)
-    log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " + std::to_string(cache.misses()) +
-                     " timed" + (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
-  plan_memory(*plan);
-  if (!device) check_memory(plan->arena_bytes, prefix(*plan->graph) + "the activation arena");
-  if (device) plan->device_state = device->prepare(*plan);
-  for (PlannedLayer& layer : plan->layers) {
-    if (layer.kernel) layer.info.tactic = layer.kernel->describe();
-    plan->layer_infos.push_back(layer.info);
-  }
+  finish_plan(*plan);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +
                    std::to_string(plan->arena_bytes) + " bytes planned (" +
                    std::to_string(plan->total_activation_bytes) + " without reuse), built in " +
                    std::to_string(static_cast<int>(ms)) + " ms");
-  return std::unique_ptr<Engine>(new Engine(std::move(plan)));
+  return plan;
 }
 
 }  // namespace kiln

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <mutex>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/plugin.h"
 #include "ops/op.h"
 #ifdef KILN_HAVE_CUDA

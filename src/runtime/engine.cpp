@@ -1,113 +1,26 @@
-// Engine accessors and ExecutionContext: bind inputs, run the layers through the device's executor, read
-// outputs. The CPU executor is here; other devices register theirs (runtime/executor.h).
-#include <chrono>
-#include <cstring>
-#include <mutex>
-#include <new>
-
+// Engine and ExecutionContext: build (the builder), save/load (engine files), bind inputs, run the layers
+// through the device's executor, read outputs.
 #include "kiln/engine.h"
-#include "runtime/executor.h"
-#include "runtime/plan.h"
+
+#include "builder/builder.h"
+#include "device/device_backend.h"
+#include "device/plan.h"
+#include "runtime/engine_file.h"
 
 namespace kiln {
 
-namespace {
-
-std::mutex& backends_mutex() {
-  static std::mutex m;
-  return m;
-}
-std::vector<DeviceBackend>& backends() {
-  static std::vector<DeviceBackend> list;
-  return list;
-}
-
-// Runs every layer on the host over one 64-byte aligned arena.
-class CpuExecutor final : public Executor {
- public:
-  explicit CpuExecutor(const EnginePlan& plan) : plan_(plan), inputs_(plan.inputs.size()) {
-    constexpr std::align_val_t kAlign{64};
-    const size_t n = std::max<size_t>(plan.arena_bytes, 1);
-    auto* p = static_cast<unsigned char*>(::operator new(n, kAlign));
-    arena_ = std::shared_ptr<unsigned char>(p, [kAlign](unsigned char* q) { ::operator delete(q, kAlign); });
-  }
-
-  void set_input(size_t index, const TensorData& value) override { inputs_[index] = value; }
-
-  void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) override {
-    const auto start = std::chrono::steady_clock::now();
-    unsigned char* arena = arena_.get();
-    for (size_t k = 0; k < plan_.inputs.size(); ++k) {
-      if (inputs_[k].empty_type()) throw Error("input '" + plan_.inputs[k].name + "' was not set");
-      const ValueSlot& slot = plan_.values[static_cast<size_t>(plan_.input_values[k])];
-      std::memcpy(arena + slot.offset, inputs_[k].raw(), slot.nbytes());
-    }
-    layer_ms.assign(options.profiling ? plan_.layers.size() : 0, 0.0);
-    std::vector<backend::TensorView> ins, outs;
-    for (size_t k = 0; k < plan_.layers.size(); ++k) {
-      const PlannedLayer& layer = plan_.layers[k];
-      if (layer.is_alias) continue;  // its output already is its input's bytes (plan_memory); time stays 0
-      ins.clear();
-      outs.clear();
-      for (int v : layer.inputs) ins.push_back(view(v));
-      for (int v : layer.outputs) outs.push_back(view(v));
-      const auto t0 = std::chrono::steady_clock::now();
-      layer.kernel->run(ins, outs);
-      if (options.profiling)
-        layer_ms[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    }
-    times = {};
-    times.compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  }
-
-  TensorData output(size_t index) override {
-    backend::TensorView v = view(plan_.output_values[index]);
-    TensorData out(v.dtype, v.dims);
-    std::memcpy(out.raw(), v.data, v.nbytes());
-    return out;
-  }
-
- private:
-  backend::TensorView view(int v) const {
-    backend::TensorView t;
-    if (v < 0) return t;
-    const ValueSlot& slot = plan_.values[static_cast<size_t>(v)];
-    t.dtype = slot.dtype;
-    t.dims = slot.dims;
-    t.data = slot.kind == ValueSlot::Kind::Constant ? const_cast<void*>(slot.constant->values().raw())
-                                                    : static_cast<void*>(arena_.get() + slot.offset);
-    return t;
-  }
-
-  const EnginePlan& plan_;
-  std::shared_ptr<unsigned char> arena_;
-  std::vector<TensorData> inputs_;
-};
-
-}  // namespace
-
-bool register_device_backend(DeviceBackend backend) {
-  std::lock_guard<std::mutex> lock(backends_mutex());
-  backends().push_back(std::move(backend));
-  return true;
-}
-
-const DeviceBackend* find_device_backend(const std::string& name) {
-  std::lock_guard<std::mutex> lock(backends_mutex());
-  for (const DeviceBackend& b : backends())
-    if (b.name == name) return &b;
-  return nullptr;
-}
-
-std::vector<std::string> device_names() {
-  std::lock_guard<std::mutex> lock(backends_mutex());
-  std::vector<std::string> names{"cpu"};
-  for (const DeviceBackend& b : backends()) names.push_back(b.name);
-  return names;
-}
-
 Engine::Engine(std::unique_ptr<EnginePlan> plan) : plan_(std::move(plan)) {}
 Engine::~Engine() = default;
+
+std::unique_ptr<Engine> Engine::build(const Graph& graph, const BuildOptions& options) {
+  return std::unique_ptr<Engine>(new Engine(build_plan(graph, options)));
+}
+
+std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions& options) {
+  return std::unique_ptr<Engine>(new Engine(read_engine_file(path, options)));
+}
+
+void Engine::save(const std::string& path) const { write_engine_file(*plan_, device_description(), path); }
 
 const std::vector<TensorInfo>& Engine::inputs() const { return plan_->inputs; }
 const std::vector<TensorInfo>& Engine::outputs() const { return plan_->outputs; }
@@ -135,10 +48,9 @@ std::unique_ptr<ExecutionContext> Engine::create_context() const {
 
 ExecutionContext::ExecutionContext(const Engine& engine) : engine_(engine) {
   const EnginePlan& plan = *engine.plan_;
-  if (const DeviceBackend* b = find_device_backend(plan.options.device))
-    executor_ = b->create_executor(plan);
-  else
-    executor_ = std::make_unique<CpuExecutor>(plan);
+  const DeviceBackend* b = find_device_backend(plan.options.device);
+  if (!b) throw Error("device '" + plan.options.device + "' is not registered");  // the builder checked it
+  executor_ = b->create_executor(plan);
 }
 
 ExecutionContext::~ExecutionContext() = default;

@@ -1,6 +1,6 @@
-// Engine files: a versioned header with a checksum, JSON metadata (layers and their kernels), then the
-// optimized graph as ONNX bytes (weights included). Loading re-instantiates the recorded kernels by name;
-// it does not re-run the optimizer.
+// Engine files (the format only): a versioned header with a checksum, JSON metadata (layers and their kernels), then the
+// optimized graph as ONNX bytes (weights included). Loading hands the recorded kernels to the planner, which
+// re-creates them by name; it does not re-run the optimizer.
 //
 //   offset 0  "KILNENG\0"         magic
 //          8  u32 format version   (kFormatVersion)
@@ -19,11 +19,12 @@
 #include <sstream>
 #include <thread>
 
-#include "kiln/engine.h"
+#include "runtime/engine_file.h"
+
+#include "builder/planner.h"
+#include "ir/file_util.h"
 #include "kiln/onnx.h"
 #include "kiln/passes.h"
-#include "runtime/file_util.h"
-#include "runtime/plan.h"
 
 namespace kiln {
 namespace {
@@ -135,17 +136,17 @@ void read_options(const Meta& meta, BuildOptions& o, bool threads_given) {
 
 }  // namespace
 
-void Engine::save(const std::string& path) const {
+void write_engine_file(const EnginePlan& plan, const std::string& device_info, const std::string& path) {
   nlohmann::json meta;
   meta["kiln_version"] = "0.1.0";
-  meta["device"] = plan_->options.device;
-  meta["threads"] = plan_->options.threads;
-  meta["precision"] = dtype_name(plan_->options.precision);
-  meta["tf32"] = plan_->options.tf32;
+  meta["device"] = plan.options.device;
+  meta["threads"] = plan.options.threads;
+  meta["precision"] = dtype_name(plan.options.precision);
+  meta["tf32"] = plan.options.tf32;
   // The GPU, its compute capability and the library versions the kernels were chosen (timed) for.
-  if (const std::string d = device_description(); !d.empty()) meta["device_info"] = nlohmann::json::parse(d);
+  if (const std::string& d = device_info; !d.empty()) meta["device_info"] = nlohmann::json::parse(d);
   nlohmann::json layers = nlohmann::json::array();
-  for (const PlannedLayer& l : plan_->layers) {
+  for (const PlannedLayer& l : plan.layers) {
     nlohmann::json entry = {{"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}};
     // Kernel state (a plugin's serialize(), a chosen tactic) restores the kernel on load without redoing work.
     if (l.kernel)
@@ -155,7 +156,7 @@ void Engine::save(const std::string& path) const {
   meta["layers"] = layers;
   // Names may hold any bytes (ONNX does not enforce UTF-8): invalid sequences are replaced, not thrown on.
   const std::string meta_bytes = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  const std::string model = export_onnx_bytes(*plan_->graph);
+  const std::string model = export_onnx_bytes(*plan.graph);
 
   std::string header(kMagic, sizeof(kMagic));
   put<uint32_t>(header, kFormatVersion);
@@ -167,7 +168,7 @@ void Engine::save(const std::string& path) const {
   write_file_atomically(path, header + meta_bytes, model.data(), model.size(), "engine file");
 }
 
-std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions& options) {
+std::unique_ptr<EnginePlan> read_engine_file(const std::string& path, const BuildOptions& options) {
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(path, ec);
   if (ec) throw Error(path + ": cannot open the engine file: " + ec.message());
@@ -200,9 +201,9 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   read_options(top, plan->options, options.threads != 0);
   Graph placeholder;
   placeholder.source = path;
-  const DeviceBackend* device = check_device(placeholder, plan->options);
-  if (device && device->check_compatible)
-    device->check_compatible(meta.contains("device_info") ? meta["device_info"].dump() : "{}", path);
+  const DeviceBackend& device = check_device(placeholder, plan->options);
+  if (device.check_compatible)
+    device.check_compatible(meta.contains("device_info") ? meta["device_info"].dump() : "{}", path);
   ImportOptions embedded;
   embedded.allow_external_data = false;  // an engine file holds its weights; it never points at other files
   plan->graph = import_onnx_bytes(model, path, std::filesystem::path(path).parent_path().string(), embedded);
@@ -210,7 +211,7 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   if (layers.size() != plan->graph->num_nodes())
     throw Error(path + ": engine metadata lists " + std::to_string(layers.size()) + " layers for " +
                 std::to_string(plan->graph->num_nodes()) + " nodes");
-  std::vector<std::string> states;  // per layer, decoded
+  RecordedKernels recorded{path, {}};  // per layer, the decoded kernel state
   for (size_t k = 0; k < layers.size(); ++k) {
     PlannedLayer layer;
     layer.node = plan->graph->nodes()[k].get();
@@ -220,48 +221,12 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
     layer.info.kernel = entry.str("kernel", "");
     layer.info.fused = entry.strings("fused");
     const std::string state = entry.str("state", "");
-    if (!from_hex(state, states.emplace_back()))
+    if (!from_hex(state, recorded.states.emplace_back()))
       throw Error(path + ": layer '" + printable(layer.info.name) + "' has a corrupt kernel state");
     plan->layers.push_back(std::move(layer));
   }
-  index_values(*plan);
-  std::vector<bool> claimed(plan->values.size(), false), own_buffer(plan->values.size(), false);
-  for (size_t k = 0; k < plan->layers.size(); ++k) {
-    PlannedLayer& layer = plan->layers[k];
-    const Node& n = *layer.node;
-    if (layer.info.kernel != kAliasKernel)
-      for (int v : layer.outputs)
-        if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
-    if (layer.info.kernel == kAliasKernel) {  // a view or in-place Concat the builder aliased: no kernel
-      if (!can_concat_in_place(*plan, layer, own_buffer, claimed) && !can_alias(*plan, layer))
-        throw Error(path + ": layer '" + printable(layer.info.name) + "' is recorded as an alias, which it cannot be");
-      layer.is_alias = true;
-      continue;
-    }
-    const backend::KernelFactory* factory = backend::find_kernel(plan->options.device, n.domain, n.op, layer.info.kernel);
-    if (!factory)
-      throw Error(path + ": layer '" + printable(layer.info.name) + "' needs kernel '" + printable(layer.info.kernel) + "' for " + n.op +
-                  ", which this kiln build does not have; rebuild the engine");
-    backend::LayerDesc desc = describe_layer(*plan, layer);
-    if (!factory->supports(desc))
-      throw Error(path + ": kernel '" + printable(layer.info.kernel) + "' no longer supports layer '" + printable(layer.info.name) + "'");
-    try {
-      layer.kernel =
-          !states[k].empty() && factory->deserialize ? factory->deserialize(desc, states[k]) : factory->create(desc);
-    } catch (const Error& e) {
-      throw Error(path + ": " + e.what());
-    } catch (const std::exception& e) {  // a plugin's deserialize is user code
-      throw Error(path + ": layer '" + printable(layer.info.name) + "': kernel '" + printable(layer.info.kernel) +
-                  "' rejected its state: " + printable(e.what()));
-    }
-  }
-  plan_memory(*plan);
-  if (device) plan->device_state = device->prepare(*plan);
-  for (PlannedLayer& layer : plan->layers) {
-    if (layer.kernel) layer.info.tactic = layer.kernel->describe();
-    plan->layer_infos.push_back(layer.info);
-  }
-  return std::unique_ptr<Engine>(new Engine(std::move(plan)));
+  finish_plan(*plan, &recorded);
+  return plan;
 }
 
 }  // namespace kiln

@@ -4,7 +4,7 @@
 // such as {'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), } padded with spaces to a multiple of 64
 // bytes and ended by '\n', then the raw elements.
 #include "kiln/tensor_io.h"
-#include "runtime/file_util.h"
+#include "ir/file_util.h"
 
 #include <unistd.h>
 
@@ -169,27 +169,6 @@ void copy_field(const Field& field, TensorData& out) {
 }
 
 }  // namespace
-
-void write_file_atomically(const std::string& path, const std::string& a, const void* b, size_t b_len,
-                      const char* what) {
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-    f.write(a.data(), static_cast<std::streamsize>(a.size()));
-    if (b_len) f.write(static_cast<const char*>(b), static_cast<std::streamsize>(b_len));
-    f.flush();
-    if (!f) {
-      std::remove(tmp.c_str());
-      throw Error(path + ": cannot write the " + what);
-    }
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    throw Error(path + ": cannot write the " + what + ": " + ec.message());
-  }
-}
 
 TensorData read_npy(const std::string& path) {
   const std::string bytes = read_file(path);

@@ -38,7 +38,7 @@
 #include <typeinfo>
 #include <vector>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/error.h"
 #include "kiln/onnx.h"

@@ -9,7 +9,7 @@
 #include "gpu_test_util.h"
 #include "kiln/onnx.h"
 #include "nlohmann/json.hpp"
-#include "runtime/executor.h"
+#include "device/device_backend.h"
 
 using namespace kiln;
 using namespace kiln::gpu_test;

@@ -9,7 +9,7 @@
 #include <thread>
 
 #include "backends/cpu/conv_tactics.h"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/passes.h"
 #include "ops/op.h"

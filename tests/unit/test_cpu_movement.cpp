@@ -7,7 +7,7 @@
 #include <limits>
 #include <random>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/passes.h"
 #include "ops/op.h"
 

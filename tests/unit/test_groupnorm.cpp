@@ -5,7 +5,7 @@
 #include <cmath>
 #include <limits>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/passes.h"
 #include "test_util.h"

@@ -25,7 +25,7 @@
 
 #include "backends/cpu/conv_tactics.h"
 #include "backends/cpu/cpu_util.h"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/error.h"
 
 // oneDNN in Debian runs on OpenMP (DNNL_CPU_RUNTIME == OMP). kiln does not link libgomp itself, so the

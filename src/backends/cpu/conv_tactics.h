@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 
 namespace kiln::backend::conv_onednn {
 

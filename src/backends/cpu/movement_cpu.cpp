@@ -13,7 +13,7 @@
 #include <thread>
 
 #include "backends/cpu/cpu_util.h"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "ops/util.h"
 
 namespace kiln::backend {

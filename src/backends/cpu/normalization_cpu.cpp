@@ -20,7 +20,7 @@
 
 #include "backends/cpu/cpu_util.h"
 #include "backends/cpu/normalization.h"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 
 namespace kiln::backend {
 namespace {

@@ -20,7 +20,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_device.cuh"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 
 namespace kiln::cuda {
 namespace {

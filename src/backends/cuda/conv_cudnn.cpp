@@ -17,7 +17,7 @@
 
 #include "backends/cuda/conv_epilogue.h"
 #include "backends/cuda/cuda_common.h"
-#include "builder/timing_cache.h"
+#include "device/timing_cache.h"
 #include "kiln/engine.h"
 #include "ops/util.h"
 

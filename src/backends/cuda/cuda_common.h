@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/error.h"
 
 namespace kiln::cuda {

@@ -9,8 +9,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/cuda/cuda_common.h"
-#include "runtime/executor.h"
-#include "runtime/plan.h"
+#include "device/device_backend.h"
+#include "device/plan.h"
 
 namespace kiln::cuda {
 namespace {
@@ -183,14 +183,8 @@ class CudaExecutor final : public Executor {
     if (slot.kind == ValueSlot::Kind::Constant) return state_.constant_ptr[static_cast<size_t>(v)];
     return static_cast<unsigned char*>(arena_.ptr) + slot.offset;
   }
-  backend::TensorView view(int v) const {
-    backend::TensorView t;
-    if (v < 0) return t;
-    const ValueSlot& slot = plan_.values[static_cast<size_t>(v)];
-    t.dtype = slot.dtype;
-    t.dims = slot.dims;
-    t.data = device_ptr(v);  // nullptr for a constant its kernel owns
-    return t;
+  backend::TensorView view(int v) const {  // a constant its kernel owns has data == nullptr
+    return value_view(plan_, v, static_cast<unsigned char*>(arena_.ptr), state_.constant_ptr.data());
   }
   static double elapsed(cudaEvent_t a, cudaEvent_t b) {
     float ms = 0;

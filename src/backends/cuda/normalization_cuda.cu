@@ -44,7 +44,7 @@
 
 #include "backends/cuda/cuda_device.cuh"
 #include "backends/cuda/normalization_cuda.h"
-#include "backends/kernel.h"
+#include "device/kernel.h"
 
 namespace kiln::cuda {
 namespace {

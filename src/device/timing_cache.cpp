@@ -1,4 +1,4 @@
-#include "builder/timing_cache.h"
+#include "device/timing_cache.h"
 
 #include <filesystem>
 #include <fstream>
@@ -7,7 +7,7 @@
 
 #include "kiln/error.h"
 #include "kiln/tensor_data.h"
-#include "runtime/file_util.h"
+#include "ir/file_util.h"
 
 namespace kiln {
 

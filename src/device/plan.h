@@ -1,13 +1,14 @@
-// kiln — the executable plan inside an Engine: layers with their kernels, and where every tensor lives.
+// kiln — the executable plan inside an Engine: layers with their kernels, and where every tensor lives. The
+// builder writes it (builder/planner.h), executors read it; it is plain data.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "backends/kernel.h"
+#include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/graph.h"
-#include "runtime/executor.h"
+#include "device/device_backend.h"
 
 namespace kiln {
 
@@ -49,27 +50,15 @@ struct EnginePlan {
   std::vector<LayerInfo> layer_infos;
   size_t arena_bytes = 0;
   size_t total_activation_bytes = 0;
-  // Set by the device backend's prepare() (null on the CPU): weights on the device, memory report.
+  // Set by the device backend's prepare(): weights on the device, memory report (null when it keeps none).
   std::shared_ptr<DeviceState> device_state;
   TimingCache* timing_cache = nullptr;  // during build only (LayerDesc::timing_cache)
 };
 
-// Builder steps shared by build() and load(): index the graph's tensors as values, describe a layer,
-// instantiate a kernel by name, plan memory.
-void index_values(EnginePlan& plan);
-backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer);
-// Whether a layer can be an alias: a Concat whose inputs the producers can write straight into their slices
-// of the output (see can_concat_in_place), or a pure view op (Reshape, Flatten, Squeeze, Unsqueeze, Identity,
-// inference Dropout without mask) of an arena value, with an output of the same byte size.
-bool can_alias(const EnginePlan& plan, const PlannedLayer& layer);
-// A Concat is done in place when every input is an activation written by an earlier layer that is not a view
-// (`own_buffer`, kept by the caller while walking the layers in order), used by no other in-place Concat
-// (`claimed`), and each input is one contiguous block of the output (all dims before the axis are 1). Marks
-// its inputs in `claimed`.
-bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, const std::vector<bool>& own_buffer,
-                         std::vector<bool>& claimed);
-void plan_memory(EnginePlan& plan);
-// The device backend for o.device (nullptr for "cpu"); throws naming the model when it is unknown or unusable.
-const DeviceBackend* check_device(const Graph& source, const BuildOptions& o);
+// A view of value `v` (an engine input, activation or constant) for a kernel: activations and inputs at their
+// offset in `arena`; constants at `constant_data[v]` when given (a device copy), else their host bytes. An
+// empty view for v < 0 (an omitted optional operand). Every executor builds its kernels' operands with this.
+backend::TensorView value_view(const EnginePlan& plan, int v, unsigned char* arena,
+                               void* const* constant_data = nullptr);
 
 }  // namespace kiln

@@ -6,7 +6,8 @@
 #include <map>
 #include <mutex>
 
-#include "backends/kernel.h"
+#include "device/device_backend.h"
+#include "device/kernel.h"
 #include "ops/op.h"
 
 namespace kiln::backend {
@@ -84,17 +85,17 @@ std::vector<const KernelFactory*> kernels_for(const std::string& device, const s
   std::vector<const KernelFactory*> out;
   for (const auto& f : registry())
     if (f.device == device && f.domain == canonical_domain(domain) && f.op == op) out.push_back(&f);
-  // The reference runs on the CPU for every op that has one; other devices must bring their own kernels.
-  if (device == "cpu") {
-    static std::map<std::string, KernelFactory> reference_factories;
-    const std::string key = canonical_domain(domain) + "::" + op;
+  // The reference runs on host devices for every op that has one; other devices bring their own kernels.
+  if (const DeviceBackend* b = find_device_backend(device); b && b->host) {
+    static std::map<std::string, KernelFactory> reference_factories;  // guarded by registry_mutex
+    const std::string key = device + "::" + canonical_domain(domain) + "::" + op;
     const ops::OpSchema* schema = ops::find_op(domain, op);
     if (schema && schema->reference) {
       auto [it, inserted] = reference_factories.try_emplace(key);
       if (inserted) {
         KernelFactory& f = it->second;
         f.name = "reference";
-        f.device = "cpu";
+        f.device = device;
         f.op = op;
         f.domain = canonical_domain(domain);
         f.priority = -100;
@@ -105,6 +106,13 @@ std::vector<const KernelFactory*> kernels_for(const std::string& device, const s
     }
   }
   std::stable_sort(out.begin(), out.end(), [](auto* a, auto* b) { return a->priority > b->priority; });
+  return out;
+}
+
+std::vector<const KernelFactory*> registered_kernels() {
+  std::lock_guard<std::mutex> lock(registry_mutex());
+  std::vector<const KernelFactory*> out;
+  for (const auto& f : registry()) out.push_back(&f);
   return out;
 }
 

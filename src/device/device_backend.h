@@ -1,5 +1,5 @@
-// kiln — how a device runs an engine's plan. The CPU executor lives in runtime/engine.cpp; other devices
-// (backends/cuda) register theirs with a DeviceBackend, so the runtime core never includes device headers.
+// kiln — how a device runs an engine's plan. Every device (backends/cpu, backends/cuda) registers a
+// DeviceBackend; the builder and runtime know devices only through it and never include a backend header.
 #pragma once
 #include <functional>
 #include <memory>
@@ -35,6 +35,10 @@ class Executor {
 
 struct DeviceBackend {
   std::string name;  // BuildOptions::device
+  // Runs on this process's memory: every op's reference kernel is one of its kernels, its activation arena
+  // counts against the host memory limit, and inputs are copied in on every run (so their buffers can be
+  // reused). A device with its own memory keeps inputs for the whole run (trtexec's --noDataTransfers).
+  bool host = false;
   // "" when the device can be used in this process; otherwise why not (one line).
   std::function<std::string()> unavailable_reason;
   // After kernels are chosen (build or load): upload weights, size workspaces.
@@ -46,8 +50,8 @@ struct DeviceBackend {
   std::function<void(const std::string& recorded, const std::string& file)> check_compatible;
 };
 
-bool register_device_backend(DeviceBackend backend);
-const DeviceBackend* find_device_backend(const std::string& name);  // nullptr for "cpu" and unknown devices
-std::vector<std::string> device_names();                            // "cpu" first
+bool register_device_backend(DeviceBackend backend);  // aborts when the name is taken
+const DeviceBackend* find_device_backend(const std::string& name);  // nullptr for unknown devices
+std::vector<std::string> device_names();                            // in registration order
 
 }  // namespace kiln

@@ -78,6 +78,9 @@ bool register_kernel(KernelFactory factory);
 // Factories for (device, domain, op), highest priority first; includes the reference fallback.
 std::vector<const KernelFactory*> kernels_for(const std::string& device, const std::string& domain,
                                               const std::string& op);
+// Every registered factory (not the on-demand reference ones), in registration order: what the backend sweep
+// exercises.
+std::vector<const KernelFactory*> registered_kernels();
 const KernelFactory* find_kernel(const std::string& device, const std::string& domain, const std::string& op,
                                  const std::string& name);
 // The reference kernel as a backend kernel (inputs wrapped as views, outputs copied to their buffers).

@@ -1,0 +1,28 @@
+// kiln — the planner: from an optimized graph's layer list to an executable plan. Engine::build (kernels chosen
+// now) and Engine::load (kernels as an engine file recorded them) both finish through finish_plan.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "device/device_backend.h"
+#include "device/plan.h"
+
+namespace kiln {
+
+// The device backend for o.device; throws naming the model when it is unknown or unusable, or when the
+// options are out of range (precision, threads).
+const DeviceBackend& check_device(const Graph& source, const BuildOptions& o);
+
+// Kernels as an engine file recorded them: per layer its kernel name (PlannedLayer::info.kernel, kAliasKernel
+// for an alias) and its serialized state ("" for none).
+struct RecordedKernels {
+  std::string file;  // for errors
+  std::vector<std::string> states;
+};
+
+// plan.graph, plan.options and plan.layers (one per node, in order) are set. Indexes the values, gives each
+// layer an alias or a kernel (chosen by priority and supports(), or restored from `recorded`), plans memory,
+// prepares the device and fills plan.layer_infos.
+void finish_plan(EnginePlan& plan, const RecordedKernels* recorded = nullptr);
+
+}  // namespace kiln
