@@ -178,8 +178,8 @@ int main() {
       check(cudaMalloc(&y, elems * es), "cudaMalloc");
       void* scale = random_device(c, dt);
       void* bias = random_device(c, dt);
-      for (int act : {2, 0}) {
-        if (act == 0 && !sh.plain_too) continue;
+      for (kiln::ops::Activation act : {kiln::ops::Activation::Elu, kiln::ops::Activation::None}) {
+        if (act == kiln::ops::Activation::None && !sh.plain_too) continue;
         for (kiln::cuda::GroupNormPath req :
              {kiln::cuda::GroupNormPath::Auto, kiln::cuda::GroupNormPath::TwoPass}) {
           const kiln::cuda::GroupNormPath taken =
@@ -195,7 +195,8 @@ int main() {
               },
               s);
           char name[96];
-          std::snprintf(name, sizeof name, "GroupNorm%s 1x%lldx%lldx%lld G16 %s", act == 2 ? "+ELU" : "",
+          std::snprintf(name, sizeof name, "GroupNorm%s 1x%lldx%lldx%lld G16 %s",
+                        act == kiln::ops::Activation::Elu ? "+ELU" : "",
                         static_cast<long long>(c), static_cast<long long>(sh.h), static_cast<long long>(sh.w),
                         dt == DType::Float ? "fp32" : "fp16");
           print({name, us, 2.0 * static_cast<double>(elems * es), copy_gbs, path_name(taken)});

@@ -1,28 +1,31 @@
 // kiln.ElementwiseChain (domain "kiln"): a chain of element-wise ops applied to input 0, produced by the
 // fuse_elementwise_chains pass. Inputs: [x, extra operands...]. Attributes, one entry per step:
-//   steps      (strings) Relu, Elu, Sigmoid, Tanh, LeakyRelu, Neg, Abs, Sqrt, Exp, Add, Sub, Mul, Div
+//   steps      (strings) an activation of ops/activation.h (Relu, Elu, Sigmoid, Tanh, LeakyRelu, ...), or
+//                        the arithmetic Neg, Abs, Sqrt, Exp (unary), Add, Sub, Mul, Div (binary)
 //   operand    (ints)    input index of a binary step's other operand; -1 for a unary step
 //   data_first (ints)    1 if the chain value is the left operand (matters for Sub/Div), else 0
-//   alpha      (floats)  Elu's / LeakyRelu's alpha; 0 for the others
+//   alpha      (floats)  an activation step's alpha (Elu's, LeakyRelu's, ...); 0 for the others
+//   beta       (floats, optional) an activation step's second parameter (HardSigmoid's beta); absent: the
+//                        ONNX defaults
 //   kiln_fused (strings) names of the original nodes (informational)
 // The output has input 0's dtype and shape (operands never broadcast the data to a larger shape). The
 // reference kernel runs each member op's own reference kernel on a scratch node, so the fused node computes
 // exactly what the unfused chain did.
+#include "ops/activation.h"
 #include "ops/util.h"
 
 namespace kiln::ops {
 namespace {
 
 bool is_unary(const std::string& op) {
-  return op == "Relu" || op == "Elu" || op == "Sigmoid" || op == "Tanh" || op == "LeakyRelu" || op == "Neg" ||
-         op == "Abs" || op == "Sqrt" || op == "Exp";
+  return is_activation(op) || op == "Neg" || op == "Abs" || op == "Sqrt" || op == "Exp";
 }
 bool is_binary(const std::string& op) { return op == "Add" || op == "Sub" || op == "Mul" || op == "Div"; }
 
 struct Plan {
   std::vector<std::string> steps;
   std::vector<int64_t> operand, data_first;
-  std::vector<float> alpha;
+  std::vector<float> alpha, beta;
 };
 
 template <class Ctx>
@@ -37,9 +40,17 @@ Plan read_plan(const Ctx& ctx, size_t num_inputs) {
   p.data_first = a.get_ints("data_first");
   p.alpha = a.get_floats("alpha");
   const size_t n = p.steps.size();
-  if (p.operand.size() != n || p.data_first.size() != n || p.alpha.size() != n)
-    ctx.fail("attributes 'operand', 'data_first' and 'alpha' must have one entry per step (" + std::to_string(n) +
-             ")");
+  if (a.has("beta")) {
+    p.beta = a.get_floats("beta");
+  } else {
+    for (const std::string& s : p.steps) {
+      const std::optional<Activation> act = activation_of(s);
+      p.beta.push_back(act ? activation_info(*act).beta : 0.f);
+    }
+  }
+  if (p.operand.size() != n || p.data_first.size() != n || p.alpha.size() != n || p.beta.size() != n)
+    ctx.fail("attributes 'operand', 'data_first', 'alpha' and 'beta' must have one entry per step (" +
+             std::to_string(n) + ")");
   for (size_t k = 0; k < n; ++k) {
     const std::string& s = p.steps[k];
     if (is_unary(s)) {
@@ -72,7 +83,8 @@ void chain_kernel(KernelContext& ctx) {
     std::vector<Tensor*> ins{scratch.add_variable("a")};
     if (is_binary(op)) ins.push_back(scratch.add_variable("b"));
     Node* n = scratch.add_node(op, ins, {scratch.add_variable("y")}, "step");
-    if (op == "Elu" || op == "LeakyRelu") n->attrs.set("alpha", p.alpha[k]);
+    if (const std::optional<Activation> act = activation_of(op))
+      set_activation_attributes(n->attrs, {*act, p.alpha[k], p.beta[k]});
     KernelContext s(*n, 0);  // 0: latest opset; these ops have not changed meaning for plain operands
     if (is_binary(op)) {
       const TensorData* other = &ctx.input(static_cast<size_t>(p.operand[k]));

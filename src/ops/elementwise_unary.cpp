@@ -1,10 +1,12 @@
 // Elementwise unary ops and activations, plus Identity/Dropout (inference: pass-through) and
 // Softmax/LogSoftmax. Values compute in the element's own type (float16/bfloat16 in float), so int64 Neg/Abs
-// stay exact.
+// stay exact; activations (ops/activation.h) compute in double for floating types, rounded once.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
+#include "ops/activation.h"
 #include "ops/util.h"
 
 namespace kiln::ops {
@@ -53,7 +55,6 @@ using std::abs;
 KILN_UNARY(Neg, false, -x);
 KILN_UNARY(Abs, false, x < 0 ? -x : x);
 KILN_UNARY(Sign, false, (x > 0) - (x < 0));
-KILN_UNARY(Relu, false, x > 0 ? x : decltype(x)(0));
 KILN_UNARY(Sqrt, true, std::sqrt(x));
 KILN_UNARY(Exp, true, std::exp(x));
 KILN_UNARY(Log, true, std::log(x));
@@ -61,34 +62,33 @@ KILN_UNARY(Floor, true, std::floor(x));
 KILN_UNARY(Ceil, true, std::ceil(x));
 KILN_UNARY(Round, true, std::nearbyint(x));  // ONNX rounds half to even, as does the default FP mode
 KILN_UNARY(Reciprocal, true, decltype(x)(1) / x);
-KILN_UNARY(Sigmoid, true, 1 / (1 + std::exp(-x)));
-KILN_UNARY(Tanh, true, std::tanh(x));
-// log(1 + e^x) without overflow for large x: max(x, 0) + log1p(e^-|x|).
-KILN_UNARY(Softplus, true, (x > 0 ? x : decltype(x)(0)) + std::log1p(std::exp(-(x < 0 ? -x : x))));
 KILN_UNARY(Erf, true, std::erf(x));
 KILN_UNARY(Sin, true, std::sin(x));
 KILN_UNARY(Cos, true, std::cos(x));
 
-// Activations with attributes.
-void elu(KernelContext& ctx) {
-  Params p{ctx.node.attrs.get_float("alpha", 1.0f)};
-  map_kernel(ctx, [](auto x, const Params& p) { return x >= 0 ? double(x) : p.alpha * (std::exp(double(x)) - 1); }, p, true);
+// Activations, one per entry of ops/activation.h: floating types in double (parameters too), rounded once;
+// Relu, the one ONNX activation defined on integers, also computes them exactly in their own type.
+template <Activation A>
+void activation_kernel(KernelContext& ctx) {
+  const ActivationParams a = activation_params(A, ctx.node.attrs);
+  const Params p{a.alpha, a.beta};
+  map_kernel(
+      ctx,
+      [](auto x, const Params& p) {
+        using C = decltype(x);
+        if constexpr (std::is_floating_point_v<C>)
+          return activate<A, StdMath>(static_cast<double>(x), p.alpha, p.beta);
+        else if constexpr (A == Activation::Relu)
+          return activate<A, StdMath>(x, C(0), C(0));
+        else
+          return x;  // not reached: map_kernel refuses integer types for the other activations
+      },
+      p, A != Activation::Relu);
 }
-void leaky_relu(KernelContext& ctx) {
-  Params p{ctx.node.attrs.get_float("alpha", 0.01f)};
-  map_kernel(ctx, [](auto x, const Params& p) { return x >= 0 ? double(x) : p.alpha * double(x); }, p, true);
-}
-void hard_sigmoid(KernelContext& ctx) {
-  Params p{ctx.node.attrs.get_float("alpha", 0.2f), ctx.node.attrs.get_float("beta", 0.5f)};
-  map_kernel(ctx, [](auto x, const Params& p) { return std::clamp(p.alpha * double(x) + p.beta, 0.0, 1.0); }, p, true);
-}
-void hard_swish(KernelContext& ctx) {
-  map_kernel(ctx, [](auto x, const Params&) { return double(x) * std::clamp(double(x) / 6 + 0.5, 0.0, 1.0); }, {}, true);
-}
-KILN_REGISTER_OP({.op = "Elu", .infer = infer_same, .reference = elu});
-KILN_REGISTER_OP({.op = "LeakyRelu", .infer = infer_same, .reference = leaky_relu});
-KILN_REGISTER_OP({.op = "HardSigmoid", .infer = infer_same, .reference = hard_sigmoid});
-KILN_REGISTER_OP({.op = "HardSwish", .infer = infer_same, .reference = hard_swish});
+#define KILN_REGISTER_ACTIVATION(name, ...) \
+  KILN_REGISTER_OP({.op = #name, .infer = infer_same, .reference = activation_kernel<Activation::name>});
+KILN_ACTIVATIONS(KILN_REGISTER_ACTIVATION)
+#undef KILN_REGISTER_ACTIVATION
 
 // Clip: min/max are attributes before opset 11, optional scalar inputs after.
 void clip(KernelContext& ctx) {

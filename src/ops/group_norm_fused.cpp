@@ -2,22 +2,27 @@
 // the layer the fuse_groupnorm pass collapses PyTorch's exported GroupNorm subgraph into. Its contract is
 // TensorRT's GroupNormalizationPlugin's: inputs X [N, C, ...], scale [C], bias [C]; attributes
 //   num_groups (int, must divide C), epsilon (float, default 1e-5),
-//   activation (string: "" | "Relu" | "Elu"), alpha (float, Elu's alpha, default 1),
+//   activation (string: "" or an activation of ops/activation.h), alpha / beta (floats: its parameters where
+//     it has them; absent: the ONNX defaults, e.g. Elu's alpha 1),
 //   kiln_fused (strings, informational: the original node names).
 // y = act(scale[c] * (x - mean_g) / sqrt(var_g + eps) + bias[c]), statistics over each group of C/G channels
 // and all spatial positions (biased variance), as InstanceNormalization over [N, G, -1] computes them.
 #include <cmath>
 
+#include "ops/activation.h"
 #include "ops/util.h"
 
 namespace kiln::ops {
 namespace {
 
+// The fused activation, after checking the attributes.
 template <class Ctx>
-void check_attributes(const Ctx& ctx) {
-  const std::string act = ctx.node.attrs.get_string("activation", "");
-  if (!act.empty() && act != "Relu" && act != "Elu") ctx.fail("unsupported activation '" + act + "' (Relu or Elu)");
+ActivationParams check_attributes(const Ctx& ctx) {
+  const std::optional<ActivationParams> act = fused_activation(ctx.node.attrs, kGroupNormActivation);
+  if (!act)
+    ctx.fail("unsupported activation '" + ctx.node.attrs.get_string("activation", "") + "' (not an activation)");
   if (ctx.node.attrs.get_int("num_groups", 0) <= 0) ctx.fail("num_groups must be a positive integer");
+  return *act;
 }
 
 void infer_group_norm(InferContext& ctx) {
@@ -41,7 +46,7 @@ void infer_group_norm(InferContext& ctx) {
 }
 
 void group_norm_kernel(KernelContext& ctx) {
-  check_attributes(ctx);
+  const ActivationParams act = check_attributes(ctx);
   const TensorData& xt = ctx.input(0);
   const std::vector<int64_t>& dims = xt.dims();
   if (dims.size() < 2) ctx.fail("X must have rank >= 2");
@@ -50,8 +55,6 @@ void group_norm_kernel(KernelContext& ctx) {
   if (ctx.input(1).numel() != c || ctx.input(2).numel() != c) ctx.fail("scale and bias must have C elements");
   const int64_t spatial = xt.numel() / std::max<int64_t>(n * c, 1), per_group = c / groups * spatial;
   const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
-  const std::string act = ctx.node.attrs.get_string("activation", "");
-  const double alpha = ctx.node.attrs.get_float("alpha", 1.0f);
   const std::vector<double> x = load_real(ctx, xt), scale = load_real(ctx, ctx.input(1)),
                             bias = load_real(ctx, ctx.input(2));
   std::vector<double> y(x.size());
@@ -64,10 +67,8 @@ void group_norm_kernel(KernelContext& ctx) {
     const double inv_std = 1.0 / std::sqrt(var / static_cast<double>(per_group) + eps);
     for (int64_t i = 0; i < per_group; ++i) {
       const int64_t channel = (b % groups) * (c / groups) + i / spatial;
-      double v = (xs[i] - mean) * inv_std * scale[channel] + bias[channel];
-      if (act == "Relu") v = std::max(v, 0.0);
-      if (act == "Elu" && v < 0) v = alpha * (std::exp(v) - 1.0);
-      y[b * per_group + i] = v;
+      const double v = (xs[i] - mean) * inv_std * scale[channel] + bias[channel];
+      y[b * per_group + i] = apply<StdMath>(act.act, v, double(act.alpha), double(act.beta));
     }
   }
   ctx.out[0] = store_real(ctx, xt.dtype(), dims, y);

@@ -7,7 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "backends/cpu/normalization.h"
+#include "backends/cpu/normalization_cpu.h"
 #include "kiln/plugin.h"
 #ifdef KILN_HAVE_CUDA
 #include "backends/cuda/normalization_cuda.h"
@@ -71,7 +71,7 @@ class GroupNormalizationPlugin final : public Plugin {
     if (ctx.device == "cuda") {
       const Dims3 s = dims3(in[0].dims);
       cuda::launch_group_norm(in[0].dtype, in[0].data, out[0].data, in[1].data, in[2].data, in[1].dtype, s.n, s.c,
-                              s.spatial, groups_, eps_, 0, 1.f, ctx.workspace,
+                              s.spatial, groups_, eps_, ops::Activation::None, 1.f, ctx.workspace,
                               cuda::group_norm_workspace_bytes(s.n, s.c, s.spatial, groups_),
                               static_cast<cudaStream_t>(ctx.stream));
       return;
@@ -79,7 +79,7 @@ class GroupNormalizationPlugin final : public Plugin {
 #endif
     backend::plane_norm(static_cast<const float*>(in[0].data), static_cast<float*>(out[0].data), in[0].dims,
                         in[0].dims[1] / groups_, static_cast<const float*>(in[1].data),
-                        static_cast<const float*>(in[2].data), eps_, backend::Activation::None, 1.f, ctx.threads);
+                        static_cast<const float*>(in[2].data), eps_, ops::ActivationParams{}, ctx.threads);
   }
   size_t workspace_size(const std::vector<PluginTensorDesc>& in, const std::vector<PluginTensorDesc>&) const override {
 #ifdef KILN_HAVE_CUDA

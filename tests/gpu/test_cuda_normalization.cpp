@@ -182,7 +182,7 @@ TEST(CudaNormalization, RobustStatisticsLargeOffset) {
       ASSERT_EQ(cudaMemcpy(dx.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice), cudaSuccess);
       void* out = in_place ? dx.ptr : dy.ptr;
       cuda::launch_group_norm(DType::Float, dx.ptr, out, ds.ptr, db.ptr, DType::Float, n, c, spatial, groups,
-                              1e-5f, 2, 1.f, ws.ptr, ws_bytes, nullptr, path);
+                              1e-5f, ops::Activation::Elu, 1.f, ws.ptr, ws_bytes, nullptr, path);
       ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
       std::vector<float> got(x.size());
       ASSERT_EQ(cudaMemcpy(got.data(), out, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);
@@ -254,7 +254,7 @@ TEST(CudaNormalization, GroupNormLauncherPaths) {
                                                        : cuda::DeviceBuffer(bh.data(), k.c * 2);
       const size_t ws_bytes = cuda::group_norm_workspace_bytes(k.n, k.c, k.spatial, k.groups);
       cuda::DeviceBuffer ws(std::max<size_t>(ws_bytes, 16));
-      for (int act : {0, 2}) {
+      for (ops::Activation act : {ops::Activation::None, ops::Activation::Elu}) {
         std::vector<double> want(x.size());
         for (int64_t g = 0; g < k.n * k.groups; ++g) {
           double mean = 0, var = 0;
@@ -265,7 +265,7 @@ TEST(CudaNormalization, GroupNormLauncherPaths) {
           for (int64_t i = 0; i < len; ++i) {
             const int64_t ch = (g % k.groups) * cpg + i / k.spatial;
             const double v = (xs[g * len + i] - mean) * inv * scale[ch] + bias[ch];
-            want[g * len + i] = act == 2 && v <= 0 ? 0.7 * std::expm1(v) : v;
+            want[g * len + i] = act == ops::Activation::Elu && v <= 0 ? 0.7 * std::expm1(v) : v;
           }
         }
         for (cuda::GroupNormPath path : {cuda::GroupNormPath::Auto, cuda::GroupNormPath::TwoPass})
@@ -274,7 +274,7 @@ TEST(CudaNormalization, GroupNormLauncherPaths) {
                 cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, act, path);
             SCOPED_TRACE(testing::Message()
                          << k.n << "x" << k.c << "x" << k.spatial << " G" << k.groups << " (" << k.what
-                         << ") " << dtype_name(dt) << " act " << act << (in_place ? " in place" : "")
+                         << ") " << dtype_name(dt) << " act " << ops::activation_name(act) << (in_place ? " in place" : "")
                          << " path " << (taken == cuda::GroupNormPath::SinglePass ? "single" : "two-pass"));
             if (path == cuda::GroupNormPath::TwoPass) EXPECT_EQ(taken, cuda::GroupNormPath::TwoPass);
             ASSERT_EQ(cudaMemcpy(dx.ptr, host_x, x.size() * es, cudaMemcpyHostToDevice), cudaSuccess);
@@ -300,7 +300,7 @@ TEST(CudaNormalization, GroupNormLauncherPaths) {
           }
       }
       // Which path the automatic choice takes where the answer does not depend on the GPU model.
-      const cuda::GroupNormPath autop = cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, 2);
+      const cuda::GroupNormPath autop = cuda::group_norm_path(dt, k.n, k.c, k.spatial, k.groups, ops::Activation::Elu);
       if (k.spatial % (16 / static_cast<int64_t>(es)) != 0)
         EXPECT_EQ(autop, cuda::GroupNormPath::TwoPass) << k.what;
       if (k.c == 512 && k.spatial == 6 * 20)
@@ -334,7 +334,8 @@ TEST(CudaNormalization, LauncherScalarPathAndMixedParams) {
   cuda::DeviceBuffer ws(ws_bytes);
   // x + 1, y + 1: 4-byte aligned only.
   cuda::launch_group_norm(DType::Float, dx.as<float>() + 1, dy.as<float>() + 1, ds.ptr, db.ptr,
-                          DType::Float16, n, c, spatial, groups, 1e-5f, 1, 1.f, ws.ptr, ws_bytes, nullptr);
+                          DType::Float16, n, c, spatial, groups, 1e-5f, ops::Activation::Relu, 1.f, ws.ptr, ws_bytes,
+                          nullptr);
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(static_cast<size_t>(total));
   ASSERT_EQ(cudaMemcpy(got.data(), dy.as<float>() + 1, got.size() * 4, cudaMemcpyDeviceToHost), cudaSuccess);

@@ -1,6 +1,7 @@
 // Shared by the CPU kernels: SIMD function clones and the size at which threading starts to pay.
 #pragma once
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <thread>
@@ -11,6 +12,14 @@
 #define KILN_SIMD_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define KILN_SIMD_CLONES
+#endif
+
+// After a lambda's parameter list: the lambda is always inlined, so a loop inside it is compiled for the
+// SIMD clone that calls it (an out-of-line lambda would be compiled for baseline x86-64 only).
+#if defined(__GNUC__)
+#define KILN_INLINE_LAMBDA __attribute__((always_inline))
+#else
+#define KILN_INLINE_LAMBDA
 #endif
 
 namespace kiln::backend {
@@ -51,4 +60,12 @@ inline float exp_approx(float x) {
   std::memcpy(&s2, &b2, 4);
   return p * s1 * s2;
 }
+
+// The math the CPU kernels evaluate activations with (ops::activate): exp_approx keeps their loops
+// vectorized; tanh and log1p are libm's.
+struct CpuMath {
+  static float exp(float x) { return exp_approx(x); }
+  static float tanh(float x) { return std::tanh(x); }
+  static float log1p(float x) { return std::log1p(x); }
+};
 }  // namespace kiln::backend

@@ -1,6 +1,7 @@
 // cpu.elementwise: fp32 Relu/Elu/Sigmoid and Add/Mul/Div for the shapes CNNs produce — same shape, a scalar,
 // or a per-channel (generally: one contiguous block of axes) operand such as GroupNorm's γ/β [C,1,1].
-// cpu.elementwise_chain: kiln.ElementwiseChain (fused chains of those and more) in one pass over memory.
+// cpu.elementwise_chain: kiln.ElementwiseChain (fused chains of any activation and arithmetic) in one pass
+// over memory. Activations are ops/activation.h's formulas, one loop per activation.
 //
 // The loops are plain and branch-free so the compiler vectorizes them; the hot ones are compiled for
 // AVX-512 and AVX2 as well (target_clones: the build itself targets baseline x86-64). exp() is a local
@@ -13,40 +14,42 @@
 
 #include "backends/cpu/cpu_util.h"
 #include "device/kernel.h"
+#include "ops/activation.h"
 #include "ops/util.h"
 
 namespace kiln::backend {
 namespace {
 
-enum class Unary { Relu, Elu, Sigmoid };
+using ops::Activation;
+using ops::ActivationParams;
 
-KILN_SIMD_CLONES void unary_loop(Unary op, float alpha, const float* x, float* y, int64_t n) {
-  switch (op) {
-    case Unary::Relu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] > 0.f ? x[i] : 0.f;
-      break;
-    case Unary::Elu:
-      for (int64_t i = 0; i < n; ++i) y[i] = x[i] >= 0.f ? x[i] : alpha * (exp_approx(x[i]) - 1.f);
-      break;
-    case Unary::Sigmoid:
-      for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + exp_approx(-x[i]));
-      break;
-  }
+// y = act(x); one specialized loop per activation, so each vectorizes.
+KILN_SIMD_CLONES void activation_loop(ActivationParams act, const float* x, float* y, int64_t n) {
+  const float alpha = act.alpha, beta = act.beta;
+  ops::with_activation(act.act, [&](auto a) KILN_INLINE_LAMBDA {
+    for (int64_t i = 0; i < n; ++i) y[i] = ops::activate<decltype(a)::value, CpuMath>(x[i], alpha, beta);
+  });
+}
+// y = act(y), for chain steps: one pointer, so no aliasing check stands between the loop and vectorizing.
+KILN_SIMD_CLONES void activation_in_place(ActivationParams act, float* y, int64_t n) {
+  const float alpha = act.alpha, beta = act.beta;
+  ops::with_activation(act.act, [&](auto a) KILN_INLINE_LAMBDA {
+    for (int64_t i = 0; i < n; ++i) y[i] = ops::activate<decltype(a)::value, CpuMath>(y[i], alpha, beta);
+  });
 }
 
 class UnaryKernel final : public Kernel {
  public:
-  UnaryKernel(Unary op, float alpha, int threads) : op_(op), alpha_(alpha), threads_(threads) {}
+  UnaryKernel(ActivationParams act, int threads) : act_(act), threads_(threads) {}
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const override {
     const float* x = in[0].as<float>();
     float* y = out[0].as<float>();
     const int64_t n = out[0].numel();
-    parallel_for(n, n, threads_, [&](int64_t b, int64_t e) { unary_loop(op_, alpha_, x + b, y + b, e - b); });
+    parallel_for(n, n, threads_, [&](int64_t b, int64_t e) { activation_loop(act_, x + b, y + b, e - b); });
   }
 
  private:
-  Unary op_;
-  float alpha_;
+  ActivationParams act_;
   int threads_;
 };
 
@@ -164,22 +167,14 @@ int binary_plan(const LayerDesc& d, Blocked& blk) {
   return -1;
 }
 
-std::optional<Unary> unary_of(const std::string& op) {
-  if (op == "Relu") return Unary::Relu;
-  if (op == "Elu") return Unary::Elu;
-  if (op == "Sigmoid") return Unary::Sigmoid;
-  return std::nullopt;
-}
-
-KernelFactory unary_factory(const std::string& op) {
-  return {.name = "cpu.elementwise", .device = "cpu", .op = op, .domain = "", .priority = 50,
+KernelFactory unary_factory(Activation act) {
+  return {.name = "cpu.elementwise", .device = "cpu", .op = ops::activation_name(act), .domain = "", .priority = 50,
           .supports = [](const LayerDesc& d) {
             return d.inputs.size() == 1 && d.outputs.size() == 1 && all_float(d) &&
                    d.inputs[0].dims == d.outputs[0].dims;
           },
-          .create = [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
-            return std::make_unique<UnaryKernel>(*unary_of(d.node->op), d.node->attrs.get_float("alpha", 1.0f),
-                                                 d.threads);
+          .create = [act](const LayerDesc& d) -> std::unique_ptr<Kernel> {
+            return std::make_unique<UnaryKernel>(ops::activation_params(act, d.node->attrs), d.threads);
           }};
 }
 
@@ -196,9 +191,10 @@ KernelFactory binary_factory(const std::string& op, Binary kind) {
           }};
 }
 
-KILN_REGISTER_KERNEL(unary_factory("Relu"));
-KILN_REGISTER_KERNEL(unary_factory("Elu"));
-KILN_REGISTER_KERNEL(unary_factory("Sigmoid"));
+// The activations cpu.elementwise takes on (the others run their reference kernels).
+KILN_REGISTER_KERNEL(unary_factory(Activation::Relu));
+KILN_REGISTER_KERNEL(unary_factory(Activation::Elu));
+KILN_REGISTER_KERNEL(unary_factory(Activation::Sigmoid));
 KILN_REGISTER_KERNEL(binary_factory("Add", Binary::Add));
 KILN_REGISTER_KERNEL(binary_factory("Mul", Binary::Mul));
 KILN_REGISTER_KERNEL(binary_factory("Div", Binary::Div));
@@ -207,34 +203,26 @@ KILN_REGISTER_KERNEL(binary_factory("Div", Binary::Div));
 // ------------------------------------------------------------------------------ kiln.ElementwiseChain
 // One pass over memory: each thread walks its part of the output in blocks of kChainBlock elements; a block
 // is copied from x into y (where it stays in L1) and every step is applied to it in place.
-enum class ChainOp { Relu, Elu, Sigmoid, Tanh, LeakyRelu, Neg, Abs, Sqrt, Exp, Add, Sub, Mul, Div };
+// A step is an activation (ops/activation.h, applied by activation_loop) or one of the chain's arithmetic ops.
+enum class ChainMath { Neg, Abs, Sqrt, Exp, Add, Sub, Mul, Div };
 enum class OperandKind { None, Scalar, Channel, Full };
 
-std::optional<ChainOp> chain_op_of(const std::string& s) {
-  static const std::pair<const char*, ChainOp> table[] = {
-      {"Relu", ChainOp::Relu}, {"Elu", ChainOp::Elu},   {"Sigmoid", ChainOp::Sigmoid}, {"Tanh", ChainOp::Tanh},
-      {"LeakyRelu", ChainOp::LeakyRelu}, {"Neg", ChainOp::Neg}, {"Abs", ChainOp::Abs}, {"Sqrt", ChainOp::Sqrt},
-      {"Exp", ChainOp::Exp},   {"Add", ChainOp::Add},   {"Sub", ChainOp::Sub},         {"Mul", ChainOp::Mul},
-      {"Div", ChainOp::Div}};
+std::optional<ChainMath> chain_math_of(const std::string& s) {
+  static const std::pair<const char*, ChainMath> table[] = {
+      {"Neg", ChainMath::Neg}, {"Abs", ChainMath::Abs}, {"Sqrt", ChainMath::Sqrt}, {"Exp", ChainMath::Exp},
+      {"Add", ChainMath::Add}, {"Sub", ChainMath::Sub}, {"Mul", ChainMath::Mul},   {"Div", ChainMath::Div}};
   for (const auto& [name, op] : table)
     if (s == name) return op;
   return std::nullopt;
 }
-bool chain_binary(ChainOp op) { return op >= ChainOp::Add; }
+bool chain_binary(ChainMath op) { return op >= ChainMath::Add; }
 
-KILN_SIMD_CLONES void chain_unary(ChainOp op, float alpha, float* y, int64_t n) {
+KILN_SIMD_CLONES void chain_unary(ChainMath op, float* y, int64_t n) {
   switch (op) {
-    case ChainOp::Relu: for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 0.f ? y[i] : 0.f; break;
-    case ChainOp::Elu:
-      for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.f ? y[i] : alpha * (exp_approx(y[i]) - 1.f);
-      break;
-    case ChainOp::Sigmoid: for (int64_t i = 0; i < n; ++i) y[i] = 1.f / (1.f + exp_approx(-y[i])); break;
-    case ChainOp::Tanh: for (int64_t i = 0; i < n; ++i) y[i] = std::tanh(y[i]); break;
-    case ChainOp::LeakyRelu: for (int64_t i = 0; i < n; ++i) y[i] = y[i] >= 0.f ? y[i] : alpha * y[i]; break;
-    case ChainOp::Neg: for (int64_t i = 0; i < n; ++i) y[i] = -y[i]; break;
-    case ChainOp::Abs: for (int64_t i = 0; i < n; ++i) y[i] = std::fabs(y[i]); break;
-    case ChainOp::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(y[i]); break;
-    case ChainOp::Exp:
+    case ChainMath::Neg: for (int64_t i = 0; i < n; ++i) y[i] = -y[i]; break;
+    case ChainMath::Abs: for (int64_t i = 0; i < n; ++i) y[i] = std::fabs(y[i]); break;
+    case ChainMath::Sqrt: for (int64_t i = 0; i < n; ++i) y[i] = std::sqrt(y[i]); break;
+    case ChainMath::Exp:
       // exp_approx clamps its input; above the float range the true result is +inf.
       for (int64_t i = 0; i < n; ++i) y[i] = y[i] > 88.72283f ? INFINITY : exp_approx(y[i]);
       break;
@@ -243,15 +231,15 @@ KILN_SIMD_CLONES void chain_unary(ChainOp op, float alpha, float* y, int64_t n) 
 }
 
 // y = y op s (data_first) or s op y.
-KILN_SIMD_CLONES void chain_scalar(ChainOp op, bool data_first, float s, float* y, int64_t n) {
+KILN_SIMD_CLONES void chain_scalar(ChainMath op, bool data_first, float s, float* y, int64_t n) {
   switch (op) {
-    case ChainOp::Add: for (int64_t i = 0; i < n; ++i) y[i] = y[i] + s; break;
-    case ChainOp::Mul: for (int64_t i = 0; i < n; ++i) y[i] = y[i] * s; break;
-    case ChainOp::Sub:
+    case ChainMath::Add: for (int64_t i = 0; i < n; ++i) y[i] = y[i] + s; break;
+    case ChainMath::Mul: for (int64_t i = 0; i < n; ++i) y[i] = y[i] * s; break;
+    case ChainMath::Sub:
       if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] - s;
       else for (int64_t i = 0; i < n; ++i) y[i] = s - y[i];
       break;
-    case ChainOp::Div:  // true division, as the reference does
+    case ChainMath::Div:  // true division, as the reference does
       if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] / s;
       else for (int64_t i = 0; i < n; ++i) y[i] = s / y[i];
       break;
@@ -259,15 +247,15 @@ KILN_SIMD_CLONES void chain_scalar(ChainOp op, bool data_first, float s, float* 
   }
 }
 
-KILN_SIMD_CLONES void chain_full(ChainOp op, bool data_first, const float* b, float* y, int64_t n) {
+KILN_SIMD_CLONES void chain_full(ChainMath op, bool data_first, const float* b, float* y, int64_t n) {
   switch (op) {
-    case ChainOp::Add: for (int64_t i = 0; i < n; ++i) y[i] = y[i] + b[i]; break;
-    case ChainOp::Mul: for (int64_t i = 0; i < n; ++i) y[i] = y[i] * b[i]; break;
-    case ChainOp::Sub:
+    case ChainMath::Add: for (int64_t i = 0; i < n; ++i) y[i] = y[i] + b[i]; break;
+    case ChainMath::Mul: for (int64_t i = 0; i < n; ++i) y[i] = y[i] * b[i]; break;
+    case ChainMath::Sub:
       if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] - b[i];
       else for (int64_t i = 0; i < n; ++i) y[i] = b[i] - y[i];
       break;
-    case ChainOp::Div:
+    case ChainMath::Div:
       if (data_first) for (int64_t i = 0; i < n; ++i) y[i] = y[i] / b[i];
       else for (int64_t i = 0; i < n; ++i) y[i] = b[i] / y[i];
       break;
@@ -276,11 +264,11 @@ KILN_SIMD_CLONES void chain_full(ChainOp op, bool data_first, const float* b, fl
 }
 
 struct ChainStep {
-  ChainOp op;
+  ActivationParams act;  // act.act != None: an activation step (math unused)
+  ChainMath math = ChainMath::Neg;
   OperandKind kind = OperandKind::None;
   int operand = -1;
   bool data_first = true;
-  float alpha = 0.f;
 };
 
 // The steps of a kiln.ElementwiseChain layer, or nullopt if this kernel can't run it.
@@ -292,26 +280,37 @@ std::optional<std::vector<ChainStep>> chain_plan(const LayerDesc& d) {
   const Attribute* st = a.find("steps");
   const auto* names = st ? std::get_if<std::vector<std::string>>(&st->value) : nullptr;
   if (!names || names->empty()) return std::nullopt;
+  const size_t n = names->size();
   std::vector<int64_t> operand, data_first;
-  std::vector<float> alpha;
+  std::vector<float> alpha, beta;
   try {
     operand = a.get_ints("operand");
     data_first = a.get_ints("data_first");
     alpha = a.get_floats("alpha");
+    if (a.has("beta")) {
+      beta = a.get_floats("beta");
+    } else {  // the ONNX defaults
+      for (const std::string& name : *names) {
+        const auto act = ops::activation_of(name);
+        beta.push_back(act ? ops::activation_info(*act).beta : 0.f);
+      }
+    }
   } catch (const Error&) {
     return std::nullopt;
   }
-  const size_t n = names->size();
-  if (operand.size() != n || data_first.size() != n || alpha.size() != n) return std::nullopt;
+  if (operand.size() != n || data_first.size() != n || alpha.size() != n || beta.size() != n) return std::nullopt;
   std::vector<ChainStep> steps;
   for (size_t k = 0; k < n; ++k) {
     ChainStep s;
-    const auto op = chain_op_of((*names)[k]);
-    if (!op) return std::nullopt;
-    s.op = *op;
-    s.alpha = alpha[k];
+    if (const auto act = ops::activation_of((*names)[k])) {
+      s.act = {*act, alpha[k], beta[k]};
+    } else if (const auto math = chain_math_of((*names)[k])) {
+      s.math = *math;
+    } else {
+      return std::nullopt;
+    }
     s.data_first = data_first[k] != 0;
-    if (!chain_binary(s.op)) {
+    if (s.act.act != Activation::None || !chain_binary(s.math)) {
       if (operand[k] != -1) return std::nullopt;
       steps.push_back(s);
       continue;
@@ -358,18 +357,21 @@ class ChainKernel final : public Kernel {
         if (yb != x + p) std::memcpy(yb, x + p, static_cast<size_t>(len) * sizeof(float));
         for (const ChainStep& s : steps_) {
           switch (s.kind) {
-            case OperandKind::None: chain_unary(s.op, s.alpha, yb, len); break;
+            case OperandKind::None:
+              if (s.act.act != Activation::None) activation_in_place(s.act, yb, len);
+              else chain_unary(s.math, yb, len);
+              break;
             case OperandKind::Scalar:
-              chain_scalar(s.op, s.data_first, in[static_cast<size_t>(s.operand)].as<float>()[0], yb, len);
+              chain_scalar(s.math, s.data_first, in[static_cast<size_t>(s.operand)].as<float>()[0], yb, len);
               break;
             case OperandKind::Full:
-              chain_full(s.op, s.data_first, in[static_cast<size_t>(s.operand)].as<float>() + p, yb, len);
+              chain_full(s.math, s.data_first, in[static_cast<size_t>(s.operand)].as<float>() + p, yb, len);
               break;
             case OperandKind::Channel: {
               const float* c = in[static_cast<size_t>(s.operand)].as<float>();
               for (int64_t q = 0; q < len;) {  // runs of one channel
                 const int64_t at = p + q, run = std::min(len - q, inner_ - at % inner_);
-                chain_scalar(s.op, s.data_first, c[(at / inner_) % channels_], yb + q, run);
+                chain_scalar(s.math, s.data_first, c[(at / inner_) % channels_], yb + q, run);
                 q += run;
               }
               break;

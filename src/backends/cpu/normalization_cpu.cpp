@@ -1,7 +1,7 @@
 // CPU normalization kernels, fp32, constant per-channel scale/bias:
 //   cpu.instancenorm  InstanceNormalization (statistics per (n, c) plane)
 //   cpu.groupnorm     kiln.GroupNorm (statistics per (n, group) — C/G channels × spatial — plus an optional
-//                     Relu/Elu applied in the same pass)
+//                     activation (ops/activation.h) applied in the same pass)
 // Both are "normalize contiguous planes, then apply a per-channel affine": the plane is C/G channels long
 // for GroupNorm and one channel for InstanceNorm.
 //
@@ -19,7 +19,7 @@
 #include <vector>
 
 #include "backends/cpu/cpu_util.h"
-#include "backends/cpu/normalization.h"
+#include "backends/cpu/normalization_cpu.h"
 #include "device/kernel.h"
 
 namespace kiln::backend {
@@ -65,24 +65,20 @@ KILN_SIMD_CLONES Sums shifted_sums(const float* x, int64_t n, double k) {
   return r;
 }
 
-KILN_SIMD_CLONES void normalize(const float* x, float* y, int64_t n, float mean, float a, float b) {
-  for (int64_t i = 0; i < n; ++i) y[i] = (x[i] - mean) * a + b;
-}
-KILN_SIMD_CLONES void normalize_relu(const float* x, float* y, int64_t n, float mean, float a, float b) {
-  for (int64_t i = 0; i < n; ++i) y[i] = std::max((x[i] - mean) * a + b, 0.f);
-}
-KILN_SIMD_CLONES void normalize_elu(const float* x, float* y, int64_t n, float mean, float a, float b,
-                                    float alpha) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = (x[i] - mean) * a + b;
-    y[i] = v >= 0.f ? v : alpha * (exp_approx(v) - 1.f);
-  }
+// y = act((x - mean) * a + b); one specialized loop per activation, so each vectorizes.
+KILN_SIMD_CLONES void normalize(const float* x, float* y, int64_t n, float mean, float a, float b,
+                                ops::ActivationParams act) {
+  const float alpha = act.alpha, beta = act.beta;
+  ops::with_activation(act.act, [&](auto tag) KILN_INLINE_LAMBDA {
+    for (int64_t i = 0; i < n; ++i)
+      y[i] = ops::activate<decltype(tag)::value, CpuMath>((x[i] - mean) * a + b, alpha, beta);
+  });
 }
 
 }  // namespace
 
 void plane_norm(const float* x, float* y, const std::vector<int64_t>& dims, int64_t channels_per_plane,
-                const float* scale, const float* bias, double eps, Activation act, float alpha, int threads) {
+                const float* scale, const float* bias, double eps, const ops::ActivationParams& act, int threads) {
   const int64_t c = dims[1];
   int64_t spatial = 1;
   for (size_t k = 2; k < dims.size(); ++k) spatial *= dims[k];
@@ -126,17 +122,7 @@ void plane_norm(const float* x, float* y, const std::vector<int64_t>& dims, int6
       const int64_t run = p / spatial, len = std::min(end, (run + 1) * spatial) - p;
       const size_t pl = static_cast<size_t>(run / channels_per_plane), ch = static_cast<size_t>(run % c);
       const float a = scale[ch] * inv_std[pl], b = bias[ch];
-      switch (act) {
-        case Activation::None:
-          normalize(x + p, y + p, len, mean[pl], a, b);
-          break;
-        case Activation::Relu:
-          normalize_relu(x + p, y + p, len, mean[pl], a, b);
-          break;
-        case Activation::Elu:
-          normalize_elu(x + p, y + p, len, mean[pl], a, b, alpha);
-          break;
-      }
+      normalize(x + p, y + p, len, mean[pl], a, b, act);
       p += len;
     }
   });
@@ -148,26 +134,24 @@ namespace {
 class PlaneNormKernel final : public Kernel {
  public:
   PlaneNormKernel(std::vector<float> scale, std::vector<float> bias, float eps, int64_t channels_per_plane,
-                  Activation act, float alpha, int threads)
+                  ops::ActivationParams act, int threads)
       : scale_(std::move(scale)),
         bias_(std::move(bias)),
         eps_(eps),
         channels_per_plane_(channels_per_plane),
         act_(act),
-        alpha_(alpha),
         threads_(threads) {}
 
   void run(const std::vector<TensorView>& in, const std::vector<TensorView>& out) const override {
     plane_norm(in[0].as<float>(), out[0].as<float>(), in[0].dims, channels_per_plane_, scale_.data(),
-               bias_.data(), eps_, act_, alpha_, threads_);
+               bias_.data(), eps_, act_, threads_);
   }
 
  private:
   std::vector<float> scale_, bias_;
   double eps_;
   int64_t channels_per_plane_;
-  Activation act_;
-  float alpha_;
+  ops::ActivationParams act_;
   int threads_;
 };
 
@@ -203,7 +187,7 @@ KernelFactory instancenorm_factory() {
           .create = [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
             return std::make_unique<PlaneNormKernel>(
                 floats_of(*d.inputs[1].constant), floats_of(*d.inputs[2].constant),
-                d.node->attrs.get_float("epsilon", 1e-5f), 1, Activation::None, 1.f, d.threads);
+                d.node->attrs.get_float("epsilon", 1e-5f), 1, ops::ActivationParams{}, d.threads);
           }};
 }
 
@@ -216,20 +200,15 @@ KernelFactory groupnorm_factory() {
           .supports =
               [](const LayerDesc& d) {
                 const int64_t groups = d.node->attrs.get_int("num_groups", 0);
-                const std::string act = d.node->attrs.get_string("activation", "");
                 return supported(d) && groups > 0 && d.inputs[0].dims[1] % groups == 0 &&
-                       (act.empty() || act == "Relu" || act == "Elu");
+                       ops::fused_activation(d.node->attrs, ops::kGroupNormActivation).has_value();
               },
           .create = [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
-            const std::string act = d.node->attrs.get_string("activation", "");
             return std::make_unique<PlaneNormKernel>(
                 floats_of(*d.inputs[1].constant), floats_of(*d.inputs[2].constant),
                 d.node->attrs.get_float("epsilon", 1e-5f),
                 d.inputs[0].dims[1] / d.node->attrs.get_int("num_groups", 1),
-                act == "Elu"    ? Activation::Elu
-                : act == "Relu" ? Activation::Relu
-                                : Activation::None,
-                d.node->attrs.get_float("alpha", 1.0f), d.threads);
+                *ops::fused_activation(d.node->attrs, ops::kGroupNormActivation), d.threads);
           }};
 }
 

@@ -34,6 +34,20 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// The math kernels evaluate activations with (ops::activate, ops/activation.h). CudaMath is the accurate
+// libdevice one (element-wise ops, which the reference checks closely); CudaFastMath takes exp from
+// ex2.approx (__expf, ~2 ulp) for epilogues fused into convolutions and normalizations.
+struct CudaMath {
+  __device__ static float exp(float x) { return expf(x); }
+  __device__ static float tanh(float x) { return tanhf(x); }
+  __device__ static float log1p(float x) { return log1pf(x); }
+};
+struct CudaFastMath {
+  __device__ static float exp(float x) { return __expf(x); }
+  __device__ static float tanh(float x) { return tanhf(x); }
+  __device__ static float log1p(float x) { return log1pf(x); }
+};
+
 // Calls f(T{}) with T the device type of a float DType; throws for other dtypes.
 template <typename F>
 void dispatch_float_type(DType t, F&& f) {

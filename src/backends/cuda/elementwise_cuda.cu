@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backends/cuda/cuda_device.cuh"
+#include "ops/activation.h"
 #include "ops/util.h"
 
 namespace kiln::cuda {
@@ -47,81 +48,46 @@ unsigned int grid_for(int64_t work) {
 }
 
 // ================================================================================================ unary
-enum class UnOp {
-  Relu,
-  Sigmoid,
-  Tanh,
-  Exp,
-  Log,
-  Neg,
-  Abs,
-  Sqrt,
-  Reciprocal,
-  Erf,
-  Elu,
-  LeakyRelu,
-  HardSigmoid,
-  HardSwish,
-  Softplus,
-  Clip,
-  Floor,
-  Ceil,
-  Round,
-  Sign,
-  Sin,
-  Cos
+// Activations are ops/activation.h's formulas; the other unary ops are math.
+template <ops::Activation A>
+struct ActivationFn {
+  float alpha, beta;  // the activation's attributes
+  __device__ __forceinline__ float operator()(float x) const { return ops::activate<A, CudaMath>(x, alpha, beta); }
 };
 
+enum class MathOp { Exp, Log, Neg, Abs, Sqrt, Reciprocal, Erf, Clip, Floor, Ceil, Round, Sign, Sin, Cos };
+
 // The reference's formulas (src/ops/elementwise_unary.cpp), comparisons kept as written so NaN and -0 behave
-// the same. alpha/beta are Elu/LeakyRelu/HardSigmoid's attributes, or Clip's bounds.
-template <UnOp op>
-struct UnaryFn {
+// the same. alpha/beta are Clip's bounds.
+template <MathOp op>
+struct MathFn {
   float alpha, beta;
   __device__ __forceinline__ float operator()(float x) const {
-    if constexpr (op == UnOp::Relu)
-      return x > 0.f ? x : 0.f;
-    else if constexpr (op == UnOp::Sigmoid)
-      return 1.f / (1.f + expf(-x));
-    else if constexpr (op == UnOp::Tanh)
-      return tanhf(x);
-    else if constexpr (op == UnOp::Exp)
+    if constexpr (op == MathOp::Exp)
       return expf(x);
-    else if constexpr (op == UnOp::Log)
+    else if constexpr (op == MathOp::Log)
       return logf(x);
-    else if constexpr (op == UnOp::Neg)
+    else if constexpr (op == MathOp::Neg)
       return -x;
-    else if constexpr (op == UnOp::Abs)
+    else if constexpr (op == MathOp::Abs)
       return x < 0.f ? -x : x;
-    else if constexpr (op == UnOp::Sqrt)
+    else if constexpr (op == MathOp::Sqrt)
       return sqrtf(x);
-    else if constexpr (op == UnOp::Reciprocal)
+    else if constexpr (op == MathOp::Reciprocal)
       return 1.f / x;
-    else if constexpr (op == UnOp::Erf)
+    else if constexpr (op == MathOp::Erf)
       return erff(x);
-    else if constexpr (op == UnOp::Elu)
-      return x >= 0.f ? x : alpha * (expf(x) - 1.f);
-    else if constexpr (op == UnOp::LeakyRelu)
-      return x >= 0.f ? x : alpha * x;
-    else if constexpr (op == UnOp::HardSigmoid) {
-      const float v = alpha * x + beta;  // std::clamp(v, 0, 1)
-      return v < 0.f ? 0.f : (1.f < v ? 1.f : v);
-    } else if constexpr (op == UnOp::HardSwish) {
-      const float v = x / 6.f + 0.5f;
-      return x * (v < 0.f ? 0.f : (1.f < v ? 1.f : v));
-    } else if constexpr (op == UnOp::Softplus) {
-      // log(1 + e^x) without overflow: max(x, 0) + log1p(e^-|x|).
-      return (x > 0.f ? x : 0.f) + log1pf(expf(-fabsf(x)));
-    } else if constexpr (op == UnOp::Clip)
+    else if constexpr (op == MathOp::Clip)
       return x < alpha ? alpha : (x > beta ? beta : x);
-    else if constexpr (op == UnOp::Floor)
+    else if constexpr (op == MathOp::Floor)
       return floorf(x);
-    else if constexpr (op == UnOp::Ceil)
+    else if constexpr (op == MathOp::Ceil)
       return ceilf(x);
-    else if constexpr (op == UnOp::Round)
+    else if constexpr (op == MathOp::Round)
       return rintf(x);  // half to even, as std::nearbyint
-    else if constexpr (op == UnOp::Sign)
+    else if constexpr (op == MathOp::Sign)
       return static_cast<float>((x > 0.f) - (x < 0.f));
-    else if constexpr (op == UnOp::Sin)
+    else if constexpr (op == MathOp::Sin)
       return sinf(x);
     else
       return cosf(x);
@@ -144,7 +110,8 @@ __global__ void unary_kernel(const T* x, T* y, int64_t n, bool vec, F f) {
   for (int64_t i = nv * V + tid; i < n; i += stride) y[i] = from_float<T>(f(to_float(x[i])));
 }
 
-template <UnOp op>
+// F: ActivationFn or MathFn.
+template <class F>
 void launch_unary(DType dtype, const void* x, void* y, int64_t n, float alpha, float beta, cudaStream_t s) {
   if (n == 0) return;
   dispatch_float_type(dtype, [&](auto t) {
@@ -152,7 +119,7 @@ void launch_unary(DType dtype, const void* x, void* y, int64_t n, float alpha, f
     const bool vec = aligned16(x) && aligned16(y);
     const int64_t work = vec ? n / Pack<T>::kCount + Pack<T>::kCount : n;
     unary_kernel<T><<<grid_for(work), kThreads, 0, s>>>(static_cast<const T*>(x), static_cast<T*>(y), n, vec,
-                                                        UnaryFn<op>{alpha, beta});
+                                                        F{alpha, beta});
     KILN_CUDA_CHECK_LAUNCH();
   });
 }
@@ -183,32 +150,27 @@ class UnaryKernel final : public CudaKernel {
 struct UnaryEntry {
   const char* op;
   UnaryLauncher launch;
-  float alpha, beta;  // attribute defaults
 };
 
+// Every activation of ops/activation.h, then the math ops.
 const UnaryEntry kUnary[] = {
-    {"Relu", launch_unary<UnOp::Relu>, 0.f, 0.f},
-    {"Sigmoid", launch_unary<UnOp::Sigmoid>, 0.f, 0.f},
-    {"Tanh", launch_unary<UnOp::Tanh>, 0.f, 0.f},
-    {"Exp", launch_unary<UnOp::Exp>, 0.f, 0.f},
-    {"Log", launch_unary<UnOp::Log>, 0.f, 0.f},
-    {"Neg", launch_unary<UnOp::Neg>, 0.f, 0.f},
-    {"Abs", launch_unary<UnOp::Abs>, 0.f, 0.f},
-    {"Sqrt", launch_unary<UnOp::Sqrt>, 0.f, 0.f},
-    {"Reciprocal", launch_unary<UnOp::Reciprocal>, 0.f, 0.f},
-    {"Erf", launch_unary<UnOp::Erf>, 0.f, 0.f},
-    {"Elu", launch_unary<UnOp::Elu>, 1.0f, 0.f},
-    {"LeakyRelu", launch_unary<UnOp::LeakyRelu>, 0.01f, 0.f},
-    {"HardSigmoid", launch_unary<UnOp::HardSigmoid>, 0.2f, 0.5f},
-    {"HardSwish", launch_unary<UnOp::HardSwish>, 0.f, 0.f},
-    {"Softplus", launch_unary<UnOp::Softplus>, 0.f, 0.f},
-    {"Clip", launch_unary<UnOp::Clip>, -FLT_MAX, FLT_MAX},
-    {"Floor", launch_unary<UnOp::Floor>, 0.f, 0.f},
-    {"Ceil", launch_unary<UnOp::Ceil>, 0.f, 0.f},
-    {"Round", launch_unary<UnOp::Round>, 0.f, 0.f},
-    {"Sign", launch_unary<UnOp::Sign>, 0.f, 0.f},
-    {"Sin", launch_unary<UnOp::Sin>, 0.f, 0.f},
-    {"Cos", launch_unary<UnOp::Cos>, 0.f, 0.f},
+#define KILN_ACTIVATION_ENTRY(name, ...) {#name, launch_unary<ActivationFn<ops::Activation::name>>},
+    KILN_ACTIVATIONS(KILN_ACTIVATION_ENTRY)
+#undef KILN_ACTIVATION_ENTRY
+    {"Exp", launch_unary<MathFn<MathOp::Exp>>},
+    {"Log", launch_unary<MathFn<MathOp::Log>>},
+    {"Neg", launch_unary<MathFn<MathOp::Neg>>},
+    {"Abs", launch_unary<MathFn<MathOp::Abs>>},
+    {"Sqrt", launch_unary<MathFn<MathOp::Sqrt>>},
+    {"Reciprocal", launch_unary<MathFn<MathOp::Reciprocal>>},
+    {"Erf", launch_unary<MathFn<MathOp::Erf>>},
+    {"Clip", launch_unary<MathFn<MathOp::Clip>>},
+    {"Floor", launch_unary<MathFn<MathOp::Floor>>},
+    {"Ceil", launch_unary<MathFn<MathOp::Ceil>>},
+    {"Round", launch_unary<MathFn<MathOp::Round>>},
+    {"Sign", launch_unary<MathFn<MathOp::Sign>>},
+    {"Sin", launch_unary<MathFn<MathOp::Sin>>},
+    {"Cos", launch_unary<MathFn<MathOp::Cos>>},
 };
 
 const UnaryEntry* unary_entry(const std::string& op) {
@@ -264,13 +226,14 @@ bool unary_supported(const LayerDesc& d) {
 
 std::unique_ptr<backend::Kernel> create_unary(const LayerDesc& d) {
   const UnaryEntry* e = unary_entry(d.node->op);
-  float alpha = e->alpha, beta = e->beta;
+  float alpha = 0.f, beta = 0.f;
   std::vector<size_t> owned;
   if (d.node->op == "Clip") {
     clip_bounds(d, alpha, beta, owned);
-  } else {
-    alpha = d.node->attrs.get_float("alpha", alpha);
-    beta = d.node->attrs.get_float("beta", beta);
+  } else if (const std::optional<ops::Activation> act = ops::activation_of(d.node->op)) {
+    const ops::ActivationParams p = ops::activation_params(*act, d.node->attrs);
+    alpha = p.alpha;
+    beta = p.beta;
   }
   return std::make_unique<UnaryKernel>(e->launch, d.inputs[0].dtype, alpha, beta, std::move(owned));
 }
@@ -676,9 +639,9 @@ KILN_REGISTER_KERNEL(binary_factory<BinOp::Pow>("Pow"));
 KILN_REGISTER_KERNEL(binary_factory<BinOp::Max>("Max"));
 KILN_REGISTER_KERNEL(binary_factory<BinOp::Min>("Min"));
 
-KILN_REGISTER_KERNEL(unary_factory("Relu"));
-KILN_REGISTER_KERNEL(unary_factory("Sigmoid"));
-KILN_REGISTER_KERNEL(unary_factory("Tanh"));
+#define KILN_REGISTER_ACTIVATION(name, ...) KILN_REGISTER_KERNEL(unary_factory(#name));
+KILN_ACTIVATIONS(KILN_REGISTER_ACTIVATION)
+#undef KILN_REGISTER_ACTIVATION
 KILN_REGISTER_KERNEL(unary_factory("Exp"));
 KILN_REGISTER_KERNEL(unary_factory("Log"));
 KILN_REGISTER_KERNEL(unary_factory("Neg"));
@@ -686,11 +649,6 @@ KILN_REGISTER_KERNEL(unary_factory("Abs"));
 KILN_REGISTER_KERNEL(unary_factory("Sqrt"));
 KILN_REGISTER_KERNEL(unary_factory("Reciprocal"));
 KILN_REGISTER_KERNEL(unary_factory("Erf"));
-KILN_REGISTER_KERNEL(unary_factory("Elu"));
-KILN_REGISTER_KERNEL(unary_factory("LeakyRelu"));
-KILN_REGISTER_KERNEL(unary_factory("HardSigmoid"));
-KILN_REGISTER_KERNEL(unary_factory("HardSwish"));
-KILN_REGISTER_KERNEL(unary_factory("Softplus"));
 KILN_REGISTER_KERNEL(unary_factory("Clip"));
 KILN_REGISTER_KERNEL(unary_factory("Floor"));
 KILN_REGISTER_KERNEL(unary_factory("Ceil"));

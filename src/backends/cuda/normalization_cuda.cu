@@ -1,5 +1,5 @@
 // kiln — CUDA normalization kernels:
-//   cuda.groupnorm     kiln.GroupNorm (+ Relu / Elu in the same pass), fp32 / fp16 / bf16
+//   cuda.groupnorm     kiln.GroupNorm (+ Relu / Elu in the same pass: group_norm_supports), fp32 / fp16 / bf16
 //   cuda.instancenorm  InstanceNormalization (GroupNorm with one channel per group)
 //
 // Statistics per (n, group) over C/G channels × spatial; the host picks one of two paths per launch (single
@@ -37,13 +37,20 @@ int param_code(DType t) {
   }
 }
 
-void check_args(int64_t c, int64_t groups) {
+void check_args(int64_t c, int64_t groups, ops::Activation activation) {
   if (groups <= 0 || c <= 0 || c % groups != 0)
     throw Error("CUDA GroupNorm: num_groups " + std::to_string(groups) + " does not divide " +
                 std::to_string(c) + " channels");
+  if (!group_norm_supports(activation))
+    throw Error("CUDA GroupNorm: activation " + ops::activation_name(activation) + " is not supported");
 }
 
 }  // namespace
+
+bool group_norm_supports(ops::Activation activation) {
+  return activation == ops::Activation::None || activation == ops::Activation::Relu ||
+         activation == ops::Activation::Elu;
+}
 
 size_t group_norm_workspace_bytes(int64_t n, int64_t c, int64_t spatial, int64_t groups) {
   if (n <= 0 || c <= 0 || spatial <= 0 || groups <= 0) return 0;
@@ -58,8 +65,8 @@ size_t group_norm_workspace_bytes(int64_t n, int64_t c, int64_t spatial, int64_t
 }
 
 GroupNormPath group_norm_path(DType dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups,
-                              int activation, GroupNormPath requested) {
-  check_args(c, groups);
+                              ops::Activation activation, GroupNormPath requested) {
+  check_args(c, groups, activation);
   if (requested == GroupNormPath::TwoPass || n <= 0 || spatial <= 0) return GroupNormPath::TwoPass;
   bool ok = false;
   dispatch_float_type(dtype, [&](auto tag) {
@@ -74,7 +81,7 @@ GroupNormPath group_norm_path(DType dtype, int64_t n, int64_t c, int64_t spatial
 
 void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
                        DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
-                       int activation, float alpha, void* workspace, size_t workspace_bytes,
+                       ops::Activation activation, float alpha, void* workspace, size_t workspace_bytes,
                        cudaStream_t stream) {
   launch_group_norm(dtype, x, y, scale, bias, param_dtype, n, c, spatial, groups, eps, activation, alpha,
                     workspace, workspace_bytes, stream, GroupNormPath::Auto);
@@ -82,9 +89,9 @@ void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, c
 
 void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
                        DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
-                       int activation, float alpha, void* workspace, size_t workspace_bytes,
+                       ops::Activation activation, float alpha, void* workspace, size_t workspace_bytes,
                        cudaStream_t stream, GroupNormPath path) {
-  check_args(c, groups);
+  check_args(c, groups, activation);
   if (n <= 0 || spatial <= 0) return;
   const size_t need = group_norm_workspace_bytes(n, c, spatial, groups);
   if (workspace_bytes < need || (need && !workspace))
@@ -132,7 +139,8 @@ namespace {
 
 class GroupNormKernel final : public CudaKernel {
  public:
-  GroupNormKernel(int64_t groups, float eps, int activation, float alpha, const std::vector<int64_t>& dims)
+  GroupNormKernel(int64_t groups, float eps, ops::Activation activation, float alpha,
+                  const std::vector<int64_t>& dims)
       : groups_(groups), eps_(eps), activation_(activation), alpha_(alpha) {
     n_ = dims[0];
     c_ = dims[1];
@@ -150,7 +158,7 @@ class GroupNormKernel final : public CudaKernel {
  private:
   int64_t groups_;
   float eps_;
-  int activation_;
+  ops::Activation activation_;
   float alpha_;
   int64_t n_ = 0, c_ = 0, spatial_ = 1;
 };
@@ -176,10 +184,6 @@ bool supported(const backend::LayerDesc& d, size_t min_rank) {
   return true;
 }
 
-int activation_code(const std::string& act) {
-  return act == "Elu" ? 2 : act == "Relu" ? 1 : 0;
-}
-
 backend::KernelFactory groupnorm_factory() {
   return {.name = "cuda.groupnorm",
           .device = "cuda",
@@ -189,15 +193,15 @@ backend::KernelFactory groupnorm_factory() {
           .supports =
               [](const backend::LayerDesc& d) {
                 const int64_t groups = d.node->attrs.get_int("num_groups", 0);
-                const std::string act = d.node->attrs.get_string("activation", "");
-                return supported(d, 2) && groups > 0 && d.inputs[0].dims[1] % groups == 0 &&
-                       (act.empty() || act == "Relu" || act == "Elu");
+                const auto act = ops::fused_activation(d.node->attrs, ops::kGroupNormActivation);
+                return supported(d, 2) && groups > 0 && d.inputs[0].dims[1] % groups == 0 && act &&
+                       group_norm_supports(act->act);
               },
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
-            return std::make_unique<GroupNormKernel>(
-                d.node->attrs.get_int("num_groups", 1), d.node->attrs.get_float("epsilon", 1e-5f),
-                activation_code(d.node->attrs.get_string("activation", "")),
-                d.node->attrs.get_float("alpha", 1.0f), d.inputs[0].dims);
+            const ops::ActivationParams act = *ops::fused_activation(d.node->attrs, ops::kGroupNormActivation);
+            return std::make_unique<GroupNormKernel>(d.node->attrs.get_int("num_groups", 1),
+                                                     d.node->attrs.get_float("epsilon", 1e-5f), act.act,
+                                                     act.alpha, d.inputs[0].dims);
           }};
 }
 
@@ -210,7 +214,8 @@ backend::KernelFactory instancenorm_factory() {
           .supports = [](const backend::LayerDesc& d) { return supported(d, 3); },
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
             return std::make_unique<GroupNormKernel>(
-                d.inputs[0].dims[1], d.node->attrs.get_float("epsilon", 1e-5f), 0, 1.f, d.inputs[0].dims);
+                d.inputs[0].dims[1], d.node->attrs.get_float("epsilon", 1e-5f), ops::Activation::None, 1.f,
+                d.inputs[0].dims);
           }};
 }
 

@@ -151,11 +151,10 @@ __device__ __forceinline__ float load_param(const void* p, int dtype, int64_t i)
   }
 }
 
-template <int ACT>
+// ELU's exp is ex2.approx (__expf): ~1e-7 absolute.
+template <ops::Activation ACT>
 __device__ __forceinline__ float activate(float v, float alpha) {
-  if constexpr (ACT == 1) return fmaxf(v, 0.f);
-  if constexpr (ACT == 2) return v > 0.f ? v : alpha * (__expf(v) - 1.f);  // ex2.approx: ~1e-7 absolute
-  return v;
+  return ops::activate<ACT, CudaFastMath>(v, alpha, 0.f);
 }
 
 struct ApplyArgs {
@@ -179,17 +178,17 @@ struct FusedPlan {
 // (misaligned).
 template <typename T, int V>
 void launch_typed(const T* x, T* y, const Plan& plan, int64_t n, int64_t c, int64_t spatial, int64_t groups,
-                  const ApplyArgs& base, int activation, float4* part, cudaStream_t stream);
+                  const ApplyArgs& base, ops::Activation activation, float4* part, cudaStream_t stream);
 
 // The single pass (normalization_single_pass_cuda.cu): its plan for this problem on the current device, or
 // !ok (then the two-pass path runs).
 template <typename T>
-FusedPlan plan_fused_for(int64_t n, int64_t c, int64_t spatial, int64_t groups, int activation,
+FusedPlan plan_fused_for(int64_t n, int64_t c, int64_t spatial, int64_t groups, ops::Activation activation,
                          size_t workspace_bytes);
 // Launches the single pass; false (nothing enqueued) when cooperative launch is refused.
 template <typename T>
 bool launch_fused(const T* x, T* y, const FusedPlan& p, int64_t c, int64_t spatial, int64_t groups,
-                  const ApplyArgs& base, int activation, void* workspace, cudaStream_t stream);
+                  const ApplyArgs& base, ops::Activation activation, void* workspace, cudaStream_t stream);
 
 // ---- single-pass planning. Device properties and per-kernel attributes are queried once per device (host
 // queries only, no allocation, no stream work) and cached.

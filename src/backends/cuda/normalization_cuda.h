@@ -13,10 +13,12 @@
 #include <cstdint>
 
 #include "kiln/tensor_data.h"
+#include "ops/activation.h"
 
 namespace kiln::cuda {
 
-enum class NormActivation : int { None = 0, Relu = 1, Elu = 2 };
+// The activations the kernels are compiled for (one kernel instance each): None, Relu, Elu.
+bool group_norm_supports(ops::Activation activation);
 
 // Which kernel(s) launch_group_norm uses. Auto / SinglePass: the single pass when it applies (16-byte aligned
 // x and y, spatial a multiple of 16 bytes, chunks fit in shared memory, co-resident blocks, enough
@@ -27,20 +29,22 @@ enum class GroupNormPath : int { Auto = 0, TwoPass = 1, SinglePass = 2 };
 size_t group_norm_workspace_bytes(int64_t n, int64_t c, int64_t spatial, int64_t groups);
 
 // x, y: [n, c, spatial] of `dtype` (Float, Float16, BFloat16); scale, bias: [c] of `param_dtype` (same set).
-// activation: 0 none, 1 relu, 2 elu (alpha). Enqueues on `stream` only (no sync, no allocation); throws
-// kiln::Error on bad arguments (groups not dividing c, workspace too small) and launch failures.
+// activation: one group_norm_supports (alpha: its alpha). Enqueues on `stream` only (no sync, no allocation); throws
+// kiln::Error on bad arguments (groups not dividing c, workspace too small, an activation not supported) and
+// launch failures.
 void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
                        DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
-                       int activation, float alpha, void* workspace, size_t workspace_bytes,
+                       ops::Activation activation, float alpha, void* workspace, size_t workspace_bytes,
                        cudaStream_t stream);
 void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
                        DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
-                       int activation, float alpha, void* workspace, size_t workspace_bytes,
+                       ops::Activation activation, float alpha, void* workspace, size_t workspace_bytes,
                        cudaStream_t stream, GroupNormPath path);
 
 // The path launch_group_norm takes on the current device for 16-byte aligned x / y and a workspace of
 // group_norm_workspace_bytes (TwoPass or SinglePass; host queries only, cached per device).
 GroupNormPath group_norm_path(DType dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups,
-                              int activation = 0, GroupNormPath requested = GroupNormPath::Auto);
+                              ops::Activation activation = ops::Activation::None,
+                              GroupNormPath requested = GroupNormPath::Auto);
 
 }  // namespace kiln::cuda

@@ -94,7 +94,7 @@ struct FusedArgs {
 
 // Block b: group b / bpg, elements [chunk·(b % bpg), +chunk) of it. Thread t owns the chunk's vectors
 // t, t + blockDim, ... (shared memory up to smem_vecs, registers after). SYNC: bpg > 1, cooperative launch.
-template <typename T, int ACT, bool SYNC>
+template <typename T, ops::Activation ACT, bool SYNC>
 __global__ void __launch_bounds__(kFusedThreads, 1) gn_fused(const T* x, T* y, FusedArgs a) {
   constexpr int V = 16 / sizeof(T);
   extern __shared__ __align__(16) unsigned char gn_smem[];
@@ -228,14 +228,14 @@ template <typename T, bool SYNC>
 using FusedKernel = void (*)(const T*, T*, FusedArgs);
 
 template <typename T, bool SYNC>
-FusedKernel<T, SYNC> fused_kernel(int activation) {
-  switch (activation) {
-    case 1:
-      return gn_fused<T, 1, SYNC>;
-    case 2:
-      return gn_fused<T, 2, SYNC>;
+FusedKernel<T, SYNC> fused_kernel(ops::Activation activation) {
+  switch (activation) {  // group_norm_supports
+    case ops::Activation::Relu:
+      return gn_fused<T, ops::Activation::Relu, SYNC>;
+    case ops::Activation::Elu:
+      return gn_fused<T, ops::Activation::Elu, SYNC>;
     default:
-      return gn_fused<T, 0, SYNC>;
+      return gn_fused<T, ops::Activation::None, SYNC>;
   }
 }
 
@@ -268,7 +268,7 @@ FusedKernelInfo fused_kernel_info(const void* kernel, int dev, const DevInfo& d)
 }  // namespace
 
 template <typename T>
-FusedPlan plan_fused_for(int64_t n, int64_t c, int64_t spatial, int64_t groups, int activation,
+FusedPlan plan_fused_for(int64_t n, int64_t c, int64_t spatial, int64_t groups, ops::Activation activation,
                          size_t workspace_bytes) {
   const int dev = current_device();
   if (dev < 0) return {};
@@ -286,7 +286,7 @@ FusedPlan plan_fused_for(int64_t n, int64_t c, int64_t spatial, int64_t groups, 
 // Launches the single pass; false (nothing enqueued) when cooperative launch is refused.
 template <typename T>
 bool launch_fused(const T* x, T* y, const FusedPlan& p, int64_t c, int64_t spatial, int64_t groups,
-                  const ApplyArgs& base, int activation, void* workspace, cudaStream_t stream) {
+                  const ApplyArgs& base, ops::Activation activation, void* workspace, cudaStream_t stream) {
   FusedArgs a{};
   a.scale = base.scale;
   a.bias = base.bias;
@@ -329,9 +329,9 @@ bool launch_fused(const T* x, T* y, const FusedPlan& p, int64_t c, int64_t spati
 }
 
 #define KILN_GROUP_NORM_SINGLE_PASS(T)                                                                       \
-  template FusedPlan plan_fused_for<T>(int64_t, int64_t, int64_t, int64_t, int, size_t);                     \
+  template FusedPlan plan_fused_for<T>(int64_t, int64_t, int64_t, int64_t, ops::Activation, size_t);                     \
   template bool launch_fused<T>(const T*, T*, const FusedPlan&, int64_t, int64_t, int64_t, const ApplyArgs&, \
-                                int, void*, cudaStream_t);
+                                ops::Activation, void*, cudaStream_t);
 KILN_GROUP_NORM_SINGLE_PASS(float)
 KILN_GROUP_NORM_SINGLE_PASS(__half)
 KILN_GROUP_NORM_SINGLE_PASS(__nv_bfloat16)

@@ -92,7 +92,7 @@ __global__ void __launch_bounds__(kStatsThreads)
 
 // Pass 2. Block (reversed order) -> plane (n, c) and a chunk of its spatial elements; each thread owns U
 // vectors at chunk_begin + (u·blockDim + tid)·V.
-template <typename T, int V, int U, int ACT>
+template <typename T, int V, int U, ops::Activation ACT>
 __global__ void __launch_bounds__(kApplyThreads) gn_apply(const T* x, T* y, ApplyArgs a) {
   const int64_t bid = static_cast<int64_t>(gridDim.x) - 1 - blockIdx.x;
   const int64_t plane = bid / a.chunks_per_plane;
@@ -171,7 +171,7 @@ void launch(Kernel kernel, unsigned int grid, unsigned int block, cudaStream_t s
 
 template <typename T, int V>
 void launch_typed(const T* x, T* y, const Plan& plan, int64_t n, int64_t c, int64_t spatial, int64_t groups,
-                  const ApplyArgs& base, int activation, float4* part, cudaStream_t stream) {
+                  const ApplyArgs& base, ops::Activation activation, float4* part, cudaStream_t stream) {
   constexpr int kStatsU = V == 1 ? 8 : static_cast<int>(kStatsChunk / (kStatsThreads * V));
   const int64_t stats_blocks = n * groups * plan.blocks_per_group;
   if (stats_blocks > (int64_t{1} << 31) - 1) throw Error("CUDA GroupNorm: tensor too large");
@@ -190,22 +190,22 @@ void launch_typed(const T* x, T* y, const Plan& plan, int64_t n, int64_t c, int6
   if (apply_blocks > (int64_t{1} << 31) - 1) throw Error("CUDA GroupNorm: tensor too large");
   const bool pdl = pdl_enabled();
   const unsigned int g = static_cast<unsigned int>(apply_blocks);
-  switch (activation) {
-    case 1:
-      launch(gn_apply<T, V, kApplyU, 1>, g, threads, stream, pdl, x, y, a);
+  switch (activation) {  // group_norm_supports
+    case ops::Activation::Relu:
+      launch(gn_apply<T, V, kApplyU, ops::Activation::Relu>, g, threads, stream, pdl, x, y, a);
       break;
-    case 2:
-      launch(gn_apply<T, V, kApplyU, 2>, g, threads, stream, pdl, x, y, a);
+    case ops::Activation::Elu:
+      launch(gn_apply<T, V, kApplyU, ops::Activation::Elu>, g, threads, stream, pdl, x, y, a);
       break;
     default:
-      launch(gn_apply<T, V, kApplyU, 0>, g, threads, stream, pdl, x, y, a);
+      launch(gn_apply<T, V, kApplyU, ops::Activation::None>, g, threads, stream, pdl, x, y, a);
       break;
   }
 }
 
 #define KILN_GROUP_NORM_TWO_PASS(T, V)                                                            \
   template void launch_typed<T, V>(const T*, T*, const Plan&, int64_t, int64_t, int64_t, int64_t, \
-                                   const ApplyArgs&, int, float4*, cudaStream_t);
+                                   const ApplyArgs&, ops::Activation, float4*, cudaStream_t);
 KILN_GROUP_NORM_TWO_PASS(float, 4)
 KILN_GROUP_NORM_TWO_PASS(float, 1)
 KILN_GROUP_NORM_TWO_PASS(__half, 8)
