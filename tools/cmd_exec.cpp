@@ -435,8 +435,9 @@ Command add_exec(CLI::App& app) {
   app.add_option("--exportTimes", a->export_times, "Write per-inference times as JSON");
   app.add_option("--exportProfile", a->export_profile, "Write per-layer times as JSON");
   app.add_option("--plugins", a->plugins, "Plugin libraries to load (LIB.so[,LIB2.so])")->delimiter(',');
-  app.add_option("--skipRewrites", a->skip_rewrites, "Rewrites not to apply: groupnorm,pad_into_conv,conv_activation,elementwise,concat_in_place")
-      ->delimiter(',');
+  std::string rewrites;
+  for (const std::string& r : kiln::rewrite_names()) rewrites += (rewrites.empty() ? "" : ",") + r;
+  app.add_option("--skipRewrites", a->skip_rewrites, "Rewrites not to apply: " + rewrites)->delimiter(',');
   app.add_flag("--verbose", a->verbose, "Print the build log in full and every layer's kernel");
   return [a] { return run_exec(*a); };
 }

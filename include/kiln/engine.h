@@ -78,6 +78,9 @@ class ExecutionContext;
 struct EnginePlan;
 class Executor;
 
+// Names BuildOptions::skip_rewrites accepts (the builder's rewrite pipeline, in order, then concat_in_place).
+std::vector<std::string> rewrite_names();
+
 class Engine {
  public:
   ~Engine();
