@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "kiln/graph.h"
+#include "kiln/stats.h"  // count_unknown_shapes
 
 namespace kiln {
 
@@ -40,9 +41,6 @@ PropagateReport infer_shapes(Graph& graph, const PropagateOptions& options = {})
 // infer_shapes, then replaces every node whose outputs are all known at build time by Constant tensors
 // (dtypes kept exactly), and removes what no longer reaches an output.
 PropagateReport fold_constants(Graph& graph, const PropagateOptions& options = {});
-
-// Number of tensors whose shape is not fully known (rank unknown, or a dim neither static nor symbolic).
-size_t count_unknown_shapes(const Graph& graph);
 
 // Folds a zero, constant-mode Pad on spatial axes into the Conv that is its only consumer (explicit pads
 // only) and bypasses the Pad. Every constant is validated; anything else is left alone. Returns the count.
