@@ -282,10 +282,12 @@ int run_exec(const ExecArgs& a) {
   const size_t planned = engine->planned_activation_bytes(), total = engine->total_activation_bytes();
   std::cout << "Activation memory: " << human_bytes(planned) << " planned, " << human_bytes(total) << " without reuse ("
             << (total ? 100 * planned / total : 100) << "%)\n";
-  const bool on_device = engine->options().device != "cpu";
+  // A device with memory of its own describes itself (GPU, library versions); the host device does not.
+  const std::string device_info = engine->device_description();
+  const bool on_device = !device_info.empty();
   if (on_device) {
     const MemoryReport m = engine->memory();
-    std::cout << "Device: " << engine->device_description() << "\n"
+    std::cout << "Device: " << device_info << "\n"
               << "Precision: " << dtype_name(engine->options().precision)
               << (engine->options().precision == DType::Float ? (engine->options().tf32 ? " (TF32 allowed)" : " (strict, no TF32)") : "")
               << "\nDevice memory: " << human_bytes(m.weights) << " weights + " << human_bytes(m.activations)
@@ -435,8 +437,9 @@ Command add_exec(CLI::App& app) {
   app.add_option("--exportTimes", a->export_times, "Write per-inference times as JSON");
   app.add_option("--exportProfile", a->export_profile, "Write per-layer times as JSON");
   app.add_option("--plugins", a->plugins, "Plugin libraries to load (LIB.so[,LIB2.so])")->delimiter(',');
-  app.add_option("--skipRewrites", a->skip_rewrites, "Rewrites not to apply: groupnorm,pad_into_conv,conv_activation,elementwise,concat_in_place")
-      ->delimiter(',');
+  std::string rewrites;
+  for (const std::string& r : kiln::rewrite_names()) rewrites += (rewrites.empty() ? "" : ",") + r;
+  app.add_option("--skipRewrites", a->skip_rewrites, "Rewrites not to apply: " + rewrites)->delimiter(',');
   app.add_flag("--verbose", a->verbose, "Print the build log in full and every layer's kernel");
   return [a] { return run_exec(*a); };
 }

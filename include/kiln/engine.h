@@ -15,68 +15,18 @@
 #include <string>
 #include <vector>
 
+#include "kiln/build_options.h"
 #include "kiln/graph.h"
-#include "kiln/passes.h"
 #include "kiln/tensor_data.h"
 
 namespace kiln {
 
-// The most CPU worker threads an engine accepts (BuildOptions::threads, --threads, engine files).
-constexpr int kMaxThreads = 1024;
-
-struct BuildOptions {
-  std::string device = "cpu";  // "cpu" or "cuda"
-  int threads = 0;  // CPU worker threads; 0 = every core
-  // Precision of float activations and weights: Float (fp32), Float16 or BFloat16. Lower precisions convert the
-  // graph (weights, activations) and keep the engine's inputs and outputs fp32, as TensorRT does.
-  DType precision = DType::Float;
-  // fp32 convolutions and GEMMs may use TF32 tensor cores (TensorRT's default); false = strict fp32.
-  bool tf32 = true;
-  // Timed kernel choices (cuDNN algorithms, layouts) are read from and written to this file; "" = none.
-  std::string timing_cache_file;
-  // Every CPU layer runs its reference kernel (the oracle the tests compare optimized backends against).
-  bool reference_kernels = false;
-  // Input shapes to fix before building (for inputs with symbolic or unknown dims), by input name.
-  std::map<std::string, std::vector<int64_t>> input_shapes;
-  PropagateOptions fold;
-  // Rewrites the builder must not apply: "groupnorm", "pad_into_conv", "conv_activation", "elementwise",
-  // "concat_in_place" (for comparisons and for isolating a suspected rewrite; every rewrite is exact, so outputs
-  // agree either way within rounding).
-  std::vector<std::string> skip_rewrites;
-  bool verbose = false;
-  // Progress and verbose messages ("[build] ..."); default prints nothing.
-  std::function<void(const std::string&)> log;
-};
-
-struct TensorInfo {
-  std::string name;
-  DType dtype = DType::Undefined;
-  std::vector<int64_t> dims;
-};
-
-struct LayerInfo {
-  std::string name;                 // the node's name (or a generated one)
-  std::string op;                   // the op it runs ("Conv", "GroupNorm+Elu", ...)
-  std::string kernel;               // the kernel chosen ("cpu.conv_onednn", "reference", ...)
-  std::string tactic;               // what the kernel chose inside (algorithm, layout); may be empty
-  std::vector<std::string> fused;   // names of the original nodes folded into this layer
-};
-
-// Where an engine's device memory goes (bytes).
-struct MemoryReport {
-  size_t activations = 0;  // the planned arena (buffers reused by liveness)
-  size_t weights = 0;      // constants resident on the device (0 on the CPU: they stay in the graph)
-  size_t workspace = 0;    // the largest scratch any layer asks for
-};
-
-// Times of the last ExecutionContext::run(), in milliseconds (trtexec's H2D / GPU Compute / D2H).
-struct RunTimes {
-  double h2d_ms = 0, compute_ms = 0, d2h_ms = 0;
-};
-
 class ExecutionContext;
 struct EnginePlan;
 class Executor;
+
+// Names BuildOptions::skip_rewrites accepts (the builder's rewrite pipeline, in order, then concat_in_place).
+std::vector<std::string> rewrite_names();
 
 class Engine {
  public:

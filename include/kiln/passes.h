@@ -1,4 +1,5 @@
-// kiln — graph passes a user may call directly (the builder runs them too).
+// kiln — graph passes a user calls directly: inference, folding, and the surgery helpers whose result any ONNX
+// tool reads (the builder runs them too). Rewrites into kiln-internal ops live in src/passes/rewrites.h.
 #pragma once
 #include <cstddef>
 #include <functional>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "kiln/graph.h"
+#include "kiln/stats.h"  // count_unknown_shapes
 
 namespace kiln {
 
@@ -40,17 +42,10 @@ PropagateReport infer_shapes(Graph& graph, const PropagateOptions& options = {})
 // (dtypes kept exactly), and removes what no longer reaches an output.
 PropagateReport fold_constants(Graph& graph, const PropagateOptions& options = {});
 
-// Number of tensors whose shape is not fully known (rank unknown, or a dim neither static nor symbolic).
-size_t count_unknown_shapes(const Graph& graph);
-
 // Folds a zero, constant-mode Pad on spatial axes into the Conv that is its only consumer (explicit pads
 // only) and bypasses the Pad. Every constant is validated; anything else is left alone. Returns the count.
 // The Conv records the original node names in its "kiln_fused" strings attribute.
 size_t fuse_pad_into_conv(Graph& graph);
-
-// Replaces Conv → Relu/Elu/Sigmoid (the Conv output read only by the activation) by one kiln.FusedConv node
-// (domain "kiln": Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
-size_t fuse_conv_activation(Graph& graph);
 
 // Collapses PyTorch's exported GroupNorm subgraph — Reshape[0,G,-1] → InstanceNormalization(scale 1, bias 0)
 // → Reshape(shape of X) → Mul(γ) → Add(β), and a following Elu/Relu — into one kiln.GroupNorm node (domain
@@ -61,17 +56,5 @@ size_t fuse_conv_activation(Graph& graph);
 enum class GroupNormTarget { Native, Plugin };
 size_t fuse_groupnorm(Graph& graph, std::vector<NotFolded>* rejected = nullptr,
                       GroupNormTarget target = GroupNormTarget::Native);
-
-// Replaces maximal chains (>= 2 nodes) of fp32 element-wise nodes — Relu, Elu, Sigmoid, Tanh, LeakyRelu, Neg,
-// Abs, Sqrt, Exp, Add, Sub, Mul, Div — whose link tensors have one use and are not graph outputs by one
-// kiln.ElementwiseChain node (domain "kiln"; inputs x and the binary steps' other operands, each a scalar
-// constant, a per-channel [C,1,..,1] constant or a tensor of x's shape; attributes steps, operand, data_first,
-// alpha, kiln_fused). The output keeps x's shape. Returns the number of chains.
-size_t fuse_elementwise_chains(Graph& graph);
-
-// Converts a float32 graph to run in `to` (Float16 or BFloat16): every fp32 activation and weight changes type,
-// except operands ONNX types as float whatever the data (Resize roi/scales); the graph's fp32 inputs and
-// outputs keep their type and name behind inserted Cast nodes. Returns the number of tensors converted.
-size_t lower_float_precision(Graph& graph, DType to);
 
 }  // namespace kiln

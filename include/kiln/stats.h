@@ -8,6 +8,9 @@
 
 namespace kiln {
 
+// Number of tensors whose shape is not fully known (rank unknown, or a dim neither static nor symbolic).
+size_t count_unknown_shapes(const Graph& graph);
+
 struct GraphStats {
   size_t nodes = 0;
   std::map<std::string, size_t> op_histogram;  // "Conv", "com.example.MyOp"

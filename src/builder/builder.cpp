@@ -8,7 +8,8 @@
 #include "builder/builder.h"
 #include "builder/planner.h"
 #include "device/kernel.h"
-#include "kiln/passes.h"
+#include "ops/internal_ops.h"
+#include "passes/rewrites.h"
 
 namespace kiln {
 namespace {
@@ -43,7 +44,30 @@ void apply_input_shapes(Graph& g, const BuildOptions& o) {
   }
 }
 
+// Walks the rewrite pipeline: each rewrite runs unless skipped, and a rewrite into a kiln-internal op only
+// where the device has a kernel for it (there is no host fallback for a layer the device cannot run).
+void run_rewrites(Graph& g, const BuildOptions& o) {
+  RewriteContext context;
+  context.verbose = o.verbose;
+  context.log = [&o](const std::string& m) { log(o, m); };
+  for (const Rewrite& r : rewrite_pipeline()) {
+    if (!enabled(o, r.name)) continue;
+    if (*r.needs && backend::kernels_for(o.device, internal_ops::kDomain, r.needs).empty()) {
+      log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel for kiln." + r.needs);
+      continue;
+    }
+    log(o, std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" + r.summary + ")");
+  }
+}
+
 }  // namespace
+
+std::vector<std::string> rewrite_names() {
+  std::vector<std::string> names;
+  for (const Rewrite& r : rewrite_pipeline()) names.push_back(r.name);
+  names.push_back(kConcatInPlace);  // a planner decision, not a graph rewrite (builder/planner.cpp)
+  return names;
+}
 
 std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& options) {
   auto t0 = std::chrono::steady_clock::now();
@@ -52,10 +76,13 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
   if (plan->options.threads == 0)
     plan->options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   check_device(source, plan->options);
+  const std::vector<std::string> known = rewrite_names();
   for (const std::string& r : options.skip_rewrites)
-    if (r != "groupnorm" && r != "pad_into_conv" && r != "conv_activation" && r != "elementwise" &&
-        r != "concat_in_place")
-      throw Error("unknown rewrite '" + r + "' (groupnorm, pad_into_conv, conv_activation, elementwise, concat_in_place)");
+    if (std::find(known.begin(), known.end(), r) == known.end()) {
+      std::string names;
+      for (const std::string& k : known) names += (names.empty() ? "" : ", ") + k;
+      throw Error("unknown rewrite '" + printable(r) + "' (" + names + ")");
+    }
   plan->graph = source.copy();
   Graph& g = *plan->graph;
   apply_input_shapes(g, options);
@@ -64,30 +91,7 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
   log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
   g.cleanup();
   g.toposort();
-  // GroupNorm subgraphs (as PyTorch exports them) become one kiln.GroupNorm layer with its activation.
-  std::vector<NotFolded> gn_rejected;
-  const size_t gn_fused =
-      !enabled(options, "groupnorm") || backend::kernels_for(plan->options.device, "kiln", "GroupNorm").empty()
-          ? 0
-          : fuse_groupnorm(g, &gn_rejected);
-  log(options, "fused " + std::to_string(gn_fused) + " GroupNorm subgraphs");
-  if (options.verbose)
-    for (const NotFolded& r : gn_rejected) log(options, "GroupNorm not fused at " + r.node + ": " + r.reason);
-  // Convolution fusions (constants are folded now, so Pad amounts are known). Conv+activation becomes
-  // kiln.FusedConv, so it is done only where the device has a kernel for that op.
-  const size_t pads_fused = enabled(options, "pad_into_conv") ? fuse_pad_into_conv(g) : 0;
-  const size_t acts_fused =
-      !enabled(options, "conv_activation") || backend::kernels_for(plan->options.device, "kiln", "FusedConv").empty()
-          ? 0
-          : fuse_conv_activation(g);
-  log(options, "fused " + std::to_string(pads_fused) + " Pad into Conv, " + std::to_string(acts_fused) +
-                   " activations into Conv");
-  // What is left of element-wise chains (scale/shift/activation/residual) runs as one pass over memory.
-  const size_t chains_fused =
-      !enabled(options, "elementwise") || backend::kernels_for(plan->options.device, "kiln", "ElementwiseChain").empty()
-          ? 0
-          : fuse_elementwise_chains(g);
-  log(options, "fused " + std::to_string(chains_fused) + " element-wise chains");
+  run_rewrites(g, plan->options);
   if (options.precision != DType::Float) {
     const size_t lowered = lower_float_precision(g, options.precision);
     log(options, "precision " + std::string(dtype_name(options.precision)) + ": " + std::to_string(lowered) +

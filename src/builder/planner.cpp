@@ -304,7 +304,7 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
   TimingCache cache(recorded ? std::string() : options.timing_cache_file);
   plan.timing_cache = recorded ? nullptr : &cache;
   const bool concat_in_place = std::find(options.skip_rewrites.begin(), options.skip_rewrites.end(),
-                                         "concat_in_place") == options.skip_rewrites.end();
+                                         kConcatInPlace) == options.skip_rewrites.end();
   std::vector<bool> claimed(plan.values.size(), false);     // inputs of in-place Concats
   std::vector<bool> own_buffer(plan.values.size(), false);  // written by a layer that is not a view
   for (size_t k = 0; k < plan.layers.size(); ++k) {

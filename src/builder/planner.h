@@ -9,6 +9,9 @@
 
 namespace kiln {
 
+// BuildOptions::skip_rewrites name that keeps every Concat a copying layer (see finish_plan).
+inline constexpr const char* kConcatInPlace = "concat_in_place";
+
 // The device backend for o.device; throws naming the model when it is unknown or unusable, or when the
 // options are out of range (precision, threads).
 const DeviceBackend& check_device(const Graph& source, const BuildOptions& o);

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "kiln/engine.h"
+#include "kiln/build_options.h"
 #include "kiln/tensor_data.h"
 
 namespace kiln {

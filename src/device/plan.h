@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "device/kernel.h"
-#include "kiln/engine.h"
+#include "kiln/build_options.h"
 #include "kiln/graph.h"
 #include "device/device_backend.h"
 

@@ -3,9 +3,26 @@
 #include <algorithm>
 #include <unordered_set>
 
-#include "kiln/passes.h"
 
 namespace kiln {
+
+namespace {
+
+bool shape_is_known(const Tensor& t) {
+  if (!t.shape) return false;
+  for (const Dim& d : *t.shape)
+    if (!d.is_static() && d.symbol.empty()) return false;
+  return true;
+}
+
+}  // namespace
+
+size_t count_unknown_shapes(const Graph& graph) {
+  size_t n = 0;
+  for (const Tensor* t : graph.all_tensors())
+    if (!shape_is_known(*t)) ++n;
+  return n;
+}
 namespace {
 
 std::optional<std::vector<int64_t>> dims_of(const Tensor* t) {

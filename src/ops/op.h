@@ -69,6 +69,7 @@ struct OpSchema {
   int min_outputs = 1, max_outputs = 1;
   InferFn infer = nullptr;
   KernelFn reference = nullptr;  // nullptr: shapes only, no reference kernel yet
+  bool from_plugin = false;      // registered for a plugin library's layer (src/plugins), not one of kiln's ops
 };
 
 // Registry. Lookups use the op type and domain ("ai.onnx" is treated as "").

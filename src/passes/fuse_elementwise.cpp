@@ -11,11 +11,13 @@
 #include <algorithm>
 #include <set>
 
-#include "kiln/passes.h"
 #include "passes/pattern.h"
+#include "passes/rewrites.h"
 
 namespace kiln {
 namespace {
+
+namespace ec = internal_ops::elementwise_chain;
 
 bool is_unary(const std::string& op) {
   return op == "Relu" || op == "Elu" || op == "Sigmoid" || op == "Tanh" || op == "LeakyRelu" || op == "Neg" ||
@@ -125,7 +127,7 @@ size_t fuse_elementwise_chains(Graph& g) {
       Node* n = s.node;
       nodes.push_back(n);
       steps.push_back(n->op);
-      names.push_back(n->name.empty() ? n->op : n->name);
+      names.push_back(pattern::name_of(n));
       data_first.push_back(s.data_slot == 0 ? 1 : 0);
       alpha.push_back(n->op == "Elu"         ? n->attrs.get_float("alpha", 1.0f)
                       : n->op == "LeakyRelu" ? n->attrs.get_float("alpha", 0.01f)
@@ -141,15 +143,15 @@ size_t fuse_elementwise_chains(Graph& g) {
     }
     Tensor* out = chain.back().node->output(0);
     const std::string base = chain.front().node->name.empty() ? "elementwise_chain" : chain.front().node->name;
-    Node* fused = g.replace_nodes(nodes, "ElementwiseChain", inputs, {out}, g.unique_name(base + "_chain"), "kiln");
-    fused->attrs.set("steps", steps);
-    fused->attrs.set("operand", operand);
-    fused->attrs.set("data_first", data_first);
-    fused->attrs.set("alpha", alpha);
-    fused->attrs.set("kiln_fused", names);
+    Node* fused = g.replace_nodes(nodes, ec::kOp, inputs, {out}, g.unique_name(base + "_chain"), internal_ops::kDomain);
+    fused->attrs.set(ec::kSteps, steps);
+    fused->attrs.set(ec::kOperand, operand);
+    fused->attrs.set(ec::kDataFirst, data_first);
+    fused->attrs.set(ec::kAlpha, alpha);
+    fused->attrs.set(internal_ops::kFusedNames, names);
   }
   if (!chains.empty()) {
-    if (g.opset("kiln") == 0) g.set_opset("kiln", 1);
+    pattern::use_kiln_domain(g);
     g.cleanup();
     g.toposort();
   }

@@ -15,6 +15,7 @@ namespace kiln {
 namespace {
 
 using pattern::constant_value;
+namespace gn = internal_ops::group_norm;
 
 bool all_equal(const TensorData& t, double v) {
   for (int64_t i = 0; i < t.numel(); ++i)
@@ -101,29 +102,29 @@ size_t fuse_groupnorm(Graph& g, std::vector<NotFolded>* rejected, GroupNormTarge
   for (Match& m : matches) {
     Node* last = m.nodes.back();
     std::vector<std::string> names;
-    for (Node* n : m.nodes) names.push_back(n->name.empty() ? n->op : n->name);
+    for (Node* n : m.nodes) names.push_back(pattern::name_of(n));
     const bool plugin = target == GroupNormTarget::Plugin;
     Attributes attrs;
-    attrs.set("num_groups", m.groups);
-    attrs.set(plugin ? "eps" : "epsilon", m.eps);
+    attrs.set(gn::kNumGroups, m.groups);  // the plugin's field has the same name
+    attrs.set(plugin ? "eps" : gn::kEpsilon, m.eps);
     if (plugin) {
       attrs.set("plugin_version", std::string("1"));
       attrs.set("plugin_namespace", std::string(""));
     } else if (last->op == "Elu" || last->op == "Relu") {
-      attrs.set("activation", last->op);
-      if (last->op == "Elu") attrs.set("alpha", last->attrs.get_float("alpha", 1.0f));
+      attrs.set(gn::kActivation, last->op);
+      if (last->op == "Elu") attrs.set(gn::kAlpha, last->attrs.get_float("alpha", 1.0f));
     }
-    if (!plugin) attrs.set("kiln_fused", names);  // a plugin node gets only the plugin's own fields
+    if (!plugin) attrs.set(internal_ops::kFusedNames, names);  // a plugin node gets only the plugin's own fields
     const std::string base = m.nodes[1]->name.empty() ? "groupnorm" : m.nodes[1]->name;
     Constant* gamma = g.add_constant(g.unique_name(base + "_gamma"), m.gamma);
     Constant* beta = g.add_constant(g.unique_name(base + "_beta"), m.beta);
     Tensor* out = last->output(0);
     Node* fused = plugin ? g.replace_nodes(m.nodes, "GroupNormalizationPlugin", {m.x, gamma, beta}, {out}, base)
-                         : g.replace_nodes(m.nodes, "GroupNorm", {m.x, gamma, beta}, {out}, base, "kiln");
+                         : g.replace_nodes(m.nodes, gn::kOp, {m.x, gamma, beta}, {out}, base, internal_ops::kDomain);
     fused->attrs = std::move(attrs);
   }
   if (!matches.empty()) {
-    if (target == GroupNormTarget::Native && g.opset("kiln") == 0) g.set_opset("kiln", 1);
+    if (target == GroupNormTarget::Native) pattern::use_kiln_domain(g);
     g.cleanup();    // the old γ/β/shape constants
     g.toposort();   // replace_nodes appends the fused node at the end
   }

@@ -4,7 +4,7 @@
 // (Resize's roi and scales, Upsample's scales) keep fp32.
 #include <map>
 
-#include "kiln/passes.h"
+#include "passes/rewrites.h"
 
 namespace kiln {
 namespace {

@@ -1,17 +1,22 @@
 // A small declarative matcher for the rewrites: a pattern is a chain of ops, each reading the previous
-// one's output, which nobody else reads. Passes declare the chain and then validate its constants.
+// one's output, which nobody else reads. Passes declare the chain and then validate its constants; the
+// helpers below are the checks they share.
 #pragma once
 #include <algorithm>
 #include <initializer_list>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "kiln/graph.h"
+#include "ops/internal_ops.h"
 
 namespace kiln::pattern {
 
 struct Step {
-  const char* op;
+  const char* op;            // the default-domain op, or nullptr when `accepts` decides
   bool commutative = false;  // the previous output may be either input (Mul, Add)
+  bool (*accepts)(const Node*) = nullptr;  // a family of ops (any fusable activation, ...)
 };
 
 inline bool is_graph_output(const Graph& g, const Tensor* t) {
@@ -26,7 +31,7 @@ inline std::vector<Node*> match_chain(const Graph& g, Node* first, std::initiali
   std::vector<Node*> out;
   Node* n = first;
   for (const Step& s : steps) {
-    if (!n || n->op != s.op || !is_onnx(n)) return {};
+    if (!n || !is_onnx(n) || (s.accepts ? !s.accepts(n) : n->op != s.op)) return {};
     if (!out.empty()) {
       const Tensor* link = out.back()->output(0);
       const size_t slot = link->uses()[0].second;
@@ -46,6 +51,27 @@ inline std::vector<Node*> match_chain(const Graph& g, Node* first, std::initiali
 inline const TensorData* constant_value(const Tensor* t) {
   const auto* c = dynamic_cast<const Constant*>(t);
   return c ? &c->values() : nullptr;
+}
+
+// A rank-1 int64/int32 constant as int64 values, or nullopt.
+inline std::optional<std::vector<int64_t>> int_list(const Tensor* t) {
+  const TensorData* v = constant_value(t);
+  if (!v || v->rank() != 1 || (v->dtype() != DType::Int64 && v->dtype() != DType::Int32)) return std::nullopt;
+  return v->to_int64_vector();
+}
+
+inline std::string name_of(const Node* n) { return n->name.empty() ? n->op : n->name; }
+
+// What a fused node records as its members: the node's kiln_fused list, or just its own name.
+inline std::vector<std::string> fused_names(const Node* n) {
+  if (const Attribute* a = n->attrs.find(internal_ops::kFusedNames))
+    if (const auto* v = std::get_if<std::vector<std::string>>(&a->value)) return *v;
+  return {name_of(n)};
+}
+
+// Declares the kiln domain on a graph that now holds kiln-internal ops (an exported engine must import it).
+inline void use_kiln_domain(Graph& g) {
+  if (g.opset(internal_ops::kDomain) == 0) g.set_opset(internal_ops::kDomain, 1);
 }
 
 }  // namespace kiln::pattern

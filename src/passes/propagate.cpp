@@ -10,7 +10,6 @@
 #include <unordered_set>
 
 #include "kiln/passes.h"
-#include "kiln/plugin.h"
 #include "ops/op.h"
 #include "ops/util.h"
 
@@ -27,17 +26,11 @@ std::string where(const Graph& g, const Node& n) {
 
 std::string registered_plugins() {
   std::string names;
-  for (const PluginCreator* c : PluginRegistry::global().creators())
-    names += (names.empty() ? "" : ", ") + c->name() + " v" + c->version();
+  for (const ops::OpSchema* s : ops::all_ops())
+    if (s->from_plugin) names += (names.empty() ? "" : ", ") + s->op;
   return names.empty() ? "none" : names;
 }
 
-bool shape_is_known(const Tensor& t) {
-  if (!t.shape) return false;
-  for (const Dim& d : *t.shape)
-    if (!d.is_static() && d.symbol.empty()) return false;
-  return true;
-}
 
 std::optional<size_t> static_bytes(DType dtype, const std::optional<Shape>& shape) {
   if (!shape || !is_static(*shape) || dtype == DType::Undefined || dtype == DType::String) return std::nullopt;
@@ -218,12 +211,6 @@ class Propagator {
 
 }  // namespace
 
-size_t count_unknown_shapes(const Graph& graph) {
-  size_t n = 0;
-  for (const Tensor* t : graph.all_tensors())
-    if (!shape_is_known(*t)) ++n;
-  return n;
-}
 
 PropagateReport infer_shapes(Graph& graph, const PropagateOptions& options) {
   return Propagator(graph, options).run();

@@ -178,7 +178,8 @@ void PluginRegistry::add(std::unique_ptr<PluginCreator> creator) {
     if (existing)
       throw Error("plugin '" + name + "' has the name of an op kiln implements; choose another name");
     ops::register_op({.op = name, .domain = "", .since_opset = 1, .min_inputs = 0, .max_inputs = 1 << 20,
-                      .min_outputs = 1, .max_outputs = 1 << 20, .infer = infer_plugin, .reference = nullptr});
+                      .min_outputs = 1, .max_outputs = 1 << 20, .infer = infer_plugin, .reference = nullptr,
+                      .from_plugin = true});
     backend::register_kernel(plugin_factory(name));
 #ifdef KILN_HAVE_CUDA
     backend::register_kernel(plugin_cuda_factory(name));

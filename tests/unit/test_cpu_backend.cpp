@@ -12,6 +12,7 @@
 #include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/passes.h"
+#include "passes/rewrites.h"
 #include "ops/op.h"
 
 namespace kiln {

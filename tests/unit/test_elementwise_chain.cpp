@@ -9,6 +9,7 @@
 #include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/passes.h"
+#include "passes/rewrites.h"
 #include "test_util.h"
 
 namespace kiln {

@@ -1,0 +1,36 @@
+// The rewrite pipeline: what the builder runs, in order, and what --skipRewrites can name.
+#include "passes/rewrites.h"
+
+#include "ops/internal_ops.h"
+
+namespace kiln {
+namespace {
+
+size_t run_groupnorm(Graph& g, const RewriteContext& c) {
+  std::vector<NotFolded> rejected;
+  const size_t n = fuse_groupnorm(g, &rejected);
+  if (c.verbose)
+    for (const NotFolded& r : rejected) c.log("GroupNorm not fused at " + r.node + ": " + r.reason);
+  return n;
+}
+
+size_t run_pad_into_conv(Graph& g, const RewriteContext&) { return fuse_pad_into_conv(g); }
+size_t run_conv_activation(Graph& g, const RewriteContext&) { return fuse_conv_activation(g); }
+size_t run_elementwise(Graph& g, const RewriteContext&) { return fuse_elementwise_chains(g); }
+
+}  // namespace
+
+const std::vector<Rewrite>& rewrite_pipeline() {
+  static const std::vector<Rewrite> pipeline = {
+      {"groupnorm", internal_ops::group_norm::kOp,
+       "PyTorch's GroupNorm subgraph (+ Relu/Elu) -> kiln.GroupNorm", run_groupnorm},
+      {"pad_into_conv", "", "zero Pad on spatial axes -> the Conv's own pads", run_pad_into_conv},
+      {"conv_activation", internal_ops::fused_conv::kOp, "Conv -> Relu/Elu/Sigmoid -> kiln.FusedConv",
+       run_conv_activation},
+      {"elementwise", internal_ops::elementwise_chain::kOp,
+       "chains of element-wise ops -> one kiln.ElementwiseChain pass over memory", run_elementwise},
+  };
+  return pipeline;
+}
+
+}  // namespace kiln

@@ -1,0 +1,49 @@
+// kiln — the builder's rewrites: the pipeline Engine::build walks, and the rewrites into kiln-internal ops
+// (src/ops/internal_ops.h) that users do not call directly. The rewrites users do call (they produce graphs
+// any ONNX tool reads: fuse_pad_into_conv, fuse_groupnorm) are declared in the public kiln/passes.h.
+#pragma once
+#include <cstddef>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kiln/passes.h"
+
+namespace kiln {
+
+// Replaces Conv → Relu/Elu/Sigmoid (the Conv output read only by the activation) by one kiln.FusedConv node
+// (Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
+size_t fuse_conv_activation(Graph& graph);
+
+// Replaces maximal chains (>= 2 nodes) of fp32 element-wise nodes — Relu, Elu, Sigmoid, Tanh, LeakyRelu, Neg,
+// Abs, Sqrt, Exp, Add, Sub, Mul, Div — whose link tensors have one use and are not graph outputs by one
+// kiln.ElementwiseChain node (inputs x and the binary steps' other operands, each a scalar constant, a
+// per-channel [C,1,..,1] constant or a tensor of x's shape). The output keeps x's shape. Returns the count.
+size_t fuse_elementwise_chains(Graph& graph);
+
+// Converts a float32 graph to run in `to` (Float16 or BFloat16): every fp32 activation and weight changes type,
+// except operands ONNX types as float whatever the data (Resize roi/scales); the graph's fp32 inputs and
+// outputs keep their type and name behind inserted Cast nodes. Returns the number of tensors converted.
+size_t lower_float_precision(Graph& graph, DType to);
+
+// What a rewrite may ask of the build it runs in.
+struct RewriteContext {
+  bool verbose = false;
+  std::function<void(const std::string&)> log;  // never null inside the pipeline
+};
+
+// One entry of the pipeline. `needs` names the kiln-internal op the rewrite produces: the builder runs it only
+// when the target device has a kernel for that op ("" = produces standard ONNX, always runs).
+struct Rewrite {
+  const char* name;     // what BuildOptions::skip_rewrites / --skipRewrites name
+  const char* needs;    // a kiln-domain op, or ""
+  const char* summary;  // one line, for logs and --help
+  size_t (*apply)(Graph& graph, const RewriteContext& context);  // returns how many matches it rewrote
+};
+
+// The graph rewrites Engine::build runs, in order, after constant folding and before precision lowering.
+// Order matters: GroupNorm subgraphs hold Mul/Add that element-wise chains would otherwise take; Pads fold
+// into Convs before Conv+activation fuses them.
+const std::vector<Rewrite>& rewrite_pipeline();
+
+}  // namespace kiln
