@@ -14,6 +14,8 @@
 #include <optional>
 #include <string>
 
+#include "ops/internal_ops.h"
+
 // KILN_ACTIVATION_INLINE: always inlined, so a loop over activate() compiles into its caller, for the
 // caller's target (the CPU kernels' SIMD clones) and specialized for one activation.
 #if defined(__CUDACC__)
@@ -210,9 +212,11 @@ struct FusedActivationKeys {
   const char* alpha;
   const char* beta;
 };
-inline constexpr FusedActivationKeys kFusedConvActivation{"kiln_post_op", "kiln_post_alpha",
-                                                          "kiln_post_beta"};
-inline constexpr FusedActivationKeys kGroupNormActivation{"activation", "alpha", "beta"};
+inline constexpr FusedActivationKeys kFusedConvActivation{internal_ops::fused_conv::kPostOp,
+                                                          internal_ops::fused_conv::kPostAlpha,
+                                                          internal_ops::fused_conv::kPostBeta};
+inline constexpr FusedActivationKeys kGroupNormActivation{
+    internal_ops::group_norm::kActivation, internal_ops::group_norm::kAlpha, internal_ops::group_norm::kBeta};
 
 // The fused activation; nullopt if attrs[keys.op] names no activation of the table. Throws kiln::Error on
 // attributes of the wrong type.

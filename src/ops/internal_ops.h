@@ -10,11 +10,15 @@ inline constexpr const char* kDomain = "kiln";
 // Every fused node records the names of the nodes it replaced (strings; informational: profiles, engine files).
 inline constexpr const char* kFusedNames = "kiln_fused";
 
+// The activations, their attributes and defaults: ops/activation.h. A fused node without an alpha / beta
+// attribute uses its activation's ONNX default.
+
 // kiln.FusedConv: a Conv (all Conv attributes, inputs X, W[, B]) followed by an element-wise activation.
 namespace fused_conv {
 inline constexpr const char* kOp = "FusedConv";
 inline constexpr const char* kPostOp = "kiln_post_op";        // string: the activation's ONNX op name
 inline constexpr const char* kPostAlpha = "kiln_post_alpha";  // float: its alpha, where it has one
+inline constexpr const char* kPostBeta = "kiln_post_beta";    // float: its second parameter, where it has one
 }  // namespace fused_conv
 
 // kiln.GroupNorm: inputs X [N, C, ...], scale [C], bias [C]; y = act(scale[c] * normalized + bias[c]).
@@ -24,6 +28,7 @@ inline constexpr const char* kNumGroups = "num_groups";  // int, divides C
 inline constexpr const char* kEpsilon = "epsilon";       // float, default 1e-5
 inline constexpr const char* kActivation = "activation";  // string: "" or the activation's ONNX op name
 inline constexpr const char* kAlpha = "alpha";            // float: its alpha
+inline constexpr const char* kBeta = "beta";              // float: its second parameter
 }  // namespace group_norm
 
 // kiln.ElementwiseChain: element-wise steps applied to input 0; inputs [x, extra operands...].
@@ -33,6 +38,7 @@ inline constexpr const char* kSteps = "steps";           // strings: ONNX op nam
 inline constexpr const char* kOperand = "operand";       // ints: input index of a binary step's operand, or -1
 inline constexpr const char* kDataFirst = "data_first";  // ints: 1 when the chain value is the left operand
 inline constexpr const char* kAlpha = "alpha";           // floats: a step's alpha, 0 where it has none
+inline constexpr const char* kBeta = "beta";             // floats, optional: a step's second parameter
 }  // namespace elementwise_chain
 
 }  // namespace kiln::internal_ops
