@@ -49,9 +49,12 @@ std::optional<ActivationParams> fused_activation(const Attributes& attrs, const 
   if (op.empty()) return ActivationParams{};
   const std::optional<Activation> act = activation_of(op);
   if (!act) return std::nullopt;
+  // Only the parameters the activation has: a stray kiln_post_alpha on a Relu must not make it leaky.
   const ActivationInfo& info = activation_info(*act);
-  return ActivationParams{*act, attrs.get_float(keys.alpha, info.alpha),
-                          attrs.get_float(keys.beta, info.beta)};
+  ActivationParams p{*act, info.alpha, info.beta};
+  if (*info.alpha_attr) p.alpha = attrs.get_float(keys.alpha, info.alpha);
+  if (*info.beta_attr) p.beta = attrs.get_float(keys.beta, info.beta);
+  return p;
 }
 
 void set_fused_activation(Attributes& attrs, const FusedActivationKeys& keys, const ActivationParams& p) {

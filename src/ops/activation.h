@@ -88,14 +88,18 @@ struct ActivationParams {
 };
 
 // ------------------------------------------------------------------------------------------ formulas
-// Math supplies exp, tanh and log1p, so each kernel keeps its own accuracy/speed trade-off: StdMath (the
-// reference), a vectorizable exp on the CPU (backends/cpu/cpu_util.h), expf or __expf on the GPU
-// (backends/cuda/cuda_device.cuh). Comparisons are the reference's as written, so NaN and -0 come out the
-// same on every backend.
+// Math supplies exp, exp_minus_1 (e^x - 1: exp(x) - 1, or a libm expm1), tanh and log1p, so each kernel
+// keeps its own accuracy/speed trade-off: StdMath (the reference), a vectorizable exp on the CPU
+// (backends/cpu/cpu_util.h), expf or __expf on the GPU (backends/cuda/cuda_device.cuh). Comparisons are the
+// reference's as written, so NaN and -0 come out the same on every backend.
 struct StdMath {
   template <class T>
   static T exp(T x) {
     return std::exp(x);
+  }
+  template <class T>
+  static T exp_minus_1(T x) {
+    return std::exp(x) - T(1);
   }
   template <class T>
   static T tanh(T x) {
@@ -119,7 +123,7 @@ KILN_HOST_DEVICE KILN_ACTIVATION_INLINE T activate(T x, T alpha, T beta) {
   } else if constexpr (A == Activation::LeakyRelu) {
     return x >= T(0) ? x : alpha * x;
   } else if constexpr (A == Activation::Elu) {
-    return x >= T(0) ? x : alpha * (Math::exp(x) - T(1));
+    return x >= T(0) ? x : alpha * Math::exp_minus_1(x);
   } else if constexpr (A == Activation::Sigmoid) {
     return T(1) / (T(1) + Math::exp(-x));
   } else if constexpr (A == Activation::Tanh) {
@@ -206,7 +210,7 @@ ActivationParams activation_params(Activation a, const Attributes& attrs);
 void set_activation_attributes(Attributes& attrs, const ActivationParams& p);
 
 // Where a fused node keeps its activation: attrs[op] names it ("" or absent: None), attrs[alpha] and
-// attrs[beta] hold its parameters (absent: the ONNX defaults).
+// attrs[beta] hold its parameters where it has them (absent: the ONNX defaults; ignored where it has none).
 struct FusedActivationKeys {
   const char* op;
   const char* alpha;

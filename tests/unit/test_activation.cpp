@@ -93,6 +93,10 @@ TEST(Activation, FusedAttributesRoundTrip) {
   Attributes d;
   d.set("activation", std::string("Elu"));  // alpha absent: Elu's default
   EXPECT_FLOAT_EQ(ops::fused_activation(d, ops::kGroupNormActivation)->alpha, 1.f);
+  Attributes r;  // an alpha next to an activation without one is not read
+  r.set("activation", std::string("Relu"));
+  r.set("alpha", 0.7f);
+  EXPECT_FLOAT_EQ(ops::fused_activation(r, ops::kGroupNormActivation)->alpha, 0.f);
   d.set("activation", std::string("Swish"));
   EXPECT_FALSE(ops::fused_activation(d, ops::kGroupNormActivation));
 

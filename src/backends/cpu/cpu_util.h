@@ -65,6 +65,7 @@ inline float exp_approx(float x) {
 // vectorized; tanh and log1p are libm's.
 struct CpuMath {
   static float exp(float x) { return exp_approx(x); }
+  static float exp_minus_1(float x) { return exp_approx(x) - 1.f; }
   static float tanh(float x) { return std::tanh(x); }
   static float log1p(float x) { return std::log1p(x); }
 };

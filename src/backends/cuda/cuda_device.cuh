@@ -39,11 +39,13 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
 // ex2.approx (__expf, ~2 ulp) for epilogues fused into convolutions and normalizations.
 struct CudaMath {
   __device__ static float exp(float x) { return expf(x); }
+  __device__ static float exp_minus_1(float x) { return expf(x) - 1.f; }
   __device__ static float tanh(float x) { return tanhf(x); }
   __device__ static float log1p(float x) { return log1pf(x); }
 };
 struct CudaFastMath {
   __device__ static float exp(float x) { return __expf(x); }
+  __device__ static float exp_minus_1(float x) { return __expf(x) - 1.f; }
   __device__ static float tanh(float x) { return tanhf(x); }
   __device__ static float log1p(float x) { return log1pf(x); }
 };
