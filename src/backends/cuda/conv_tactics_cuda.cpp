@@ -10,7 +10,7 @@
 
 #include "backends/cuda/conv_cuda.h"
 #include "device/timing_cache.h"
-#include "kiln/engine.h"
+#include "kiln/build_options.h"
 
 namespace kiln::cuda::conv {
 namespace {
