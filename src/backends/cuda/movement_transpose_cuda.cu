@@ -3,6 +3,7 @@
 #include <numeric>
 
 #include "backends/cuda/movement_strided_cuda.cuh"
+#include "ops/depth_space.h"
 
 namespace kiln::cuda::movement {
 namespace {
@@ -54,36 +55,21 @@ std::optional<StridedPlan> transpose_plan(const LayerDesc& d) {
 }
 
 // ----------------------------------------------------------------------------- DepthToSpace / SpaceToDepth
-// DepthToSpace [N, C·b·b, H, W] → [N, C, H·b, W·b] is a transpose of a 6-D view of the input:
-// DCR (channel (i·b + j)·C + c) views [N, b, b, C, H, W] and permutes [0,3,4,1,5,2];
-// CRD (channel c·b·b + i·b + j) views [N, C, b, b, H, W] and permutes [0,1,4,2,5,3].
-// SpaceToDepth (DCR order) views [N, C, H, b, W, b] and permutes [0,3,5,1,2,4].
+// A transpose of a 6-D view of the input (ops/depth_space.h).
 std::optional<StridedPlan> depth_space_plan(const LayerDesc& d) {
   if (d.inputs.size() != 1 || !float_data(d, 1) || d.inputs[0].dims.size() != 4) return std::nullopt;
   const int64_t b = d.node->attrs.get_int("blocksize", 0);
-  const auto& x = d.inputs[0].dims;
   if (b < 1) return std::nullopt;
-  std::vector<int64_t> view, perm, y;
+  std::optional<ops::DepthSpaceTranspose> t;
   if (d.node->op == "DepthToSpace") {
     const std::string mode = d.node->attrs.get_string("mode", "DCR");
-    if ((mode != "DCR" && mode != "CRD") || x[1] % (b * b) != 0) return std::nullopt;
-    const int64_t c = x[1] / (b * b);
-    y = {x[0], c, x[2] * b, x[3] * b};
-    if (mode == "DCR") {
-      view = {x[0], b, b, c, x[2], x[3]};
-      perm = {0, 3, 4, 1, 5, 2};
-    } else {
-      view = {x[0], c, b, b, x[2], x[3]};
-      perm = {0, 1, 4, 2, 5, 3};
-    }
+    if (mode != "DCR" && mode != "CRD") return std::nullopt;
+    t = ops::depth_to_space_transpose(d.inputs[0].dims, b, mode == "CRD");
   } else {
-    if (x[2] % b != 0 || x[3] % b != 0) return std::nullopt;
-    y = {x[0], x[1] * b * b, x[2] / b, x[3] / b};
-    view = {x[0], x[1], x[2] / b, b, x[3] / b, b};
-    perm = {0, 3, 5, 1, 2, 4};
+    t = ops::space_to_depth_transpose(d.inputs[0].dims, b);
   }
-  if (y != d.outputs[0].dims) return std::nullopt;
-  return permute_plan(view, perm, dtype_size(d.outputs[0].dtype));
+  if (!t || t->out != d.outputs[0].dims) return std::nullopt;
+  return permute_plan(t->view, t->perm, dtype_size(d.outputs[0].dtype));
 }
 
 // ---------------------------------------------------------------------------------------------- Slice
