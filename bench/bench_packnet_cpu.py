@@ -27,10 +27,10 @@ def rel_l2(a, b):
     return float(np.linalg.norm(a.astype(np.float64) - b) / np.linalg.norm(b))
 
 
-def bench_kiln(model, x_path, threads, runs, tmp, *extra):
+def bench_kiln(model, x_path, threads, runs, tmp, *extra, binary=os.path.join(ROOT, "build", "kiln")):
     times = os.path.join(tmp, "times.json")
     outdir = os.path.join(tmp, "kiln_out")
-    cmd = [os.path.join(ROOT, "build", "kiln"), "exec", f"--onnx={model}", f"--loadInputs=input:{x_path}",
+    cmd = [binary, "exec", f"--onnx={model}", f"--loadInputs=input:{x_path}",
            f"--saveOutputs={outdir}", f"--threads={threads}", f"--iterations={runs}", "--duration=0",
            "--warmUp=0", f"--exportTimes={times}", *extra]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
@@ -79,6 +79,8 @@ def main():
     p.add_argument("--width", type=float, default=1.0, help="PackNet width of the model (for the PyTorch run)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--no-record", action="store_true")
+    p.add_argument("--baseline", help="another kiln binary (e.g. a build of the previous commit) timed in the same "
+                   "run: before/after figures for a refactor")
     a = p.parse_args()
     d = os.path.dirname(os.path.abspath(a.model))
     x_path = os.path.join(d, "input.npy")
@@ -86,9 +88,13 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         k_ms, k_y = bench_kiln(a.model, x_path, a.threads, a.runs, tmp)
         u_ms, u_y = bench_kiln(a.model, x_path, a.threads, a.runs, tmp, "--skipRewrites=groupnorm")
+        if a.baseline:
+            b_ms, b_y = bench_kiln(a.model, x_path, a.threads, a.runs, tmp, binary=a.baseline)
     o_ms, o_y, ort_version = bench_ort(a.model, x, a.threads, a.runs)
     rows = [("kiln", k_ms, rel_l2(k_y, ref)), ("kiln, GroupNorm unfused", u_ms, rel_l2(u_y, ref)),
             (f"onnxruntime {ort_version}", o_ms, rel_l2(o_y, ref))]
+    if a.baseline:
+        rows.insert(1, (f"kiln baseline ({a.baseline})", b_ms, rel_l2(b_y, ref)))
     if not a.no_torch:
         t_ms, torch_version = bench_torch(x, a.threads, a.runs, a.width)
         rows.append((f"pytorch {torch_version} eager", t_ms, 0.0))

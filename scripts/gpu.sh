@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# On the GPU machine (device tool, carrying .devbin from scripts/gpu_pack.sh): GPU tests, kernel benchmark,
-# PackNet01 end to end and the side-by-side benchmark against PyTorch, in one call.
-#   bash scripts/gpu.sh [tests] [sanitize] [kernels] [packnet] [bench] [profile]   (default: tests kernels packnet bench)
+# On the GPU machine (device tool, carrying .devbin from scripts/gpu_pack.sh): GPU tests, the backend sweep, ONNX
+# conformance on CUDA, kernel benchmark, PackNet01 end to end and the side-by-side benchmark against PyTorch, in
+# one call.
+#   bash scripts/gpu.sh [tests] [sweep] [conformance] [sanitize] [kernels] [packnet] [bench] [profile]
+#   (default: tests sweep conformance kernels packnet bench)
+# sweep: kiln_backend_sweep --device=cuda, every registered CUDA kernel against the CPU reference
+# (docs/backend_sweep.md); SWEEP_ARGS adds options (e.g. "--perf", "--filter=Conv").
+# conformance: the ONNX node tests with every engine built for cuda (tests/conformance/README.md).
 # sanitize: compute-sanitizer memcheck over every GPU test, racecheck and synccheck over kiln's own kernels
 # (the shared-memory and barrier users; cuDNN/cuBLAS convolutions are left to memcheck).
 # Writes logs and reports under $OUT (or out/gpu when run elsewhere).
@@ -9,7 +14,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
-stages=${*:-tests kernels packnet bench}
+stages=${*:-tests sweep conformance kernels packnet bench}
 BIN=$PWD/.devbin
 # cuDNN 9.19 (the version kiln is built against) comes with PyTorch's Python environment there.
 CUDNN_DIR=$(python3 - <<'PY' 2>/dev/null
@@ -31,6 +36,22 @@ run() { echo "== $*"; "$@" || { echo "!! failed ($?): $*"; status=1; }; }
 
 if [[ " $stages " == *" tests "* ]]; then
   run "$BIN/kiln_gpu_tests" 2>&1 | tee "$OUT/gpu_tests.log" | grep -E "^\[  (FAILED|PASSED|SKIPPED) |^\[==========\]|Failure|error|Expected|Which is|rel" | head -150
+fi
+if [[ " $stages " == *" sweep "* ]]; then
+  run "$BIN/kiln_backend_sweep" --device=cuda ${SWEEP_ARGS:-} > "$OUT/backend_sweep.log" 2>&1
+  grep -E "^FAIL|^SKIP|never exercised|skipped|^[0-9]+ factories" "$OUT/backend_sweep.log" | head -60
+fi
+if [[ " $stages " == *" conformance "* ]]; then
+  if [ -f "$BIN/onnx_node_tests.tar.gz" ]; then
+    rm -rf /tmp/onnx_node_tests && mkdir -p /tmp/onnx_node_tests
+    tar xzf "$BIN/onnx_node_tests.tar.gz" -C /tmp/onnx_node_tests
+    run "$BIN/kiln_conformance" /tmp/onnx_node_tests/node --device cuda \
+      > "$OUT/conformance_cuda.log" 2>&1
+    sed -n '/^op /,/^$/p' "$OUT/conformance_cuda.log" | grep -vE " 0 +0 +[0-9]+$"  # ops with a result
+    grep -E "^  FAIL|^[0-9]+ tests in|^[0-9]+ passed|skipped:" "$OUT/conformance_cuda.log" | head -60
+  else
+    echo "== conformance: no onnx_node_tests.tar.gz in .devbin (gpu_pack.sh packs it where libonnx-testdata is installed)"
+  fi
 fi
 if [[ " $stages " == *" sanitize "* ]]; then
   CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)

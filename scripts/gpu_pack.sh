@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
 # Here (no GPU): builds kiln for the lent GPU machine and packs what it needs into .devbin/ (gitignored), which
-# the device call carries: the CLI, libkiln, the GPU tests, the kernel benchmark and the Debian libraries the
-# GPU machine lacks (ONNX protobuf classes, protobuf). oneDNN is left out: the GPU machine runs CUDA, and the
-# CPU reference kernels (the tests' oracle) need no oneDNN.
+# the device call carries: the CLI, libkiln, the GPU tests, the backend sweep, the conformance runner (with the
+# ONNX node tests' data, ~4 MB compressed), the kernel benchmark and the Debian libraries the GPU machine lacks
+# (ONNX protobuf classes, protobuf). oneDNN is left out: the GPU machine runs CUDA, and the CPU reference
+# kernels (the tests' oracle) need no oneDNN.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DKILN_CUDA=ON -DKILN_DNNL=OFF >/dev/null
-cmake --build build-gpu -j"$(nproc)" --target kiln kiln_gpu_tests bench_cuda_kernels
+cmake --build build-gpu -j"$(nproc)" --target kiln kiln_gpu_tests kiln_backend_sweep kiln_conformance bench_cuda_kernels
 rm -rf .devbin && mkdir -p .devbin
-cp build-gpu/kiln build-gpu/libkiln.so build-gpu/kiln_gpu_tests build-gpu/bench_cuda_kernels .devbin/
+cp build-gpu/kiln build-gpu/libkiln.so build-gpu/kiln_gpu_tests build-gpu/kiln_backend_sweep build-gpu/kiln_conformance \
+   build-gpu/bench_cuda_kernels .devbin/
 for lib in $(ldd build-gpu/libkiln.so | awk '/=>/ {print $3}' | grep -E "libonnx|libprotobuf"); do cp -L "$lib" .devbin/; done
 strip --strip-unneeded .devbin/* 2>/dev/null || true
+# ONNX backend node tests for `scripts/gpu.sh conformance` (Debian's libonnx-testdata; absent: that stage skips).
+NODE_TESTS=/usr/share/libonnx-testdata/data
+if [ -d $NODE_TESTS/node ]; then tar czf .devbin/onnx_node_tests.tar.gz -C $NODE_TESTS node; fi
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include tools || echo -dirty)" > .devbin/REV
 du -sh .devbin

@@ -1,15 +1,19 @@
 // kiln_conformance — runs the ONNX backend node tests (libonnx-testdata) through kiln.
 //
-//   kiln_conformance DIR [--filter SUBSTR] [--verbose] [--json FILE] [--jobs N] [--timeout S]
-//   kiln_conformance --list-claimed
+//   kiln_conformance DIR [--device cpu|cuda] [--filter SUBSTR] [--verbose] [--json FILE] [--jobs N]
+//                    [--timeout S]
+//   kiln_conformance --list-claimed [--device cpu|cuda]
 //
 // Each test directory holds model.onnx and test_data_set_*/{input,output}_*.pb. A test is
 //   passed       every output of every data set matches (dtype, shape, values within ONNX's tolerances);
-//   unsupported  one of its ops is not claimed on the CPU (no kernel, no schema), its model uses something
+//   unsupported  one of its ops is not claimed on the device (no kernel, no schema), its model uses something
 //                kiln's IR cannot hold (sequence/optional values, data types past bfloat16), kiln refused it
-//                explicitly ("not supported"/"unsupported" in a kiln::Error), or it ran past --timeout;
+//                explicitly ("not supported"/"unsupported" in a kiln::Error, or no kernel of the device
+//                supports a layer), or it ran past --timeout;
 //   failed       anything else: wrong values, shape or dtype, an exception, a crash.
 // Every test runs in a forked child, so a crashing kernel fails that test only.
+// --device cuda builds every engine for the GPU (strict fp32, no TF32); without a GPU (or a CUDA build) it
+// prints one line saying so and exits 0.
 // Exit status: 1 if a test failed (only tests whose ops are all claimed can fail), else 0.
 #include <fcntl.h>
 #include <poll.h>
@@ -38,27 +42,28 @@
 #include <typeinfo>
 #include <vector>
 
+#include "device/device_backend.h"
 #include "device/kernel.h"
 #include "kiln/engine.h"
 #include "kiln/error.h"
 #include "kiln/onnx.h"
 #include "kiln/tensor_data.h"
 #include "ops/op.h"
+#include "test_data.h"
 
 namespace fs = std::filesystem;
+using namespace kiln_conformance;  // test_data.h: reading models and .pb files
 
 namespace {
+
+// BuildOptions::device of every engine (--device); the CPU unless told otherwise.
+std::string g_device = "cpu";
 
 enum class Status { Passed, Failed, Unsupported };
 
 struct Outcome {
   Status status = Status::Failed;
   std::string reason;
-};
-
-// Thrown while reading test data for things kiln cannot represent (e.g. float8 data).
-struct Unrepresentable : std::runtime_error {
-  using std::runtime_error::runtime_error;
 };
 
 struct OpKey {
@@ -89,11 +94,6 @@ struct TestCase {
   bool decided = false;  // decided without running (unclaimed op, unrepresentable model)
 };
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 std::string one_line(std::string s) {
   for (char& c : s)
     if (c == '\n' || c == '\r') c = ' ';
@@ -110,14 +110,6 @@ std::string dims_str(const std::vector<int64_t>& d) {
   std::string s = "[";
   for (size_t k = 0; k < d.size(); ++k) s += (k ? "," : "") + std::to_string(d[k]);
   return s + "]";
-}
-
-std::string type_name(int elem_type) {
-  if (elem_type >= 0 && elem_type <= static_cast<int>(kiln::DType::BFloat16))
-    return kiln::dtype_name(static_cast<kiln::DType>(elem_type));
-  if (onnx::TensorProto_DataType_IsValid(elem_type))
-    return lower(onnx::TensorProto_DataType_Name(static_cast<onnx::TensorProto_DataType>(elem_type)));
-  return "data type " + std::to_string(elem_type);
 }
 
 // ------------------------------------------------------------------------------------------ model scan
@@ -147,16 +139,7 @@ ValueDecl decl_of(const onnx::ValueInfoProto& vi) {
   return d;
 }
 
-bool read_file(const fs::path& p, std::string& out) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) return false;
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  out = ss.str();
-  return true;
-}
-
-// The ops a test exercises and whether kiln claims them on the CPU. Fills tc.outcome when decided.
+// The ops a test exercises and whether kiln claims them on the device. Fills tc.outcome when decided.
 void scan_model(TestCase& tc) {
   std::string bytes;
   onnx::ModelProto m;
@@ -174,12 +157,13 @@ void scan_model(TestCase& tc) {
 
   std::vector<std::string> unclaimed;
   for (const OpKey& k : tc.ops) {
-    if (!kiln::backend::kernels_for("cpu", k.domain, k.op).empty()) continue;
+    if (!kiln::backend::kernels_for(g_device, k.domain, k.op).empty()) continue;
     unclaimed.push_back("'" + k.label() + "'" +
-                        (kiln::ops::find_op(k.domain, k.op) ? " (schema without a cpu kernel)" : " (no schema)"));
+                        (kiln::ops::find_op(k.domain, k.op) ? " (schema without a " + g_device + " kernel)"
+                                                            : std::string(" (no schema)")));
   }
   if (!unclaimed.empty()) {
-    std::string r = "op not claimed on cpu: ";
+    std::string r = "op not claimed on " + g_device + ": ";
     for (size_t k = 0; k < unclaimed.size(); ++k) r += (k ? ", " : "") + unclaimed[k];
     tc.decided = true;
     tc.outcome = {Status::Unsupported, r};
@@ -203,105 +187,6 @@ void scan_model(TestCase& tc) {
   };
   check(tc.inputs, "input");
   if (!tc.decided) check(tc.outputs, "output");
-}
-
-// ------------------------------------------------------------------------------------- tensor protos
-// `declared` is the element type the model declares for this value (0 if unknown). Older ONNX test data
-// stores bfloat16 tensors as uint16; they are read back as bfloat16 when the model says so.
-kiln::TensorData tensor_from_proto(const onnx::TensorProto& tp, int declared) {
-  int dt = tp.data_type();
-  if (dt == onnx::TensorProto::UINT16 && declared == onnx::TensorProto::BFLOAT16) dt = onnx::TensorProto::BFLOAT16;
-  if (dt <= 0 || dt > static_cast<int>(kiln::DType::BFloat16))
-    throw Unrepresentable("tensor '" + tp.name() + "' has type " + type_name(dt) + ", which kiln does not support");
-  if (tp.data_location() == onnx::TensorProto::EXTERNAL)
-    throw std::runtime_error("tensor '" + tp.name() + "' uses external data (not handled by the runner)");
-  const auto dtype = static_cast<kiln::DType>(dt);
-  std::vector<int64_t> dims(tp.dims().begin(), tp.dims().end());
-  kiln::TensorData t(dtype, dims);
-  const int64_t n = t.numel();
-  auto size_error = [&](const char* field, int64_t have, int64_t want) {
-    return std::runtime_error("tensor '" + tp.name() + "': " + field + " has " + std::to_string(have) +
-                              " entries, expected " + std::to_string(want));
-  };
-  if (dtype == kiln::DType::String) {
-    if (tp.string_data_size() != n) throw size_error("string_data", tp.string_data_size(), n);
-    for (int64_t i = 0; i < n; ++i) t.strings()[static_cast<size_t>(i)] = tp.string_data(static_cast<int>(i));
-    return t;
-  }
-  if (!tp.raw_data().empty() || n == 0) {
-    if (tp.raw_data().size() != t.nbytes())
-      throw size_error("raw_data (bytes)", static_cast<int64_t>(tp.raw_data().size()),
-                       static_cast<int64_t>(t.nbytes()));
-    if (n) std::memcpy(t.raw(), tp.raw_data().data(), t.nbytes());
-    return t;
-  }
-  auto fill_from_int32 = [&](auto* dst) {
-    if (tp.int32_data_size() != n) throw size_error("int32_data", tp.int32_data_size(), n);
-    using T = std::remove_pointer_t<decltype(dst)>;
-    for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<T>(tp.int32_data(static_cast<int>(i)));
-  };
-  switch (dtype) {
-    case kiln::DType::Float:
-    case kiln::DType::Complex64: {
-      const int64_t want = dtype == kiln::DType::Float ? n : 2 * n;
-      if (tp.float_data_size() != want) throw size_error("float_data", tp.float_data_size(), want);
-      std::copy(tp.float_data().begin(), tp.float_data().end(), t.data<float>());
-      break;
-    }
-    case kiln::DType::Double:
-    case kiln::DType::Complex128: {
-      const int64_t want = dtype == kiln::DType::Double ? n : 2 * n;
-      if (tp.double_data_size() != want) throw size_error("double_data", tp.double_data_size(), want);
-      std::copy(tp.double_data().begin(), tp.double_data().end(), t.data<double>());
-      break;
-    }
-    case kiln::DType::Int32: fill_from_int32(t.data<int32_t>()); break;
-    case kiln::DType::Int16: fill_from_int32(t.data<int16_t>()); break;
-    case kiln::DType::Int8: fill_from_int32(t.data<int8_t>()); break;
-    case kiln::DType::UInt16:
-    case kiln::DType::Float16:
-    case kiln::DType::BFloat16: fill_from_int32(t.data<uint16_t>()); break;
-    case kiln::DType::UInt8:
-    case kiln::DType::Bool: fill_from_int32(t.data<uint8_t>()); break;
-    case kiln::DType::Int64:
-      if (tp.int64_data_size() != n) throw size_error("int64_data", tp.int64_data_size(), n);
-      std::copy(tp.int64_data().begin(), tp.int64_data().end(), t.data<int64_t>());
-      break;
-    case kiln::DType::UInt32:
-      if (tp.uint64_data_size() != n) throw size_error("uint64_data", tp.uint64_data_size(), n);
-      for (int64_t i = 0; i < n; ++i) t.data<uint32_t>()[i] = static_cast<uint32_t>(tp.uint64_data(static_cast<int>(i)));
-      break;
-    case kiln::DType::UInt64:
-      if (tp.uint64_data_size() != n) throw size_error("uint64_data", tp.uint64_data_size(), n);
-      std::copy(tp.uint64_data().begin(), tp.uint64_data().end(), t.data<uint64_t>());
-      break;
-    default: throw Unrepresentable("tensor '" + tp.name() + "' has type " + type_name(dt));
-  }
-  return t;
-}
-
-struct NamedTensor {
-  std::string name;  // as stored in the .pb (may be empty)
-  kiln::TensorData value;
-};
-
-NamedTensor load_pb(const fs::path& p, int declared) {
-  std::string bytes;
-  onnx::TensorProto tp;
-  if (!read_file(p, bytes)) throw std::runtime_error("cannot read " + p.string());
-  if (!tp.ParseFromString(bytes)) throw std::runtime_error("cannot parse " + p.string() + " as a TensorProto");
-  return {tp.name(), tensor_from_proto(tp, declared)};
-}
-
-// Files named `stem`_0.pb, `stem`_1.pb, ... in numeric order.
-std::vector<fs::path> numbered(const fs::path& dir, const std::string& stem) {
-  std::vector<fs::path> out;
-  for (int k = 0;; ++k) {
-    fs::path p = dir / (stem + "_" + std::to_string(k) + ".pb");
-    if (!fs::exists(p)) break;
-    out.push_back(p);
-  }
-  return out;
 }
 
 // ------------------------------------------------------------------------------------------ comparison
@@ -378,7 +263,10 @@ Outcome from_exception(const std::string& stage, const std::exception& e) {
   const bool is_kiln = dynamic_cast<const kiln::Error*>(&e) != nullptr;
   const std::string l = lower(msg);
   if (dynamic_cast<const Unrepresentable*>(&e)) return {Status::Unsupported, stage + ": " + msg};
-  if (is_kiln && (l.find("not supported") != std::string::npos || l.find("unsupported") != std::string::npos))
+  // The planner's "no <device> kernel supports op ..." is a refusal too (only devices without a reference
+  // fallback, such as cuda, can say it).
+  if (is_kiln && (l.find("not supported") != std::string::npos || l.find("unsupported") != std::string::npos ||
+                  l.find(" kernel supports op ") != std::string::npos))
     return {Status::Unsupported, "refused at " + stage + ": " + msg};
   return {Status::Failed, stage + ": " + msg + (is_kiln ? "" : std::string(" [") + typeid(e).name() + "]")};
 }
@@ -455,6 +343,8 @@ Outcome run_test(const TestCase& tc) {
       if (!engine || shapes != built_shapes) {
         stage = where + "build";
         kiln::BuildOptions opts;
+        opts.device = g_device;
+        opts.tf32 = false;  // ONNX's tolerances are fp32's: no TF32 convolutions on the GPU
         opts.threads = 1;
         opts.input_shapes = shapes;
         engine = kiln::Engine::build(*graph, opts);
@@ -569,7 +459,7 @@ const char* status_name(Status s) {
   return s == Status::Passed ? "passed" : s == Status::Failed ? "failed" : "unsupported";
 }
 
-bool claimed(const OpKey& k) { return !kiln::backend::kernels_for("cpu", k.domain, k.op).empty(); }
+bool claimed(const OpKey& k) { return !kiln::backend::kernels_for(g_device, k.domain, k.op).empty(); }
 
 int list_claimed() {
   std::vector<OpKey> keys;
@@ -581,18 +471,60 @@ int list_claimed() {
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
   for (const OpKey& k : keys) {
     std::string kernels;
-    for (const auto* f : kiln::backend::kernels_for("cpu", k.domain, k.op))
+    for (const auto* f : kiln::backend::kernels_for(g_device, k.domain, k.op))
       kernels += (kernels.empty() ? "" : ", ") + f->name;
     std::printf("%-28s %s\n", k.label().c_str(), kernels.c_str());
   }
-  std::printf("%zu ops claimed on cpu\n", keys.size());
+  std::printf("%zu ops claimed on %s\n", keys.size(), g_device.c_str());
   return 0;
+}
+
+// "" when engines can be built and run for `device` here; otherwise why not. A device that is not the host's
+// is probed in a forked child: CUDA initialized in this process would be unusable in every test child forked
+// after it.
+std::string device_unavailable_reason(const std::string& device) {
+  const kiln::DeviceBackend* b = kiln::find_device_backend(device);
+  if (!b) return "kiln was built without a '" + device + "' device backend";
+  if (b->host || !b->unavailable_reason) return "";
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return std::string("pipe: ") + std::strerror(errno);
+  std::fflush(stdout);
+  std::fflush(stderr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return std::string("fork: ") + std::strerror(errno);
+  if (pid == 0) {
+    ::close(fds[0]);
+    std::string why;
+    try {
+      why = b->unavailable_reason();
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    write_all(fds[1], "R" + why);
+    ::close(fds[1]);
+    ::_exit(0);
+  }
+  ::close(fds[1]);
+  std::string reply;
+  char buf[512];
+  for (;;) {
+    const ssize_t r = ::read(fds[0], buf, sizeof buf);
+    if (r > 0) reply.append(buf, static_cast<size_t>(r));
+    else if (r == 0 || errno != EINTR) break;
+  }
+  ::close(fds[0]);
+  int st = 0;
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (reply.empty()) return "the device probe exited without an answer";
+  return reply.substr(1);
 }
 
 void usage() {
   std::fprintf(stderr,
-               "usage: kiln_conformance DIR [--filter SUBSTR] [--verbose] [--json FILE] [--jobs N] [--timeout S]\n"
-               "       kiln_conformance --list-claimed\n");
+               "usage: kiln_conformance DIR [--device cpu|cuda] [--filter SUBSTR] [--verbose] [--json FILE] [--jobs N]\n"
+               "                        [--timeout S]\n"
+               "       kiln_conformance --list-claimed [--device cpu|cuda]\n");
 }
 
 }  // namespace
@@ -601,9 +533,13 @@ int main(int argc, char** argv) {
   std::string dir, filter, json_path;
   bool verbose = false, list = false;
   int jobs = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  double timeout_s = 10.0;
+  double timeout_s = 0;  // 0: the device's default
   for (int k = 1; k < argc; ++k) {
     std::string a = argv[k];
+    if (a.rfind("--device=", 0) == 0) {
+      g_device = a.substr(9);
+      continue;
+    }
     auto value = [&]() -> std::string {
       if (k + 1 >= argc) {
         usage();
@@ -612,6 +548,7 @@ int main(int argc, char** argv) {
       return argv[++k];
     };
     if (a == "--filter") filter = value();
+    else if (a == "--device") g_device = value();
     else if (a == "--verbose" || a == "-v") verbose = true;
     else if (a == "--json") json_path = value();
     else if (a == "--list-claimed") list = true;
@@ -631,6 +568,16 @@ int main(int argc, char** argv) {
     }
   }
   if (list) return list_claimed();
+  // A GPU test child creates a CUDA context and loads cuDNN before its first layer runs.
+  if (timeout_s <= 0) timeout_s = g_device == "cpu" ? 10.0 : 60.0;
+  if (g_device != "cpu") {
+    const std::string why = device_unavailable_reason(g_device);
+    if (!why.empty()) {
+      std::printf("kiln_conformance --device=%s: skipped: %s\n", g_device.c_str(), why.c_str());
+      std::printf("0 passed, 0 failed, 0 skipped\n");
+      return 0;
+    }
+  }
   if (dir.empty()) {
     usage();
     return 2;
@@ -728,7 +675,7 @@ int main(int argc, char** argv) {
                                                                                            : r.unsupported)++;
     }
   }
-  std::printf("\n%-34s %-8s %7s %7s %12s\n", "op", "cpu", "passed", "failed", "unsupported");
+  std::printf("\n%-34s %-8s %7s %7s %12s\n", "op", g_device.c_str(), "passed", "failed", "unsupported");
   for (const auto& [k, r] : rows)
     std::printf("%-34s %-8s %7zu %7zu %12zu\n", k.label().c_str(), claimed(k) ? "claimed" : "-", r.passed, r.failed,
                 r.unsupported);
@@ -762,7 +709,8 @@ int main(int argc, char** argv) {
 
   if (!json_path.empty()) {
     std::ofstream out(json_path);
-    out << "{\n  \"dir\": \"" << json_escape(dir) << "\",\n  \"passed\": " << npass << ",\n  \"failed\": " << nfail
+    out << "{\n  \"dir\": \"" << json_escape(dir) << "\",\n  \"device\": \"" << json_escape(g_device)
+        << "\",\n  \"passed\": " << npass << ",\n  \"failed\": " << nfail
         << ",\n  \"skipped\": " << nunsup << ",\n  \"seconds\": " << fmt(total_s) << ",\n  \"tests\": [\n";
     for (size_t k = 0; k < tests.size(); ++k) {
       const TestCase& tc = tests[k];
@@ -777,7 +725,7 @@ int main(int argc, char** argv) {
     if (!out) std::fprintf(stderr, "kiln_conformance: cannot write %s\n", json_path.c_str());
   }
 
-  std::printf("\n%zu tests in %.1f s (%d jobs)\n", tests.size(), total_s, jobs);
+  std::printf("\n%zu tests in %.1f s (%d jobs, device %s)\n", tests.size(), total_s, jobs, g_device.c_str());
   std::printf("%zu passed, %zu failed, %zu skipped\n", npass, nfail, nunsup);
   return nfail ? 1 : 0;
 }

@@ -1,5 +1,5 @@
 // cpu.conv_onednn's tactics, for tests and tools: which implementations can run a layer, and a way to build
-// the kernel with one of them forced (the factory's create() picks by timing; see conv_onednn.cpp).
+// the kernel with one of them forced (the factory's create() picks by timing; see conv_cpu.cpp).
 #pragma once
 #include <memory>
 #include <string>

@@ -10,10 +10,12 @@
 #include <cmath>
 #include <cstring>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 #include "backends/cpu/cpu_util.h"
 #include "device/kernel.h"
+#include "ops/depth_space.h"
 #include "ops/util.h"
 
 namespace kiln::backend {
@@ -198,36 +200,25 @@ bool transpose_supported(const LayerDesc& d) {
   return y == d.outputs[0].dims;
 }
 
-// DepthToSpace [N, C·b·b, H, W] → [N, C, H·b, W·b] is a transpose of a 6-D view of the input:
-// DCR [N, b, b, C, H, W] by [0,3,4,1,5,2]; CRD [N, C, b, b, H, W] by [0,1,4,2,5,3].
-bool d2s_view(const LayerDesc& d, std::vector<int64_t>& view, std::vector<int64_t>& perm) {
-  if (d.inputs.size() != 1 || !data_ok(d, 1) || d.inputs[0].dims.size() != 4) return false;
+// DepthToSpace / SpaceToDepth: a transpose of a 6-D view of the input (ops/depth_space.h).
+std::optional<ops::DepthSpaceTranspose> depth_space_transpose(const LayerDesc& d) {
+  if (d.inputs.size() != 1 || !data_ok(d, 1) || d.inputs[0].dims.size() != 4) return std::nullopt;
   const int64_t b = d.node->attrs.get_int("blocksize", 0);
-  const std::string mode = d.node->attrs.get_string("mode", "DCR");
-  const auto& x = d.inputs[0].dims;
-  if (b < 1 || x[1] % (b * b) != 0 || (mode != "DCR" && mode != "CRD")) return false;
-  const int64_t c = x[1] / (b * b);
-  if (d.outputs[0].dims != std::vector<int64_t>{x[0], c, x[2] * b, x[3] * b}) return false;
-  if (mode == "DCR") {
-    view = {x[0], b, b, c, x[2], x[3]};
-    perm = {0, 3, 4, 1, 5, 2};
+  std::optional<ops::DepthSpaceTranspose> t;
+  if (d.node->op == "DepthToSpace") {
+    const std::string mode = d.node->attrs.get_string("mode", "DCR");
+    if (mode != "DCR" && mode != "CRD") return std::nullopt;
+    t = ops::depth_to_space_transpose(d.inputs[0].dims, b, mode == "CRD");
   } else {
-    view = {x[0], c, b, b, x[2], x[3]};
-    perm = {0, 1, 4, 2, 5, 3};
+    t = ops::space_to_depth_transpose(d.inputs[0].dims, b);
   }
-  return true;
+  if (!t || t->out != d.outputs[0].dims) return std::nullopt;
+  return t;
 }
 
-// SpaceToDepth [N, C, H·b, W·b] → [N, b·b·C, H, W] is the inverse: view [N, C, H, b, W, b] by [0,3,5,1,2,4].
-bool s2d_view(const LayerDesc& d, std::vector<int64_t>& view, std::vector<int64_t>& perm) {
-  if (d.inputs.size() != 1 || !data_ok(d, 1) || d.inputs[0].dims.size() != 4) return false;
-  const int64_t b = d.node->attrs.get_int("blocksize", 0);
-  const auto& x = d.inputs[0].dims;
-  if (b < 1 || x[2] % b != 0 || x[3] % b != 0) return false;
-  if (d.outputs[0].dims != std::vector<int64_t>{x[0], x[1] * b * b, x[2] / b, x[3] / b}) return false;
-  view = {x[0], x[1], x[2] / b, b, x[3] / b, b};
-  perm = {0, 3, 5, 1, 2, 4};
-  return true;
+std::unique_ptr<Kernel> create_depth_space(const LayerDesc& d) {
+  const ops::DepthSpaceTranspose t = *depth_space_transpose(d);
+  return std::make_unique<PermuteKernel>(simplify(t.view, t.perm), d.threads);
 }
 
 // ------------------------------------------------------------------------------------------- Concat
@@ -488,28 +479,11 @@ KILN_REGISTER_KERNEL(factory("Transpose", transpose_supported, [](const LayerDes
 }));
 
 KILN_REGISTER_KERNEL(factory(
-    "DepthToSpace",
-    [](const LayerDesc& d) {
-      std::vector<int64_t> view, perm;
-      return d2s_view(d, view, perm);
-    },
-    [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
-      std::vector<int64_t> view, perm;
-      d2s_view(d, view, perm);
-      return std::make_unique<PermuteKernel>(simplify(view, perm), d.threads);
-    }));
-
+    "DepthToSpace", [](const LayerDesc& d) { return depth_space_transpose(d).has_value(); },
+    create_depth_space));
 KILN_REGISTER_KERNEL(factory(
-    "SpaceToDepth",
-    [](const LayerDesc& d) {
-      std::vector<int64_t> view, perm;
-      return s2d_view(d, view, perm);
-    },
-    [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
-      std::vector<int64_t> view, perm;
-      s2d_view(d, view, perm);
-      return std::make_unique<PermuteKernel>(simplify(view, perm), d.threads);
-    }));
+    "SpaceToDepth", [](const LayerDesc& d) { return depth_space_transpose(d).has_value(); },
+    create_depth_space));
 
 KILN_REGISTER_KERNEL(factory(
     "Concat",

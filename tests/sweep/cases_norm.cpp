@@ -1,0 +1,110 @@
+// kiln_backend_sweep cases: normalization — InstanceNormalization, kiln.GroupNorm (with its fused Relu / Elu,
+// as fuse_groupnorm writes it) and the built-in GroupNormalizationPlugin (TensorRT's contract; its oracle is
+// kiln.GroupNorm's reference). Ranks 2 to 5, tiny and odd planes, planes large enough for the CPU kernels'
+// threaded split and the CUDA kernels' two-pass path, scale/bias as constants or as inputs, and data whose
+// mean is far larger than its spread (the kernels' shifted sums).
+#include "cases_util.h"
+
+namespace kiln::sweep {
+namespace {
+
+const Fill kShifted{100.0, 101.0, true};  // |mean| >> std
+
+struct NormSpec {
+  std::vector<int64_t> x;
+  int64_t groups = 1;
+  std::string note;
+  Fill fill;
+  bool constant_affine = true;
+};
+
+NormSpec spec(std::vector<int64_t> x, int64_t groups = 1, std::string note = "") {
+  NormSpec s;
+  s.x = std::move(x);
+  s.groups = groups;
+  s.note = std::move(note);
+  if (s.note == "shifted") s.fill = kShifted;
+  if (s.note == "scale/bias inputs") s.constant_affine = false;
+  return s;
+}
+
+std::vector<Operand> operands(const NormSpec& s, DType dt) {
+  const std::vector<int64_t> c{s.x[1]};
+  if (s.constant_affine) return {input(dt, s.x, s.fill), weight(dt, c), weight(dt, c)};
+  return {input(dt, s.x, s.fill), input(dt, c), input(dt, c)};
+}
+
+std::string label(const NormSpec& s, const std::string& extra) {
+  std::string l = dims_str(s.x);
+  if (s.groups > 1) l += " g" + std::to_string(s.groups);
+  if (!s.note.empty()) l += " " + s.note;
+  return extra.empty() ? l : l + " " + extra;
+}
+
+std::vector<Case> instance_norm_cases(const std::string&, DType dt) {
+  const std::vector<NormSpec> specs{
+      spec({1, 3, 5, 7}),
+      spec({2, 8, 33, 17}),
+      spec({2, 16, 9}),
+      spec({1, 4, 6, 5, 7}),
+      spec({2, 8, 33, 17}, 1, "scale/bias inputs"),
+      spec({1, 6, 17, 19}, 1, "shifted"),
+      spec({1, 16, 256, 260}),
+  };
+  std::vector<Case> out;
+  for (const NormSpec& s : specs) out.push_back(make_case(label(s, ""), operands(s, dt)));
+  out.push_back(make_case(label(specs[1], "eps=1e-3"), operands(specs[1], dt), attrs({{"epsilon", 1e-3f}})));
+  return out;
+}
+
+std::vector<NormSpec> group_specs() {
+  return {
+      spec({2, 8, 5, 7}, 2),
+      spec({1, 32, 17, 19}, 8),
+      spec({1, 12, 6, 5, 4}, 3),
+      spec({2, 6}, 3),
+      spec({1, 16, 33, 17}, 4, "shifted"),
+      spec({1, 32, 20, 21}, 4, "scale/bias inputs"),
+      spec({1, 64, 128, 130}, 16),
+      spec({1, 64, 96, 320}, 16),
+  };
+}
+
+std::vector<Case> group_norm_cases(const std::string&, DType dt) {
+  static const char* acts[] = {"", "Relu", "Elu"};
+  std::vector<Case> out;
+  size_t k = 0;
+  for (const NormSpec& s : group_specs()) {
+    const std::string act = acts[k++ % 3];
+    Attributes a = attrs({{"num_groups", s.groups}, {"epsilon", 1e-5f}});
+    if (!act.empty()) a.set("activation", act);
+    if (act == "Elu") a.set("alpha", 0.7f);
+    out.push_back(make_case(label(s, act.empty() ? "" : "+" + act), operands(s, dt), std::move(a), 1));
+  }
+  return out;
+}
+
+std::vector<Case> group_norm_plugin_cases(const std::string&, DType dt) {
+  std::vector<Case> out;
+  for (const NormSpec& s : group_specs()) {
+    if (s.x.size() < 3) continue;  // the plugin's contract: rank >= 3
+    const float eps = s.groups == 16 ? 1e-3f : 1e-5f;
+    Case c = make_case(label(s, ""), operands(s, dt),
+                       attrs({{"num_groups", s.groups}, {"eps", eps}, {"plugin_version", std::string("1")}}));
+    c.oracle = Oracle{"GroupNorm", "kiln", attrs({{"num_groups", s.groups}, {"epsilon", eps}})};
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+KILN_SWEEP_CASES(
+    {.domain = "", .ops = {"InstanceNormalization"}, .dtypes = float_dtypes(), .cases = instance_norm_cases});
+KILN_SWEEP_CASES(
+    {.domain = "kiln", .ops = {"GroupNorm"}, .dtypes = float_dtypes(), .cases = group_norm_cases});
+KILN_SWEEP_CASES({.domain = "",
+                  .ops = {"GroupNormalizationPlugin"},
+                  .dtypes = float_dtypes(),
+                  .cases = group_norm_plugin_cases});
+
+}  // namespace
+}  // namespace kiln::sweep
