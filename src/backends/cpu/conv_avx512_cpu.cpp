@@ -113,7 +113,7 @@ void to_channels_last(const float* x, float* y, int64_t n, int64_t c, int64_t sp
 // [1,D,H,W] volume up 27 times for a GEMM with K = 27; this reads each input plane three times from cache
 // and writes the output once, computing all (up to 8) output channels of a row from the same loads.
 bool is_direct3d_cin1(const ConvSetup& s) {
-  if (s.x_dims.size() != 5 || s.group != 1 || s.x_dims[1] != 1 || s.post != dnnl::algorithm::undef)
+  if (s.x_dims.size() != 5 || s.group != 1 || s.x_dims[1] != 1 || s.post.act != ops::Activation::None)
     return false;
   for (size_t i = 0; i < 3; ++i)
     if (s.w_dims[i + 2] != 3 || s.strides[i] != 1 || s.dilations[i] != 0 || s.pad_l[i] != 1 ||
@@ -270,7 +270,7 @@ KILN_SIMD_CLONES void add_scaled_row(float* __restrict acc, const float* __restr
 class SingleOutputTactic final : public Tactic {
  public:
   SingleOutputTactic(const LayerDesc& d, const ConvSetup& s)
-      : threads_(std::max(1, d.threads)), post_(s.post), alpha_(s.post_alpha) {
+      : threads_(std::max(1, d.threads)), post_(s.post) {
     n_ = s.x_dims[0], c_ = s.x_dims[1], h_ = s.x_dims[2], w_ = s.x_dims[3];
     kh_ = s.w_dims[2], kw_ = s.w_dims[3], oh_ = s.y_dims[2], ow_ = s.y_dims[3];
     pt_ = s.pad_l[0], pl_ = s.pad_l[1];
@@ -306,24 +306,22 @@ class SingleOutputTactic final : public Tactic {
   std::string name() const override { return "direct_cout1"; }
 
  private:
+  // The activation in float with libm's exp / expm1.
+  struct LibmMath {
+    static float exp(float x) { return std::exp(x); }
+    static float exp_minus_1(float x) { return std::expm1(x); }
+    static float tanh(float x) { return std::tanh(x); }
+    static float log1p(float x) { return std::log1p(x); }
+  };
   void post(float* v, int64_t n) const {
-    switch (post_) {
-      case dnnl::algorithm::eltwise_relu:
-        for (int64_t i = 0; i < n; ++i) v[i] = v[i] > 0.f ? v[i] : 0.f;
-        break;
-      case dnnl::algorithm::eltwise_elu:
-        for (int64_t i = 0; i < n; ++i) v[i] = v[i] > 0.f ? v[i] : alpha_ * std::expm1(v[i]);
-        break;
-      case dnnl::algorithm::eltwise_logistic:
-        for (int64_t i = 0; i < n; ++i) v[i] = 1.f / (1.f + std::exp(-v[i]));
-        break;
-      default:
-        break;
-    }
+    if (post_.act == ops::Activation::None) return;
+    const float alpha = post_.alpha, beta = post_.beta;
+    ops::with_activation(post_.act, [&](auto a) KILN_INLINE_LAMBDA {
+      for (int64_t i = 0; i < n; ++i) v[i] = ops::activate<decltype(a)::value, LibmMath>(v[i], alpha, beta);
+    });
   }
   int threads_;
-  dnnl::algorithm post_;
-  float alpha_;
+  ops::ActivationParams post_;
   int64_t n_ = 0, c_ = 0, h_ = 0, w_ = 0, kh_ = 0, kw_ = 0, oh_ = 0, ow_ = 0, pt_ = 0, pl_ = 0;
   std::vector<float> wts_;
   float bias_ = 0.f;

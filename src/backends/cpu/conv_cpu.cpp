@@ -116,15 +116,10 @@ ConvSetup describe(const LayerDesc& d) {
     s.pad_r.push_back(hi);
   }
 
-  const std::string post = a.get_string("kiln_post_op", "");
-  if (post == "Relu")
-    s.post = dnnl::algorithm::eltwise_relu;  // alpha 0: plain ReLU
-  else if (post == "Elu")
-    s.post = dnnl::algorithm::eltwise_elu, s.post_alpha = a.get_float("kiln_post_alpha", 1.0f);
-  else if (post == "Sigmoid")
-    s.post = dnnl::algorithm::eltwise_logistic;
-  else if (!post.empty())
+  const std::optional<ops::ActivationParams> post = ops::fused_activation(a, ops::kFusedConvActivation);
+  if (!post || (post->act != ops::Activation::None && onednn_eltwise(post->act) == dnnl::algorithm::undef))
     return s;
+  s.post = *post;
 
   std::vector<int64_t> wd = w.dims;
   if (s.group > 1) {
@@ -297,7 +292,7 @@ std::unique_ptr<Tactic> pick_by_timing(const LayerDesc& d, const ConvSetup& s) {
 
 std::string shape_key(const LayerDesc& d, const ConvSetup& s) {
   std::string k = d.node->op + "|" + std::to_string(d.threads) + "|" + std::to_string(s.group) + "|" +
-                  std::to_string(int(s.post)) + ":" + std::to_string(s.post_alpha) + "|" +
+                  std::to_string(int(onednn_eltwise(s.post.act))) + ":" + std::to_string(s.post.alpha) + "|" +
                   (s.bias ? "b" : "");
   auto add = [&](const auto& v) {
     k += "|";

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "device/kernel.h"
+#include "ops/activation.h"
 
 namespace kiln::backend::conv_onednn {
 
@@ -26,8 +27,7 @@ struct ConvSetup {
   int64_t group = 1;
   dnnl::memory::desc src, weights_plain, weights_any, bias, dst;
   dnnl::memory::dims strides, dilations, pad_l, pad_r;
-  dnnl::algorithm post = dnnl::algorithm::undef;
-  float post_alpha = 0.f;
+  ops::ActivationParams post;  // the fused activation (kiln.FusedConv); one onednn_eltwise maps
   std::vector<int64_t> x_dims, w_dims, y_dims;  // as ONNX has them (weights without the group split)
   double flops = 0;                             // multiply-adds counted as 2
 };
@@ -37,6 +37,10 @@ struct ConvSetup {
 dnnl::convolution_forward::primitive_desc make_pd(const ConvSetup& s, tag act = tag::undef,
                                                   dnnl::algorithm alg = dnnl::algorithm::convolution_direct,
                                                   tag dst_act = tag::undef);
+
+// The oneDNN eltwise post-op computing activation `a` (alpha and beta as ActivationParams holds them), or
+// undef: None, or no such post-op (then the layer is not this kernel's). conv_onednn_cpu.cpp.
+dnnl::algorithm onednn_eltwise(ops::Activation a);
 
 // Tactics: interchangeable implementations of one layer, all reading and writing plain NC[D]HW.
 

@@ -25,15 +25,28 @@ dnnl::primitive_attr make_attr(const ConvSetup& s) {
   dnnl::primitive_attr attr;
   // Scratch space is passed in by each run() so concurrent contexts never share it.
   attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-  if (s.post != dnnl::algorithm::undef) {
+  if (s.post.act != ops::Activation::None) {
     dnnl::post_ops po;
-    po.append_eltwise(1.0f, s.post, s.post_alpha, 0.0f);
+    po.append_eltwise(1.0f, onednn_eltwise(s.post.act), s.post.alpha, s.post.beta);
     attr.set_post_ops(po);
   }
   return attr;
 }
 
 }  // namespace
+
+dnnl::algorithm onednn_eltwise(ops::Activation a) {
+  switch (a) {
+    case ops::Activation::Relu:
+      return dnnl::algorithm::eltwise_relu;  // alpha 0 (Relu has none): plain ReLU
+    case ops::Activation::Elu:
+      return dnnl::algorithm::eltwise_elu;
+    case ops::Activation::Sigmoid:
+      return dnnl::algorithm::eltwise_logistic;
+    default:
+      return dnnl::algorithm::undef;
+  }
+}
 
 dnnl::convolution_forward::primitive_desc make_pd(const ConvSetup& s, tag act, dnnl::algorithm alg,
                                                   tag dst_act) {

@@ -66,8 +66,7 @@ struct ConvShape {
   bool tf32 = true;
   int64_t n = 0, c = 0, m = 0, group = 1;
   std::vector<int64_t> in, out, k, stride, dil, pad;  // spatial
-  PostOp post = PostOp::None;
-  float alpha = 1.f;
+  ops::ActivationParams post;  // the fused activation (kiln.FusedConv), applied in the epilogue
   bool has_bias = false;
 
   // cuDNN wants at least 4-D tensors: a 1-D convolution as a 2-D one with a unit height.

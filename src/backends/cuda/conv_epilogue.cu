@@ -4,27 +4,18 @@
 namespace kiln::cuda {
 namespace {
 
-__device__ __forceinline__ float apply_post(float v, PostOp post, float alpha) {
-  switch (post) {
-    case PostOp::Relu:
-      return v > 0.f ? v : 0.f;
-    case PostOp::Elu:
-      return v > 0.f ? v : alpha * (__expf(v) - 1.f);
-    case PostOp::Sigmoid:
-      return 1.f / (1.f + __expf(-v));
-    default:
-      return v;
-  }
+__device__ __forceinline__ float apply_post(float v, const ops::ActivationParams& post) {
+  return ops::apply<CudaFastMath>(post, v);
 }
 
 template <typename T>
 __global__ void bias_activation_kernel(T* y, const float* bias, int64_t c, int64_t spatial, int64_t total,
-                                       PostOp post, float alpha) {
+                                       ops::ActivationParams post) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     float v = to_float(y[i]);
     if (bias) v += bias[(i / spatial) % c];
-    y[i] = from_float<T>(apply_post(v, post, alpha));
+    y[i] = from_float<T>(apply_post(v, post));
   }
 }
 
@@ -36,8 +27,7 @@ constexpr int kTile = 32, kRows = 8;
 struct TransposeArgs {
   int64_t rows, rows_out, cols, x_ld, y_ld, x_batch, y_batch;
   const float* bias;
-  PostOp post;
-  float alpha;
+  ops::ActivationParams post;
   bool epilogue;
 };
 
@@ -57,7 +47,7 @@ __global__ void transpose_kernel(const T* x, T* y, TransposeArgs a) {
     const int64_t col = c0 + i, r = r0 + threadIdx.x;  // output row = input column
     if (r < a.rows_out && col < a.cols) {
       float v = tile[threadIdx.x][i];
-      if (a.epilogue) v = apply_post(a.bias ? v + a.bias[col] : v, a.post, a.alpha);
+      if (a.epilogue) v = apply_post(a.bias ? v + a.bias[col] : v, a.post);
       yb[col * a.y_ld + r] = from_float<T>(v);
     }
   }
@@ -99,29 +89,27 @@ void launch_im2col(DType dtype, const void* x_image, void* col, const Im2colShap
 }
 
 void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial,
-                            PostOp post, float alpha, cudaStream_t stream) {
-  if (!bias && post == PostOp::None) return;
+                            const ops::ActivationParams& post, cudaStream_t stream) {
+  if (!bias && post.act == ops::Activation::None) return;
   const int64_t total = n * c * spatial;
   dispatch_float_type(dtype, [&](auto tag) {
     using T = decltype(tag);
     bias_activation_kernel<T><<<std::min<unsigned>(blocks_for(total, 256), 132 * 16), 256, 0, stream>>>(
-        static_cast<T*>(y), bias, c, spatial, total, post, alpha);
+        static_cast<T*>(y), bias, c, spatial, total, post);
     KILN_CUDA_CHECK_LAUNCH();
   });
 }
 
 void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial,
                          int64_t c_pad, cudaStream_t stream) {
-  const TransposeArgs a{c,       c_pad,        spatial, spatial, c_pad, c * spatial, c_pad * spatial,
-                        nullptr, PostOp::None, 0.f,     false};
+  const TransposeArgs a{c, c_pad, spatial, spatial, c_pad, c * spatial, c_pad * spatial, nullptr, {}, false};
   dispatch_float_type(dtype, [&](auto tag) { transpose<decltype(tag)>(x, y, n, a, stream); });
 }
 
 void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n,
-                                         int64_t c, int64_t spatial, int64_t c_pad, PostOp post, float alpha,
-                                         cudaStream_t stream) {
-  const TransposeArgs a{spatial,     spatial, c,    c_pad, spatial, c_pad * spatial,
-                        c * spatial, bias,    post, alpha, true};
+                                         int64_t c, int64_t spatial, int64_t c_pad,
+                                         const ops::ActivationParams& post, cudaStream_t stream) {
+  const TransposeArgs a{spatial, spatial, c, c_pad, spatial, c_pad * spatial, c * spatial, bias, post, true};
   dispatch_float_type(dtype, [&](auto tag) { transpose<decltype(tag)>(x, y, n, a, stream); });
 }
 

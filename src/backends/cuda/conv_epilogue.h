@@ -6,21 +6,21 @@
 #include <cstdint>
 
 #include "kiln/tensor_data.h"
+#include "ops/activation.h"
 
 namespace kiln::cuda {
 
-enum class PostOp : int { None = 0, Relu = 1, Elu = 2, Sigmoid = 3 };
-
-// y[n, c, s] = post(y[n, c, s] + bias[c]) in place (NCHW, spatial flattened); bias may be null.
+// y[n, c, s] = post(y[n, c, s] + bias[c]) in place (NCHW, spatial flattened); bias may be null. post: any
+// activation of ops/activation.h (exp as __expf).
 void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial,
-                            PostOp post, float alpha, cudaStream_t stream);
+                            const ops::ActivationParams& post, cudaStream_t stream);
 // [n, c, s] -> [n, s, c_pad], channels c..c_pad-1 zero (tensor cores want channel counts in multiples of 8).
 void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t c, int64_t spatial,
                          int64_t c_pad, cudaStream_t stream);
 // [n, s, c_pad] -> [n, c, s] (the first c channels), then bias and activation as above.
 void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n,
-                                         int64_t c, int64_t spatial, int64_t c_pad, PostOp post, float alpha,
-                                         cudaStream_t stream);
+                                         int64_t c, int64_t spatial, int64_t c_pad,
+                                         const ops::ActivationParams& post, cudaStream_t stream);
 
 }  // namespace kiln::cuda
 

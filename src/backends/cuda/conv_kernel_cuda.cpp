@@ -94,12 +94,12 @@ void ConvKernel::enqueue_raw(const void* x, void* y, void* workspace, cudaStream
   const void* weights = w_.weights->ptr;
   if (tactic_.engine == ConvEngine::Cublas) {
     gemm_1x1(x, y, stream);
-    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, stream);
     return;
   }
   if (tactic_.engine == ConvEngine::Im2colGemm) {
     im2col_gemm(x, y, workspace, stream);
-    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, stream);
     return;
   }
   Handles& h = handles();
@@ -109,12 +109,12 @@ void ConvKernel::enqueue_raw(const void* x, void* y, void* workspace, cudaStream
     KILN_CUDNN_CHECK(cudnnConvolutionForward(h.cudnn, &one, descs_->x, x, descs_->w, weights, descs_->conv,
                                              static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), workspace,
                                              tactic_.workspace, &zero, descs_->y, y));
-    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, stream);
     return;
   }
   if (tactic_.engine == ConvEngine::GraphNchw) {
     graph_->execute(h.cudnn, x, weights, y, workspace);
-    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, stream);
     return;
   }
   if (tactic_.engine == ConvEngine::GraphNchwPadded) {
@@ -138,7 +138,7 @@ void ConvKernel::enqueue_raw(const void* x, void* y, void* workspace, cudaStream
     if (yp != y)  // the first m channels of each image
       KILN_CUDA_CHECK(cudaMemcpy2DAsync(y, s_.m * out_plane, yp, sp_.m * out_plane, s_.m * out_plane, s_.n,
                                         cudaMemcpyDeviceToDevice, stream));
-    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, s_.alpha, stream);
+    launch_bias_activation(s_.dtype, y, bias, s_.n, s_.m, s_.out_spatial(), s_.post, stream);
     return;
   }
   auto* base = static_cast<unsigned char*>(workspace);
@@ -154,7 +154,7 @@ void ConvKernel::enqueue_raw(const void* x, void* y, void* workspace, cudaStream
                                              static_cast<cudnnConvolutionFwdAlgo_t>(tactic_.algo), ws,
                                              tactic_.workspace, &zero, descs_->y, y_nhwc));
   launch_nhwc_to_nchw_bias_activation(s_.dtype, y_nhwc, y, bias, s_.n, s_.m, s_.out_spatial(), sp_.m, s_.post,
-                                      s_.alpha, stream);
+                                      stream);
 }
 
 }  // namespace kiln::cuda::conv

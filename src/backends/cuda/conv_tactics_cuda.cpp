@@ -61,15 +61,11 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
     if (begin != end || begin < 0) return false;  // cuDNN pads symmetrically
     s.pad[i] = begin;
   }
-  if (node.domain == "kiln") {
-    const std::string post = node.attrs.get_string("kiln_post_op", "");
-    s.post = post.empty()        ? PostOp::None
-             : post == "Relu"    ? PostOp::Relu
-             : post == "Elu"     ? PostOp::Elu
-             : post == "Sigmoid" ? PostOp::Sigmoid
-                                 : PostOp(-1);
-    if (static_cast<int>(s.post) < 0) return false;
-    s.alpha = node.attrs.get_float("kiln_post_alpha", 1.f);
+  if (node.domain == "kiln") {  // the epilogue applies any activation
+    const std::optional<ops::ActivationParams> post =
+        ops::fused_activation(node.attrs, ops::kFusedConvActivation);
+    if (!post) return false;
+    s.post = *post;
   }
   return true;
 }
