@@ -20,7 +20,8 @@ const OpSchema& conv_schema() {
 
 ActivationParams post_op(const Node& node, const auto& fail) {
   const std::optional<ActivationParams> post = fused_activation(node.attrs, kFusedConvActivation);
-  if (!post) fail("unsupported kiln_post_op '" + node.attrs.get_string("kiln_post_op", "") + "' (not an activation)");
+  if (!post)
+    fail("unsupported kiln_post_op '" + node.attrs.get_string("kiln_post_op", "") + "' (not an activation)");
   return *post;
 }
 

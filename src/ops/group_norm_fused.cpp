@@ -20,7 +20,8 @@ template <class Ctx>
 ActivationParams check_attributes(const Ctx& ctx) {
   const std::optional<ActivationParams> act = fused_activation(ctx.node.attrs, kGroupNormActivation);
   if (!act)
-    ctx.fail("unsupported activation '" + ctx.node.attrs.get_string("activation", "") + "' (not an activation)");
+    ctx.fail("unsupported activation '" + ctx.node.attrs.get_string("activation", "") +
+             "' (not an activation)");
   if (ctx.node.attrs.get_int("num_groups", 0) <= 0) ctx.fail("num_groups must be a positive integer");
   return *act;
 }

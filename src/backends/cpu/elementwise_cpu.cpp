@@ -168,7 +168,8 @@ int binary_plan(const LayerDesc& d, Blocked& blk) {
 }
 
 KernelFactory unary_factory(Activation act) {
-  return {.name = "cpu.elementwise", .device = "cpu", .op = ops::activation_name(act), .domain = "", .priority = 50,
+  return {.name = "cpu.elementwise", .device = "cpu", .op = ops::activation_name(act), .domain = "",
+          .priority = 50,
           .supports = [](const LayerDesc& d) {
             return d.inputs.size() == 1 && d.outputs.size() == 1 && all_float(d) &&
                    d.inputs[0].dims == d.outputs[0].dims;
@@ -203,7 +204,8 @@ KILN_REGISTER_KERNEL(binary_factory("Div", Binary::Div));
 // ------------------------------------------------------------------------------ kiln.ElementwiseChain
 // One pass over memory: each thread walks its part of the output in blocks of kChainBlock elements; a block
 // is copied from x into y (where it stays in L1) and every step is applied to it in place.
-// A step is an activation (ops/activation.h, applied by activation_loop) or one of the chain's arithmetic ops.
+// A step is an activation (ops/activation.h, applied by activation_in_place) or one of the chain's
+// arithmetic ops.
 enum class ChainMath { Neg, Abs, Sqrt, Exp, Add, Sub, Mul, Div };
 enum class OperandKind { None, Scalar, Channel, Full };
 
@@ -298,7 +300,8 @@ std::optional<std::vector<ChainStep>> chain_plan(const LayerDesc& d) {
   } catch (const Error&) {
     return std::nullopt;
   }
-  if (operand.size() != n || data_first.size() != n || alpha.size() != n || beta.size() != n) return std::nullopt;
+  if (operand.size() != n || data_first.size() != n || alpha.size() != n || beta.size() != n)
+    return std::nullopt;
   std::vector<ChainStep> steps;
   for (size_t k = 0; k < n; ++k) {
     ChainStep s;

@@ -13,13 +13,14 @@
 // Large tensors (> 1M elements) are split over LayerDesc.threads as a flat range over all planes, so the
 // few-large-planes case (PackNet: 16 groups) splits each plane's reduction too: every thread keeps partial
 // sums per plane it touches, combined afterwards in a fixed order (the same result on every run).
+#include "backends/cpu/normalization_cpu.h"
+
 #include <algorithm>
 #include <cmath>
 #include <thread>
 #include <vector>
 
 #include "backends/cpu/cpu_util.h"
-#include "backends/cpu/normalization_cpu.h"
 #include "device/kernel.h"
 
 namespace kiln::backend {
@@ -78,7 +79,8 @@ KILN_SIMD_CLONES void normalize(const float* x, float* y, int64_t n, float mean,
 }  // namespace
 
 void plane_norm(const float* x, float* y, const std::vector<int64_t>& dims, int64_t channels_per_plane,
-                const float* scale, const float* bias, double eps, const ops::ActivationParams& act, int threads) {
+                const float* scale, const float* bias, double eps, const ops::ActivationParams& act,
+                int threads) {
   const int64_t c = dims[1];
   int64_t spatial = 1;
   for (size_t k = 2; k < dims.size(); ++k) spatial *= dims[k];

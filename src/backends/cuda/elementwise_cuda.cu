@@ -52,7 +52,9 @@ unsigned int grid_for(int64_t work) {
 template <ops::Activation A>
 struct ActivationFn {
   float alpha, beta;  // the activation's attributes
-  __device__ __forceinline__ float operator()(float x) const { return ops::activate<A, CudaMath>(x, alpha, beta); }
+  __device__ __forceinline__ float operator()(float x) const {
+    return ops::activate<A, CudaMath>(x, alpha, beta);
+  }
 };
 
 enum class MathOp { Exp, Log, Neg, Abs, Sqrt, Reciprocal, Erf, Clip, Floor, Ceil, Round, Sign, Sin, Cos };
@@ -153,6 +155,7 @@ struct UnaryEntry {
 };
 
 // Every activation of ops/activation.h, then the math ops.
+// clang-format off
 const UnaryEntry kUnary[] = {
 #define KILN_ACTIVATION_ENTRY(name, ...) {#name, launch_unary<ActivationFn<ops::Activation::name>>},
     KILN_ACTIVATIONS(KILN_ACTIVATION_ENTRY)
@@ -172,6 +175,7 @@ const UnaryEntry kUnary[] = {
     {"Sin", launch_unary<MathFn<MathOp::Sin>>},
     {"Cos", launch_unary<MathFn<MathOp::Cos>>},
 };
+// clang-format on
 
 const UnaryEntry* unary_entry(const std::string& op) {
   for (const UnaryEntry& e : kUnary)

@@ -1,5 +1,5 @@
 // kiln — CUDA normalization kernels:
-//   cuda.groupnorm     kiln.GroupNorm (+ Relu / Elu in the same pass: group_norm_supports), fp32 / fp16 / bf16
+//   cuda.groupnorm     kiln.GroupNorm (+ Relu / Elu in the same pass), fp32 / fp16 / bf16
 //   cuda.instancenorm  InstanceNormalization (GroupNorm with one channel per group)
 //
 // Statistics per (n, group) over C/G channels × spatial; the host picks one of two paths per launch (single
@@ -198,7 +198,8 @@ backend::KernelFactory groupnorm_factory() {
                        group_norm_supports(act->act);
               },
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
-            const ops::ActivationParams act = *ops::fused_activation(d.node->attrs, ops::kGroupNormActivation);
+            const ops::ActivationParams act =
+                *ops::fused_activation(d.node->attrs, ops::kGroupNormActivation);
             return std::make_unique<GroupNormKernel>(d.node->attrs.get_int("num_groups", 1),
                                                      d.node->attrs.get_float("epsilon", 1e-5f), act.act,
                                                      act.alpha, d.inputs[0].dims);
@@ -213,9 +214,9 @@ backend::KernelFactory instancenorm_factory() {
           .priority = 10,
           .supports = [](const backend::LayerDesc& d) { return supported(d, 3); },
           .create = [](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
-            return std::make_unique<GroupNormKernel>(
-                d.inputs[0].dims[1], d.node->attrs.get_float("epsilon", 1e-5f), ops::Activation::None, 1.f,
-                d.inputs[0].dims);
+            return std::make_unique<GroupNormKernel>(d.inputs[0].dims[1],
+                                                     d.node->attrs.get_float("epsilon", 1e-5f),
+                                                     ops::Activation::None, 1.f, d.inputs[0].dims);
           }};
 }
 

@@ -29,9 +29,9 @@ enum class GroupNormPath : int { Auto = 0, TwoPass = 1, SinglePass = 2 };
 size_t group_norm_workspace_bytes(int64_t n, int64_t c, int64_t spatial, int64_t groups);
 
 // x, y: [n, c, spatial] of `dtype` (Float, Float16, BFloat16); scale, bias: [c] of `param_dtype` (same set).
-// activation: one group_norm_supports (alpha: its alpha). Enqueues on `stream` only (no sync, no allocation); throws
-// kiln::Error on bad arguments (groups not dividing c, workspace too small, an activation not supported) and
-// launch failures.
+// activation: one group_norm_supports (alpha: its alpha). Enqueues on `stream` only (no sync, no allocation);
+// throws kiln::Error on bad arguments (groups not dividing c, workspace too small, an activation not
+// supported) and launch failures.
 void launch_group_norm(DType dtype, const void* x, void* y, const void* scale, const void* bias,
                        DType param_dtype, int64_t n, int64_t c, int64_t spatial, int64_t groups, float eps,
                        ops::Activation activation, float alpha, void* workspace, size_t workspace_bytes,

@@ -329,7 +329,7 @@ bool launch_fused(const T* x, T* y, const FusedPlan& p, int64_t c, int64_t spati
 }
 
 #define KILN_GROUP_NORM_SINGLE_PASS(T)                                                                       \
-  template FusedPlan plan_fused_for<T>(int64_t, int64_t, int64_t, int64_t, ops::Activation, size_t);                     \
+  template FusedPlan plan_fused_for<T>(int64_t, int64_t, int64_t, int64_t, ops::Activation, size_t);         \
   template bool launch_fused<T>(const T*, T*, const FusedPlan&, int64_t, int64_t, int64_t, const ApplyArgs&, \
                                 ops::Activation, void*, cudaStream_t);
 KILN_GROUP_NORM_SINGLE_PASS(float)
