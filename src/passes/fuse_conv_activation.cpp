@@ -1,5 +1,6 @@
 // fuse_conv_activation: Conv → activation (the Conv's output read only by it) becomes one kiln.FusedConv, a
 // Conv with an element-wise post-op that backends apply in the convolution's epilogue.
+#include "ops/activation.h"
 #include "passes/pattern.h"
 #include "passes/rewrites.h"
 
@@ -8,9 +9,10 @@ namespace {
 
 namespace fc = internal_ops::fused_conv;
 
-// The activations every FusedConv kernel applies (ops/fused_conv.cpp checks the same list).
+// The activations every FusedConv kernel applies (ops/activation.h: fusable_into_conv).
 bool is_conv_activation(const Node* n) {
-  return n->outputs().size() == 1 && (n->op == "Relu" || n->op == "Elu" || n->op == "Sigmoid");
+  const std::optional<ops::ActivationParams> a = ops::activation_of(*n);
+  return n->outputs().size() == 1 && a && ops::fusable_into_conv(a->act);
 }
 
 }  // namespace
@@ -28,8 +30,7 @@ size_t fuse_conv_activation(Graph& g) {
     Attributes attrs = conv->attrs;
     std::vector<std::string> names = pattern::fused_names(conv);
     names.push_back(pattern::name_of(act));
-    attrs.set(fc::kPostOp, act->op);
-    if (act->op == "Elu") attrs.set(fc::kPostAlpha, act->attrs.get_float("alpha", 1.0f));
+    ops::set_fused_activation(attrs, ops::kFusedConvActivation, *ops::activation_of(*act));
     attrs.set(internal_ops::kFusedNames, std::move(names));
     const std::vector<Tensor*> inputs = conv->inputs();
     Tensor* out = act->output(0);

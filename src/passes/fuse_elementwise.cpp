@@ -2,8 +2,8 @@
 //
 //   x ─ Mul(γ [C,1,1]) ─ Add(0.5) ─ Elu ─ y      →      x ─ kiln.ElementwiseChain(γ, 0.5) ─ y
 //
-// Every link tensor has exactly one use and is not a graph output; every node is a default-domain Relu, Elu,
-// Sigmoid, Tanh, LeakyRelu, Neg, Abs, Sqrt, Exp, Add, Sub, Mul or Div with no attributes beyond its alpha;
+// Every link tensor has exactly one use and is not a graph output; every node is a default-domain activation
+// (ops/activation.h) with only its own attributes, or a Neg, Abs, Sqrt, Exp, Add, Sub, Mul or Div without any;
 // shapes are static and every link has the chain input's shape and dtype (fp32); a binary node's other
 // operand is a scalar constant, a per-channel constant ([C,1,..,1] against the data) or a tensor of exactly
 // the data's shape. Anything else is left alone. The fused node's reference kernel runs the member ops' own
@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <set>
 
+#include "ops/activation.h"
 #include "passes/pattern.h"
 #include "passes/rewrites.h"
 
@@ -20,8 +21,8 @@ namespace {
 namespace ec = internal_ops::elementwise_chain;
 
 bool is_unary(const std::string& op) {
-  return op == "Relu" || op == "Elu" || op == "Sigmoid" || op == "Tanh" || op == "LeakyRelu" || op == "Neg" ||
-         op == "Abs" || op == "Sqrt" || op == "Exp";
+  const std::optional<ops::Activation> a = ops::activation_of(op);
+  return (a && ops::fusable_into_chain(*a)) || op == "Neg" || op == "Abs" || op == "Sqrt" || op == "Exp";
 }
 bool is_binary(const std::string& op) { return op == "Add" || op == "Sub" || op == "Mul" || op == "Div"; }
 
@@ -33,12 +34,8 @@ bool eligible(const Node* n) {
   if (n->inputs().size() != (unary ? 1u : 2u)) return false;
   for (Tensor* t : n->inputs())
     if (!t) return false;
-  const bool has_alpha = n->op == "Elu" || n->op == "LeakyRelu";
-  for (const auto& [name, a] : n->attrs.items())
-    if (!(has_alpha && name == "alpha")) return false;
-  if (has_alpha && n->attrs.has("alpha") && !std::holds_alternative<float>(n->attrs.find("alpha")->value))
-    return false;
-  return true;
+  // An activation with only its own float attributes; the arithmetic ops with none.
+  return ops::is_activation(n->op) ? ops::activation_of(*n).has_value() : n->attrs.size() == 0;
 }
 
 bool float_with_dims(const Tensor* t, const std::vector<int64_t>& dims) {
@@ -121,7 +118,8 @@ size_t fuse_elementwise_chains(Graph& g) {
     std::vector<Tensor*> inputs{x};
     std::vector<std::string> steps, names;
     std::vector<int64_t> operand, data_first;
-    std::vector<float> alpha;
+    std::vector<float> alpha, beta;
+    bool has_beta = false;
     std::vector<Node*> nodes;
     for (const Step& s : chain) {
       Node* n = s.node;
@@ -129,9 +127,10 @@ size_t fuse_elementwise_chains(Graph& g) {
       steps.push_back(n->op);
       names.push_back(pattern::name_of(n));
       data_first.push_back(s.data_slot == 0 ? 1 : 0);
-      alpha.push_back(n->op == "Elu"         ? n->attrs.get_float("alpha", 1.0f)
-                      : n->op == "LeakyRelu" ? n->attrs.get_float("alpha", 0.01f)
-                                             : 0.0f);
+      const std::optional<ops::ActivationParams> act = ops::activation_of(*n);
+      alpha.push_back(act ? act->alpha : 0.f);
+      beta.push_back(act ? act->beta : 0.f);
+      has_beta = has_beta || (act && *ops::activation_info(act->act).beta_attr);
       if (is_unary(n->op)) {
         operand.push_back(-1);
         continue;
@@ -148,6 +147,7 @@ size_t fuse_elementwise_chains(Graph& g) {
     fused->attrs.set(ec::kOperand, operand);
     fused->attrs.set(ec::kDataFirst, data_first);
     fused->attrs.set(ec::kAlpha, alpha);
+    if (has_beta) fused->attrs.set(ec::kBeta, beta);  // only where a step has one (absent: the defaults)
     fused->attrs.set(internal_ops::kFusedNames, names);
   }
   if (!chains.empty()) {

@@ -9,6 +9,7 @@
 #include <cmath>
 
 #include "kiln/passes.h"
+#include "ops/activation.h"
 #include "passes/pattern.h"
 
 namespace kiln {
@@ -94,7 +95,8 @@ size_t fuse_groupnorm(Graph& g, std::vector<NotFolded>* rejected, GroupNormTarge
     const Tensor* out = chain.back()->output(0);
     if (target == GroupNormTarget::Native && out->uses().size() == 1 && !pattern::is_graph_output(g, out)) {
       Node* act = out->uses()[0].first;
-      if ((act->op == "Elu" || act->op == "Relu") && pattern::is_onnx(act) && act->outputs().size() == 1)
+      const std::optional<ops::ActivationParams> a = ops::activation_of(*act);
+      if (a && ops::fusable_into_group_norm(a->act) && act->outputs().size() == 1)
         m.nodes.push_back(act);
     }
     matches.push_back(std::move(m));
@@ -110,9 +112,9 @@ size_t fuse_groupnorm(Graph& g, std::vector<NotFolded>* rejected, GroupNormTarge
     if (plugin) {
       attrs.set("plugin_version", std::string("1"));
       attrs.set("plugin_namespace", std::string(""));
-    } else if (last->op == "Elu" || last->op == "Relu") {
-      attrs.set(gn::kActivation, last->op);
-      if (last->op == "Elu") attrs.set(gn::kAlpha, last->attrs.get_float("alpha", 1.0f));
+    } else if (const std::optional<ops::ActivationParams> a = ops::activation_of(*last);
+               a && ops::fusable_into_group_norm(a->act)) {
+      ops::set_fused_activation(attrs, ops::kGroupNormActivation, *a);
     }
     if (!plugin) attrs.set(internal_ops::kFusedNames, names);  // a plugin node gets only the plugin's own fields
     const std::string base = m.nodes[1]->name.empty() ? "groupnorm" : m.nodes[1]->name;
