@@ -104,10 +104,10 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
     layer.info.name = node->name.empty() ? g.unique_name(node->op) : node->name;
     layer.info.op = node->op;
     // Fusion passes record the original node names on the node that survives.
-    const Attribute* fused = node->attrs.find("kiln_fused");
+    const Attribute* fused = node->attrs.find(internal_ops::kFusedNames);
     const auto* names = fused ? std::get_if<std::vector<std::string>>(&fused->value) : nullptr;
     layer.info.fused = names ? *names : std::vector<std::string>{layer.info.name};
-    if (node->domain == "kiln") layer.info.op = "kiln." + node->op;
+    if (node->domain == internal_ops::kDomain) layer.info.op = std::string(internal_ops::kDomain) + "." + node->op;
     plan->layers.push_back(std::move(layer));
   }
   finish_plan(*plan);

@@ -100,7 +100,7 @@ void chain_kernel(KernelContext& ctx) {
   ctx.out[0] = std::move(cur);
 }
 
-KILN_REGISTER_OP({.op = "ElementwiseChain", .domain = "kiln", .min_inputs = 1, .max_inputs = kVariadic,
+KILN_REGISTER_OP({.op = internal_ops::elementwise_chain::kOp, .domain = internal_ops::kDomain, .min_inputs = 1, .max_inputs = kVariadic,
                   .infer = infer_chain, .reference = chain_kernel});
 
 }  // namespace

@@ -21,7 +21,7 @@ const OpSchema& conv_schema() {
 ActivationParams post_op(const Node& node, const auto& fail) {
   const std::optional<ActivationParams> post = fused_activation(node.attrs, kFusedConvActivation);
   if (!post)
-    fail("unsupported kiln_post_op '" + node.attrs.get_string("kiln_post_op", "") + "' (not an activation)");
+    fail("unsupported kiln_post_op '" + node.attrs.get_string(internal_ops::fused_conv::kPostOp, "") + "' (not an activation)");
   return *post;
 }
 
@@ -52,7 +52,7 @@ void fused_conv_kernel(KernelContext& ctx) {
   ctx.out[0] = std::move(a.out[0]);
 }
 
-KILN_REGISTER_OP({.op = "FusedConv", .domain = "kiln", .min_inputs = 2, .max_inputs = 3, .infer = infer_fused_conv,
+KILN_REGISTER_OP({.op = internal_ops::fused_conv::kOp, .domain = internal_ops::kDomain, .min_inputs = 2, .max_inputs = 3, .infer = infer_fused_conv,
                   .reference = fused_conv_kernel});
 
 }  // namespace

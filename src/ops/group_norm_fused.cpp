@@ -75,7 +75,7 @@ void group_norm_kernel(KernelContext& ctx) {
   ctx.out[0] = store_real(ctx, xt.dtype(), dims, y);
 }
 
-KILN_REGISTER_OP({.op = "GroupNorm", .domain = "kiln", .min_inputs = 3, .max_inputs = 3, .infer = infer_group_norm,
+KILN_REGISTER_OP({.op = internal_ops::group_norm::kOp, .domain = internal_ops::kDomain, .min_inputs = 3, .max_inputs = 3, .infer = infer_group_norm,
                   .reference = group_norm_kernel});
 
 }  // namespace

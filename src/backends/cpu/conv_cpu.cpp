@@ -14,6 +14,7 @@
 
 #include "backends/cpu/conv_tactics.h"
 #include "kiln/error.h"
+#include "ops/internal_ops.h"
 
 // oneDNN in Debian runs on OpenMP (DNNL_CPU_RUNTIME == OMP). kiln does not link libgomp itself, so the
 // thread-count calls are weak: they resolve to the libgomp that libdnnl loads, and are skipped if absent.
@@ -387,7 +388,7 @@ KernelFactory factory(const std::string& op, const std::string& domain) {
 }
 
 KILN_REGISTER_KERNEL(factory("Conv", ""));
-KILN_REGISTER_KERNEL(factory("FusedConv", "kiln"));
+KILN_REGISTER_KERNEL(factory(internal_ops::fused_conv::kOp, internal_ops::kDomain));
 
 }  // namespace
 

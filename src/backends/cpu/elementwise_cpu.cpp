@@ -392,7 +392,7 @@ class ChainKernel final : public Kernel {
 };
 
 KILN_REGISTER_KERNEL(KernelFactory{
-    .name = "cpu.elementwise_chain", .device = "cpu", .op = "ElementwiseChain", .domain = "kiln", .priority = 50,
+    .name = "cpu.elementwise_chain", .device = "cpu", .op = internal_ops::elementwise_chain::kOp, .domain = internal_ops::kDomain, .priority = 50,
     .supports = [](const LayerDesc& d) { return chain_plan(d).has_value(); },
     .create = [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
       return std::make_unique<ChainKernel>(*chain_plan(d), d.inputs[0].dims, d.threads);

@@ -196,8 +196,8 @@ KernelFactory instancenorm_factory() {
 KernelFactory groupnorm_factory() {
   return {.name = "cpu.groupnorm",
           .device = "cpu",
-          .op = "GroupNorm",
-          .domain = "kiln",
+          .op = internal_ops::group_norm::kOp,
+          .domain = internal_ops::kDomain,
           .priority = 50,
           .supports =
               [](const LayerDesc& d) {

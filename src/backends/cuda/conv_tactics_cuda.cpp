@@ -10,6 +10,7 @@
 
 #include "backends/cuda/conv_cuda.h"
 #include "device/timing_cache.h"
+#include "ops/internal_ops.h"
 #include "kiln/build_options.h"
 
 namespace kiln::cuda::conv {
@@ -263,7 +264,7 @@ backend::KernelFactory factory(const std::string& op, const std::string& domain)
 }
 
 KILN_REGISTER_KERNEL(factory("Conv", ""));
-KILN_REGISTER_KERNEL(factory("FusedConv", "kiln"));
+KILN_REGISTER_KERNEL(factory(internal_ops::fused_conv::kOp, internal_ops::kDomain));
 
 }  // namespace
 }  // namespace kiln::cuda::conv

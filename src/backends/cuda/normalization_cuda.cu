@@ -187,8 +187,8 @@ bool supported(const backend::LayerDesc& d, size_t min_rank) {
 backend::KernelFactory groupnorm_factory() {
   return {.name = "cuda.groupnorm",
           .device = "cuda",
-          .op = "GroupNorm",
-          .domain = "kiln",
+          .op = internal_ops::group_norm::kOp,
+          .domain = internal_ops::kDomain,
           .priority = 10,
           .supports =
               [](const backend::LayerDesc& d) {
