@@ -44,7 +44,12 @@ DeviceBuffer::DeviceBuffer(size_t n) : bytes(n) {
 }
 
 DeviceBuffer::DeviceBuffer(const void* host, size_t n) : DeviceBuffer(n) {
-  if (n) KILN_CUDA_CHECK(cudaMemcpy(ptr, host, n, cudaMemcpyHostToDevice));
+  if (!n) return;
+  KILN_CUDA_CHECK(cudaMemcpy(ptr, host, n, cudaMemcpyHostToDevice));
+  // From pageable memory cudaMemcpy may return once the bytes are staged, before the DMA lands; work on a
+  // non-blocking stream (every kiln stream) is not ordered after it. Wait, so the buffer is whole when handed
+  // out. (The backend sweep found this: inputs over ~64 KB read half-copied.)
+  KILN_CUDA_CHECK(cudaStreamSynchronize(cudaStreamLegacy));
 }
 
 DeviceBuffer::~DeviceBuffer() {
