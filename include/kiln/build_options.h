@@ -18,9 +18,9 @@ constexpr int kMaxThreads = 1024;
 
 struct BuildOptions {
   std::string device = "cpu";  // "cpu" or "cuda"
-  int threads = 0;  // CPU worker threads; 0 = every core
-  // Precision of float activations and weights: Float (fp32), Float16 or BFloat16. Lower precisions convert the
-  // graph (weights, activations) and keep the engine's inputs and outputs fp32, as TensorRT does.
+  int threads = 0;             // CPU worker threads; 0 = every core
+  // Precision of float activations and weights: Float (fp32), Float16 or BFloat16. Lower precisions convert
+  // the graph (weights, activations) and keep the engine's inputs and outputs fp32, as TensorRT does.
   DType precision = DType::Float;
   // fp32 convolutions and GEMMs may use TF32 tensor cores (TensorRT's default); false = strict fp32.
   bool tf32 = true;
@@ -32,8 +32,8 @@ struct BuildOptions {
   std::map<std::string, std::vector<int64_t>> input_shapes;
   PropagateOptions fold;
   // Rewrites the builder must not apply: "groupnorm", "pad_into_conv", "conv_activation", "elementwise",
-  // "concat_in_place" (for comparisons and for isolating a suspected rewrite; every rewrite is exact, so outputs
-  // agree either way within rounding).
+  // "concat_in_place" (for comparisons and for isolating a suspected rewrite; every rewrite is exact, so
+  // outputs agree either way within rounding).
   std::vector<std::string> skip_rewrites;
   bool verbose = false;
   // Progress and verbose messages ("[build] ..."); default prints nothing.
@@ -47,11 +47,11 @@ struct TensorInfo {
 };
 
 struct LayerInfo {
-  std::string name;                 // the node's name (or a generated one)
-  std::string op;                   // the op it runs ("Conv", "GroupNorm+Elu", ...)
-  std::string kernel;               // the kernel chosen ("cpu.conv_onednn", "reference", ...)
-  std::string tactic;               // what the kernel chose inside (algorithm, layout); may be empty
-  std::vector<std::string> fused;   // names of the original nodes folded into this layer
+  std::string name;                // the node's name (or a generated one)
+  std::string op;                  // the op it runs ("Conv", "GroupNorm+Elu", ...)
+  std::string kernel;              // the kernel chosen ("cpu.conv_onednn", "reference", ...)
+  std::string tactic;              // what the kernel chose inside (algorithm, layout); may be empty
+  std::vector<std::string> fused;  // names of the original nodes folded into this layer
 };
 
 // Where an engine's device memory goes (bytes).

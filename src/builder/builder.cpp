@@ -1,11 +1,12 @@
 // The builder: graph → optimized graph → one layer per node → finish_plan (kernels, memory, device).
+#include "builder/builder.h"
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
 #include <thread>
 #include <unordered_map>
 
-#include "builder/builder.h"
 #include "builder/planner.h"
 #include "device/kernel.h"
 #include "ops/internal_ops.h"
@@ -14,7 +15,9 @@
 namespace kiln {
 namespace {
 
-std::string prefix(const Graph& g) { return g.source.empty() ? "" : g.source + ": "; }
+std::string prefix(const Graph& g) {
+  return g.source.empty() ? "" : g.source + ": ";
+}
 
 void log(const BuildOptions& o, const std::string& message) {
   if (o.log) o.log("[build] " + message);
@@ -29,7 +32,8 @@ void apply_input_shapes(Graph& g, const BuildOptions& o) {
   for (const auto& [name, dims] : o.input_shapes) {
     auto it = std::find_if(g.inputs.begin(), g.inputs.end(),
                            [&, &name = name](Tensor* t) { return t->name == name; });
-    if (it == g.inputs.end()) throw Error(prefix(g) + "--shapes names '" + name + "', which is not a model input");
+    if (it == g.inputs.end())
+      throw Error(prefix(g) + "--shapes names '" + name + "', which is not a model input");
     Tensor* t = *it;
     if (t->shape && t->shape->size() != dims.size())
       throw Error(prefix(g) + "input '" + name + "' has rank " + std::to_string(t->shape->size()) +
@@ -56,7 +60,8 @@ void run_rewrites(Graph& g, const BuildOptions& o) {
       log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel for kiln." + r.needs);
       continue;
     }
-    log(o, std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" + r.summary + ")");
+    log(o,
+        std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" + r.summary + ")");
   }
 }
 
@@ -88,7 +93,8 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
   apply_input_shapes(g, options);
   log(options, "folding constants and inferring shapes (" + std::to_string(g.num_nodes()) + " nodes)");
   PropagateReport r = fold_constants(g, options.fold);
-  log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
+  log(options,
+      "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
   g.cleanup();
   g.toposort();
   run_rewrites(g, plan->options);
@@ -107,7 +113,8 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
     const Attribute* fused = node->attrs.find(internal_ops::kFusedNames);
     const auto* names = fused ? std::get_if<std::vector<std::string>>(&fused->value) : nullptr;
     layer.info.fused = names ? *names : std::vector<std::string>{layer.info.name};
-    if (node->domain == internal_ops::kDomain) layer.info.op = std::string(internal_ops::kDomain) + "." + node->op;
+    if (node->domain == internal_ops::kDomain)
+      layer.info.op = std::string(internal_ops::kDomain) + "." + node->op;
     plan->layers.push_back(std::move(layer));
   }
   finish_plan(*plan);

@@ -12,7 +12,9 @@
 namespace kiln {
 namespace {
 
-std::string prefix(const Graph& g) { return g.source.empty() ? "" : g.source + ": "; }
+std::string prefix(const Graph& g) {
+  return g.source.empty() ? "" : g.source + ": ";
+}
 
 void log(const BuildOptions& o, const std::string& message) {
   if (o.log) o.log("[build] " + message);
@@ -22,7 +24,8 @@ void log(const BuildOptions& o, const std::string& message) {
 
 const DeviceBackend& check_device(const Graph& source, const BuildOptions& o) {
   if (o.precision != DType::Float && o.precision != DType::Float16 && o.precision != DType::BFloat16)
-    throw Error(std::string("precision must be float32, float16 or bfloat16, not ") + dtype_name(o.precision));
+    throw Error(std::string("precision must be float32, float16 or bfloat16, not ") +
+                dtype_name(o.precision));
   if (o.threads < 0 || o.threads > kMaxThreads)
     throw Error(prefix(source) + "threads " + std::to_string(o.threads) + " is out of range [0, " +
                 std::to_string(kMaxThreads) + "] (0: every core)");
@@ -30,7 +33,8 @@ const DeviceBackend& check_device(const Graph& source, const BuildOptions& o) {
   if (!b) {
     std::string names;
     for (const std::string& d : device_names()) names += (names.empty() ? "" : ", ") + d;
-    throw Error(prefix(source) + "device '" + o.device + "' is not available in this build (devices: " + names + ")");
+    throw Error(prefix(source) + "device '" + o.device +
+                "' is not available in this build (devices: " + names + ")");
   }
   if (std::string why = b->unavailable_reason(); !why.empty())
     throw Error(prefix(source) + "device '" + o.device + "': " + why);
@@ -70,7 +74,8 @@ void index_values(EnginePlan& plan) {
     if (auto it = index.find(t); it != index.end()) return it->second;
     const std::string what = "tensor '" + t->name + "'" +
                              (t->producer() ? " (output of node " + t->producer()->label() + ")" : "");
-    if (t->dtype == DType::String) throw Error(prefix(g) + what + ": string tensors are not supported by the engine");
+    if (t->dtype == DType::String)
+      throw Error(prefix(g) + what + ": string tensors are not supported by the engine");
     if (!t->has_static_shape() || t->dtype == DType::Undefined) {
       const bool inputs_static = std::all_of(g.inputs.begin(), g.inputs.end(),
                                              [](const Tensor* in) { return in->has_static_shape(); });
@@ -122,16 +127,18 @@ void index_values(EnginePlan& plan) {
 bool can_alias(const EnginePlan& plan, const PlannedLayer& layer) {
   const Node& n = *layer.node;
   if (!n.domain.empty() && n.domain != "ai.onnx") return false;
-  if (n.op != "Reshape" && n.op != "Flatten" && n.op != "Squeeze" && n.op != "Unsqueeze" && n.op != "Identity" &&
-      n.op != "Dropout")
+  if (n.op != "Reshape" && n.op != "Flatten" && n.op != "Squeeze" && n.op != "Unsqueeze" &&
+      n.op != "Identity" && n.op != "Dropout")
     return false;
-  if (layer.inputs.empty() || layer.outputs.empty() || layer.inputs[0] < 0 || layer.outputs[0] < 0) return false;
+  if (layer.inputs.empty() || layer.outputs.empty() || layer.inputs[0] < 0 || layer.outputs[0] < 0)
+    return false;
   for (size_t k = 1; k < layer.outputs.size(); ++k)
     if (layer.outputs[k] >= 0) return false;  // Dropout's mask is a new tensor
   if (n.op == "Dropout" && layer.inputs.size() > 2 && layer.inputs[2] >= 0) {
     // training_mode must be a constant false: with a non-zero ratio training Dropout is not a view.
     const ValueSlot& t = plan.values[static_cast<size_t>(layer.inputs[2])];
-    if (!t.constant || t.constant->values().numel() != 1 || t.constant->values().as_int64(0) != 0) return false;
+    if (!t.constant || t.constant->values().numel() != 1 || t.constant->values().as_int64(0) != 0)
+      return false;
   }
   const ValueSlot& x = plan.values[static_cast<size_t>(layer.inputs[0])];
   const ValueSlot& y = plan.values[static_cast<size_t>(layer.outputs[0])];
@@ -145,8 +152,8 @@ bool can_alias(const EnginePlan& plan, const PlannedLayer& layer) {
 // (`own_buffer`, kept by the caller while walking the layers in order), used by no other in-place Concat
 // (`claimed`), and each input is one contiguous block of the output (all dims before the axis are 1). Marks
 // its inputs in `claimed`.
-bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, const std::vector<bool>& own_buffer,
-                         std::vector<bool>& claimed) {
+bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer,
+                         const std::vector<bool>& own_buffer, std::vector<bool>& claimed) {
   const Node& n = *layer.node;
   if ((!n.domain.empty() && n.domain != "ai.onnx") || n.op != "Concat") return false;
   if (layer.outputs.size() != 1 || layer.outputs[0] < 0 || layer.inputs.empty()) return false;
@@ -160,7 +167,8 @@ bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, cons
   for (int v : layer.inputs) {
     if (v < 0) return false;
     const ValueSlot& x = plan.values[static_cast<size_t>(v)];
-    if (x.kind != ValueSlot::Kind::Activation || x.dtype != y.dtype || claimed[static_cast<size_t>(v)]) return false;
+    if (x.kind != ValueSlot::Kind::Activation || x.dtype != y.dtype || claimed[static_cast<size_t>(v)])
+      return false;
     if (std::find(seen.begin(), seen.end(), v) != seen.end()) return false;
     seen.push_back(v);
     if (!own_buffer[static_cast<size_t>(v)]) return false;  // a view of another value, or a graph input
@@ -170,8 +178,8 @@ bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer, cons
 }
 
 void plan_memory(EnginePlan& plan) {
-  // Alias layers: a view's output lives in its input's bytes; an in-place Concat's inputs live in their slices
-  // of its output. Chains (a view of a concat input, a concat of concats) resolve to one root below.
+  // Alias layers: a view's output lives in its input's bytes; an in-place Concat's inputs live in their
+  // slices of its output. Chains (a view of a concat input, a concat of concats) resolve to one root below.
   for (ValueSlot& v : plan.values) v.alias_of = -1, v.alias_offset = 0;
   for (const PlannedLayer& layer : plan.layers) {
     if (!layer.is_alias) continue;
@@ -204,7 +212,8 @@ void plan_memory(EnginePlan& plan) {
   }
   for (int v : plan.output_values) last[static_cast<size_t>(v)] = end;
   // On a device, inputs keep their buffer for the whole run: a context without data transfers (trtexec's
-  // --noDataTransfers) uploads them once and runs again on the same bytes. A host device copies them in every run.
+  // --noDataTransfers) uploads them once and runs again on the same bytes. A host device copies them in every
+  // run.
   if (!check_device(*plan.graph, plan.options).host)
     for (int v : plan.input_values) last[static_cast<size_t>(v)] = end;
   for (size_t v = 0; v < plan.values.size(); ++v)
@@ -268,19 +277,21 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLa
     return f->create(desc);
   }
   std::string registered;
-  throw Error(prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device + " kernel supports op '" +
-              n.op + "' with these inputs" +
+  throw Error(prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device +
+              " kernel supports op '" + n.op + "' with these inputs" +
               (ops::find_op(n.domain, n.op) ? "" : " (kiln does not know this op)"));
 }
 
 // The kernel an engine file recorded for a layer, re-created by name (and state) without choosing again.
-std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedLayer& layer, const std::string& state,
-                                                const std::string& file) {
+std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedLayer& layer,
+                                                const std::string& state, const std::string& file) {
   const Node& n = *layer.node;
-  const backend::KernelFactory* factory = backend::find_kernel(plan.options.device, n.domain, n.op, layer.info.kernel);
+  const backend::KernelFactory* factory =
+      backend::find_kernel(plan.options.device, n.domain, n.op, layer.info.kernel);
   if (!factory)
-    throw Error(file + ": layer '" + printable(layer.info.name) + "' needs kernel '" + printable(layer.info.kernel) +
-                "' for " + n.op + ", which this kiln build does not have; rebuild the engine");
+    throw Error(file + ": layer '" + printable(layer.info.name) + "' needs kernel '" +
+                printable(layer.info.kernel) + "' for " + n.op +
+                ", which this kiln build does not have; rebuild the engine");
   backend::LayerDesc desc = describe_layer(plan, layer);
   if (!factory->supports(desc))
     throw Error(file + ": kernel '" + printable(layer.info.kernel) + "' no longer supports layer '" +
@@ -290,8 +301,8 @@ std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedL
   } catch (const Error& e) {
     throw Error(file + ": " + e.what());
   } catch (const std::exception& e) {  // a plugin's deserialize is user code
-    throw Error(file + ": layer '" + printable(layer.info.name) + "': kernel '" + printable(layer.info.kernel) +
-                "' rejected its state: " + printable(e.what()));
+    throw Error(file + ": layer '" + printable(layer.info.name) + "': kernel '" +
+                printable(layer.info.kernel) + "' rejected its state: " + printable(e.what()));
   }
 }
 
@@ -325,7 +336,8 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
       }
       continue;
     }
-    if ((concat_in_place && can_concat_in_place(plan, layer, own_buffer, claimed)) || can_alias(plan, layer)) {
+    if ((concat_in_place && can_concat_in_place(plan, layer, own_buffer, claimed)) ||
+        can_alias(plan, layer)) {
       layer.is_alias = true;  // a zero-copy view, or producers writing into their slices: nothing to run
       layer.info.kernel = kAliasKernel;
     } else {
@@ -334,7 +346,8 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
     if (!layer.is_alias)
       for (int v : layer.outputs)
         if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
-    if (options.verbose) log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
+    if (options.verbose)
+      log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
     if ((k + 1) % 25 == 0)
       log(options, "kernels chosen for " + std::to_string(k + 1) + "/" + std::to_string(plan.layers.size()) +
                        " layers");
@@ -342,8 +355,9 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
   plan.timing_cache = nullptr;
   cache.save();
   if (cache.hits() + cache.misses() > 0)
-    log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " + std::to_string(cache.misses()) +
-                     " timed" + (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
+    log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " +
+                     std::to_string(cache.misses()) + " timed" +
+                     (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
   plan_memory(plan);
   if (device.host) check_memory(plan.arena_bytes, prefix(*plan.graph) + "the activation arena");
   plan.device_state = device.prepare(plan);

@@ -1,5 +1,5 @@
-// kiln — the planner: from an optimized graph's layer list to an executable plan. Engine::build (kernels chosen
-// now) and Engine::load (kernels as an engine file recorded them) both finish through finish_plan.
+// kiln — the planner: from an optimized graph's layer list to an executable plan. Engine::build (kernels
+// chosen now) and Engine::load (kernels as an engine file recorded them) both finish through finish_plan.
 #pragma once
 #include <string>
 #include <vector>

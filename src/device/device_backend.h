@@ -50,7 +50,7 @@ struct DeviceBackend {
   std::function<void(const std::string& recorded, const std::string& file)> check_compatible;
 };
 
-bool register_device_backend(DeviceBackend backend);  // aborts when the name is taken
+bool register_device_backend(DeviceBackend backend);                // aborts when the name is taken
 const DeviceBackend* find_device_backend(const std::string& name);  // nullptr for unknown devices
 std::vector<std::string> device_names();                            // in registration order
 

@@ -30,7 +30,9 @@ struct TensorView {
   int64_t numel() const { return checked_numel(dims).value_or(0); }
   size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
   template <typename T>
-  T* as() const { return static_cast<T*>(data); }
+  T* as() const {
+    return static_cast<T*>(data);
+  }
 };
 
 // Everything known about one layer at build time: shapes are static, constants have values.
@@ -90,6 +92,6 @@ std::unique_ptr<Kernel> make_reference_kernel(const LayerDesc& desc);
 
 #define KILN_KERNEL_CONCAT_INNER(a, b) a##b
 #define KILN_KERNEL_CONCAT(a, b) KILN_KERNEL_CONCAT_INNER(a, b)
-#define KILN_REGISTER_KERNEL(...)                                                  \
+#define KILN_REGISTER_KERNEL(...)                                              \
   static const bool KILN_KERNEL_CONCAT(kiln_kernel_registered_, __COUNTER__) = \
       ::kiln::backend::register_kernel(__VA_ARGS__)

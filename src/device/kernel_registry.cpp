@@ -13,10 +13,12 @@
 namespace kiln::backend {
 namespace {
 
-std::string canonical_domain(const std::string& d) { return d == "ai.onnx" ? "" : d; }
+std::string canonical_domain(const std::string& d) {
+  return d == "ai.onnx" ? "" : d;
+}
 
-// A deque: pointers handed out by kernels_for stay valid when a plugin library registers more factories later.
-// One mutex guards it and the reference factories made on demand (builds may run on several threads).
+// A deque: pointers handed out by kernels_for stay valid when a plugin library registers more factories
+// later. One mutex guards it and the reference factories made on demand (builds may run on several threads).
 std::deque<KernelFactory>& registry() {
   static std::deque<KernelFactory> factories;
   return factories;
@@ -52,9 +54,9 @@ class ReferenceKernel final : public Kernel {
       if (!dst.data) continue;
       const TensorData& src = ctx.out[k];
       if (src.dtype() != dst.dtype || src.dims() != dst.dims)
-        throw Error("node " + node_->label() + ": reference kernel produced " + dtype_name(src.dtype()) + " " +
-                    to_string(make_shape(src.dims())) + ", the plan expected " + dtype_name(dst.dtype) + " " +
-                    to_string(make_shape(dst.dims)));
+        throw Error("node " + node_->label() + ": reference kernel produced " + dtype_name(src.dtype()) +
+                    " " + to_string(make_shape(src.dims())) + ", the plan expected " + dtype_name(dst.dtype) +
+                    " " + to_string(make_shape(dst.dims)));
       std::memcpy(dst.data, src.raw(), dst.nbytes());
     }
   }

@@ -3,9 +3,12 @@
 
 namespace kiln {
 
-size_t ValueSlot::nbytes() const { return checked_nbytes(dtype, dims).value_or(0); }  // checked by the planner
+size_t ValueSlot::nbytes() const {
+  return checked_nbytes(dtype, dims).value_or(0);
+}  // checked by the planner
 
-backend::TensorView value_view(const EnginePlan& plan, int v, unsigned char* arena, void* const* constant_data) {
+backend::TensorView value_view(const EnginePlan& plan, int v, unsigned char* arena,
+                               void* const* constant_data) {
   backend::TensorView t;
   if (v < 0) return t;
   const ValueSlot& slot = plan.values[static_cast<size_t>(v)];

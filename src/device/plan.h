@@ -5,10 +5,10 @@
 #include <string>
 #include <vector>
 
+#include "device/device_backend.h"
 #include "device/kernel.h"
 #include "kiln/build_options.h"
 #include "kiln/graph.h"
-#include "device/device_backend.h"
 
 namespace kiln {
 
@@ -17,7 +17,7 @@ struct ValueSlot {
   enum class Kind { Activation, Constant, Input } kind = Kind::Activation;
   DType dtype = DType::Undefined;
   std::vector<int64_t> dims;
-  size_t offset = 0;                  // Activation/Input: byte offset in the context's arena
+  size_t offset = 0;                   // Activation/Input: byte offset in the context's arena
   const Constant* constant = nullptr;  // Constant
   // A value whose bytes live inside another value's buffer: the output of a zero-copy view layer (Reshape,
   // Squeeze, ...: alias_of = its input, offset 0) or an input of an in-place Concat (alias_of = the concat's

@@ -5,9 +5,9 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "ir/file_util.h"
 #include "kiln/error.h"
 #include "kiln/tensor_data.h"
-#include "ir/file_util.h"
 
 namespace kiln {
 
@@ -19,7 +19,8 @@ TimingCache::TimingCache(std::string path) : path_(std::move(path)) {
   std::ifstream f(path_);
   if (!f) return;  // a new cache
   std::error_code ec;
-  if (const auto bytes = std::filesystem::file_size(path_, ec); !ec) check_memory(bytes, path_ + ": reading the timing cache");
+  if (const auto bytes = std::filesystem::file_size(path_, ec); !ec)
+    check_memory(bytes, path_ + ": reading the timing cache");
   std::stringstream ss;
   ss << f.rdbuf();
   nlohmann::json j = nlohmann::json::parse(ss.str(), nullptr, false);

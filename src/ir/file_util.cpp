@@ -12,7 +12,7 @@
 namespace kiln {
 
 void write_file_atomically(const std::string& path, const std::string& a, const void* b, size_t b_len,
-                      const char* what) {
+                           const char* what) {
   const std::string tmp = path + ".tmp" + std::to_string(::getpid());
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);

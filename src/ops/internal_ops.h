@@ -1,13 +1,15 @@
-// kiln — the kiln-internal ops (domain "kiln") the rewrites produce and backends run: their names and attribute
-// contracts, in one place. Rewrites write these attributes, op schemas (src/ops) check them, kernels read them.
-// A model exported after optimization carries them, so they are a file format too: change them only with care.
+// kiln — the kiln-internal ops (domain "kiln") the rewrites produce and backends run: their names and
+// attribute contracts, in one place. Rewrites write these attributes, op schemas (src/ops) check them,
+// kernels read them. A model exported after optimization carries them, so they are a file format too: change
+// them only with care.
 #pragma once
 
 namespace kiln::internal_ops {
 
 inline constexpr const char* kDomain = "kiln";
 
-// Every fused node records the names of the nodes it replaced (strings; informational: profiles, engine files).
+// Every fused node records the names of the nodes it replaced (strings; informational: profiles, engine
+// files).
 inline constexpr const char* kFusedNames = "kiln_fused";
 
 // The activations, their attributes and defaults: ops/activation.h. A fused node without an alpha / beta
@@ -24,8 +26,8 @@ inline constexpr const char* kPostBeta = "kiln_post_beta";    // float: its seco
 // kiln.GroupNorm: inputs X [N, C, ...], scale [C], bias [C]; y = act(scale[c] * normalized + bias[c]).
 namespace group_norm {
 inline constexpr const char* kOp = "GroupNorm";
-inline constexpr const char* kNumGroups = "num_groups";  // int, divides C
-inline constexpr const char* kEpsilon = "epsilon";       // float, default 1e-5
+inline constexpr const char* kNumGroups = "num_groups";   // int, divides C
+inline constexpr const char* kEpsilon = "epsilon";        // float, default 1e-5
 inline constexpr const char* kActivation = "activation";  // string: "" or the activation's ONNX op name
 inline constexpr const char* kAlpha = "alpha";            // float: its alpha
 inline constexpr const char* kBeta = "beta";              // float: its second parameter
@@ -34,8 +36,8 @@ inline constexpr const char* kBeta = "beta";              // float: its second p
 // kiln.ElementwiseChain: element-wise steps applied to input 0; inputs [x, extra operands...].
 namespace elementwise_chain {
 inline constexpr const char* kOp = "ElementwiseChain";
-inline constexpr const char* kSteps = "steps";           // strings: ONNX op names, one per step
-inline constexpr const char* kOperand = "operand";       // ints: input index of a binary step's operand, or -1
+inline constexpr const char* kSteps = "steps";      // strings: ONNX op names, one per step
+inline constexpr const char* kOperand = "operand";  // ints: input index of a binary step's operand, or -1
 inline constexpr const char* kDataFirst = "data_first";  // ints: 1 when the chain value is the left operand
 inline constexpr const char* kAlpha = "alpha";           // floats: a step's alpha, 0 where it has none
 inline constexpr const char* kBeta = "beta";             // floats, optional: a step's second parameter

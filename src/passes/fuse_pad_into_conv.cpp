@@ -31,7 +31,8 @@ std::optional<std::vector<int64_t>> zero_pad_amounts(const Graph& g, const Node*
       const TensorData* v = constant_value(value);
       if (!v || v->numel() != 1) return std::nullopt;
       const auto* bytes = static_cast<const unsigned char*>(v->raw());
-      if (std::any_of(bytes, bytes + v->nbytes(), [](unsigned char b) { return b != 0; })) return std::nullopt;
+      if (std::any_of(bytes, bytes + v->nbytes(), [](unsigned char b) { return b != 0; }))
+        return std::nullopt;
     }
     if (Tensor* axes_t = pad->input(3)) {  // opset 18: pads apply to these axes only
       auto axes = int_list(axes_t);

@@ -14,8 +14,8 @@
 namespace kiln::pattern {
 
 struct Step {
-  const char* op;            // the default-domain op, or nullptr when `accepts` decides
-  bool commutative = false;  // the previous output may be either input (Mul, Add)
+  const char* op;                          // the default-domain op, or nullptr when `accepts` decides
+  bool commutative = false;                // the previous output may be either input (Mul, Add)
   bool (*accepts)(const Node*) = nullptr;  // a family of ops (any fusable activation, ...)
 };
 
@@ -23,7 +23,9 @@ inline bool is_graph_output(const Graph& g, const Tensor* t) {
   return std::find(g.outputs.begin(), g.outputs.end(), t) != g.outputs.end();
 }
 
-inline bool is_onnx(const Node* n) { return n->domain.empty() || n->domain == "ai.onnx"; }
+inline bool is_onnx(const Node* n) {
+  return n->domain.empty() || n->domain == "ai.onnx";
+}
 
 // The chain starting at `first`, or an empty vector. Every link's tensor has exactly one use and is not a
 // graph output, so replacing the chain cannot change what anyone else reads.
@@ -60,7 +62,9 @@ inline std::optional<std::vector<int64_t>> int_list(const Tensor* t) {
   return v->to_int64_vector();
 }
 
-inline std::string name_of(const Node* n) { return n->name.empty() ? n->op : n->name; }
+inline std::string name_of(const Node* n) {
+  return n->name.empty() ? n->op : n->name;
+}
 
 // What a fused node records as its members: the node's kiln_fused list, or just its own name.
 inline std::vector<std::string> fused_names(const Node* n) {

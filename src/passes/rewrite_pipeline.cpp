@@ -1,7 +1,6 @@
 // The rewrite pipeline: what the builder runs, in order, and what --skipRewrites can name.
-#include "passes/rewrites.h"
-
 #include "ops/internal_ops.h"
+#include "passes/rewrites.h"
 
 namespace kiln {
 namespace {
@@ -14,9 +13,15 @@ size_t run_groupnorm(Graph& g, const RewriteContext& c) {
   return n;
 }
 
-size_t run_pad_into_conv(Graph& g, const RewriteContext&) { return fuse_pad_into_conv(g); }
-size_t run_conv_activation(Graph& g, const RewriteContext&) { return fuse_conv_activation(g); }
-size_t run_elementwise(Graph& g, const RewriteContext&) { return fuse_elementwise_chains(g); }
+size_t run_pad_into_conv(Graph& g, const RewriteContext&) {
+  return fuse_pad_into_conv(g);
+}
+size_t run_conv_activation(Graph& g, const RewriteContext&) {
+  return fuse_conv_activation(g);
+}
+size_t run_elementwise(Graph& g, const RewriteContext&) {
+  return fuse_elementwise_chains(g);
+}
 
 }  // namespace
 

@@ -21,9 +21,9 @@ size_t fuse_conv_activation(Graph& graph);
 // per-channel [C,1,..,1] constant or a tensor of x's shape). The output keeps x's shape. Returns the count.
 size_t fuse_elementwise_chains(Graph& graph);
 
-// Converts a float32 graph to run in `to` (Float16 or BFloat16): every fp32 activation and weight changes type,
-// except operands ONNX types as float whatever the data (Resize roi/scales); the graph's fp32 inputs and
-// outputs keep their type and name behind inserted Cast nodes. Returns the number of tensors converted.
+// Converts a float32 graph to run in `to` (Float16 or BFloat16): every fp32 activation and weight changes
+// type, except operands ONNX types as float whatever the data (Resize roi/scales); the graph's fp32 inputs
+// and outputs keep their type and name behind inserted Cast nodes. Returns the number of tensors converted.
 size_t lower_float_precision(Graph& graph, DType to);
 
 // What a rewrite may ask of the build it runs in.
@@ -32,8 +32,8 @@ struct RewriteContext {
   std::function<void(const std::string&)> log;  // never null inside the pipeline
 };
 
-// One entry of the pipeline. `needs` names the kiln-internal op the rewrite produces: the builder runs it only
-// when the target device has a kernel for that op ("" = produces standard ONNX, always runs).
+// One entry of the pipeline. `needs` names the kiln-internal op the rewrite produces: the builder runs it
+// only when the target device has a kernel for that op ("" = produces standard ONNX, always runs).
 struct Rewrite {
   const char* name;     // what BuildOptions::skip_rewrites / --skipRewrites name
   const char* needs;    // a kiln-domain op, or ""

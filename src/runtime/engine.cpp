@@ -20,15 +20,31 @@ std::unique_ptr<Engine> Engine::load(const std::string& path, const BuildOptions
   return std::unique_ptr<Engine>(new Engine(read_engine_file(path, options)));
 }
 
-void Engine::save(const std::string& path) const { write_engine_file(*plan_, device_description(), path); }
+void Engine::save(const std::string& path) const {
+  write_engine_file(*plan_, device_description(), path);
+}
 
-const std::vector<TensorInfo>& Engine::inputs() const { return plan_->inputs; }
-const std::vector<TensorInfo>& Engine::outputs() const { return plan_->outputs; }
-const std::vector<LayerInfo>& Engine::layers() const { return plan_->layer_infos; }
-size_t Engine::planned_activation_bytes() const { return plan_->arena_bytes; }
-size_t Engine::total_activation_bytes() const { return plan_->total_activation_bytes; }
-const Graph& Engine::graph() const { return *plan_->graph; }
-const BuildOptions& Engine::options() const { return plan_->options; }
+const std::vector<TensorInfo>& Engine::inputs() const {
+  return plan_->inputs;
+}
+const std::vector<TensorInfo>& Engine::outputs() const {
+  return plan_->outputs;
+}
+const std::vector<LayerInfo>& Engine::layers() const {
+  return plan_->layer_infos;
+}
+size_t Engine::planned_activation_bytes() const {
+  return plan_->arena_bytes;
+}
+size_t Engine::total_activation_bytes() const {
+  return plan_->total_activation_bytes;
+}
+const Graph& Engine::graph() const {
+  return *plan_->graph;
+}
+const BuildOptions& Engine::options() const {
+  return plan_->options;
+}
 
 MemoryReport Engine::memory() const {
   MemoryReport r;
@@ -61,8 +77,9 @@ void ExecutionContext::set_input(const std::string& name, const TensorData& valu
     const TensorInfo& in = inputs[k];
     if (in.name != name) continue;
     if (value.dtype() != in.dtype || value.dims() != in.dims)
-      throw Error("input '" + name + "' must be " + dtype_name(in.dtype) + " " + to_string(make_shape(in.dims)) +
-                  ", got " + dtype_name(value.dtype()) + " " + to_string(make_shape(value.dims())));
+      throw Error("input '" + name + "' must be " + dtype_name(in.dtype) + " " +
+                  to_string(make_shape(in.dims)) + ", got " + dtype_name(value.dtype()) + " " +
+                  to_string(make_shape(value.dims())));
     executor_->set_input(k, value);
     return;
   }

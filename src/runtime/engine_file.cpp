@@ -1,6 +1,6 @@
-// Engine files (the format only): a versioned header with a checksum, JSON metadata (layers and their kernels), then the
-// optimized graph as ONNX bytes (weights included). Loading hands the recorded kernels to the planner, which
-// re-creates them by name; it does not re-run the optimizer.
+// Engine files (the format only): a versioned header with a checksum, JSON metadata (layers and their
+// kernels), then the optimized graph as ONNX bytes (weights included). Loading hands the recorded kernels to
+// the planner, which re-creates them by name; it does not re-run the optimizer.
 //
 //   offset 0  "KILNENG\0"         magic
 //          8  u32 format version   (kFormatVersion)
@@ -9,17 +9,17 @@
 //         24  u64 model bytes
 //         32  u64 FNV-1a 64 of metadata+model
 //         40  metadata JSON, then the ONNX model
-#include <cstdio>
-#include <cstring>
+#include "runtime/engine_file.h"
+
 #include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <thread>
-
-#include "runtime/engine_file.h"
 
 #include "builder/planner.h"
 #include "ir/file_util.h"
@@ -63,7 +63,9 @@ std::string to_hex(const std::string& bytes) {
 
 bool from_hex(const std::string& hex, std::string& out) {
   if (hex.size() % 2) return false;
-  auto value = [](char c) { return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1; };
+  auto value = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
   for (size_t i = 0; i < hex.size(); i += 2) {
     const int hi = value(hex[i]), lo = value(hex[i + 1]);
     if (hi < 0 || lo < 0) return false;
@@ -120,18 +122,24 @@ class Meta {
 // The engine-file fields that choose how kernels run: each one checked against what a build can record.
 void read_options(const Meta& meta, BuildOptions& o, bool threads_given) {
   o.device = meta.str("device", "cpu");
-  if (o.device.empty() || o.device.size() > 32) meta.fail("device", "'" + printable(o.device) + "' is not a device name");
+  if (o.device.empty() || o.device.size() > 32)
+    meta.fail("device", "'" + printable(o.device) + "' is not a device name");
   const int64_t threads = meta.integer("threads", 1);
   if (threads < 0 || threads > kMaxThreads)
-    meta.fail("threads", std::to_string(threads) + " is out of range [0, " + std::to_string(kMaxThreads) + "]");
+    meta.fail("threads",
+              std::to_string(threads) + " is out of range [0, " + std::to_string(kMaxThreads) + "]");
   if (!threads_given) o.threads = static_cast<int>(threads);
   if (o.threads == 0) o.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   o.tf32 = meta.boolean("tf32", true);
   const std::string precision = meta.str("precision", "float32");
-  if (precision == "float32") o.precision = DType::Float;
-  else if (precision == "float16") o.precision = DType::Float16;
-  else if (precision == "bfloat16") o.precision = DType::BFloat16;
-  else meta.fail("precision", "'" + printable(precision) + "' is not float32, float16 or bfloat16");
+  if (precision == "float32")
+    o.precision = DType::Float;
+  else if (precision == "float16")
+    o.precision = DType::Float16;
+  else if (precision == "bfloat16")
+    o.precision = DType::BFloat16;
+  else
+    meta.fail("precision", "'" + printable(precision) + "' is not float32, float16 or bfloat16");
 }
 
 }  // namespace
@@ -147,8 +155,10 @@ void write_engine_file(const EnginePlan& plan, const std::string& device_info, c
   if (const std::string& d = device_info; !d.empty()) meta["device_info"] = nlohmann::json::parse(d);
   nlohmann::json layers = nlohmann::json::array();
   for (const PlannedLayer& l : plan.layers) {
-    nlohmann::json entry = {{"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}};
-    // Kernel state (a plugin's serialize(), a chosen tactic) restores the kernel on load without redoing work.
+    nlohmann::json entry = {
+        {"name", l.info.name}, {"op", l.info.op}, {"kernel", l.info.kernel}, {"fused", l.info.fused}};
+    // Kernel state (a plugin's serialize(), a chosen tactic) restores the kernel on load without redoing
+    // work.
     if (l.kernel)
       if (std::string state = l.kernel->serialize(); !state.empty()) entry["state"] = to_hex(state);
     layers.push_back(std::move(entry));
@@ -185,11 +195,13 @@ std::unique_ptr<EnginePlan> read_engine_file(const std::string& path, const Buil
     throw Error(path + ": engine format version " + std::to_string(version) + ", this kiln reads version " +
                 std::to_string(kFormatVersion) + "; rebuild the engine");
   const uint64_t meta_len = get<uint64_t>(bytes, 16), model_len = get<uint64_t>(bytes, 24);
-  if (meta_len > bytes.size() || model_len > bytes.size() || kHeaderBytes + meta_len + model_len != bytes.size())
+  if (meta_len > bytes.size() || model_len > bytes.size() ||
+      kHeaderBytes + meta_len + model_len != bytes.size())
     throw Error(path + ": engine file is truncated or has trailing bytes");
   const std::string meta_bytes = bytes.substr(kHeaderBytes, meta_len);
   const std::string model = bytes.substr(kHeaderBytes + meta_len);
-  if (fnv1a(meta_bytes, model) != get<uint64_t>(bytes, 32)) throw Error(path + ": engine file is corrupt (checksum)");
+  if (fnv1a(meta_bytes, model) != get<uint64_t>(bytes, 32))
+    throw Error(path + ": engine file is corrupt (checksum)");
 
   nlohmann::json meta = nlohmann::json::parse(meta_bytes, nullptr, false);
   if (meta.is_discarded()) throw Error(path + ": engine metadata is not valid JSON");

@@ -41,10 +41,12 @@ class CpuExecutor final : public Executor {
       const auto t0 = std::chrono::steady_clock::now();
       layer.kernel->run(ins, outs);
       if (options.profiling)
-        layer_ms[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        layer_ms[k] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     times = {};
-    times.compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    times.compute_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
 
   TensorData output(size_t index) override {
