@@ -15,14 +15,6 @@
 namespace kiln {
 namespace {
 
-std::string prefix(const Graph& g) {
-  return g.source.empty() ? "" : g.source + ": ";
-}
-
-void log(const BuildOptions& o, const std::string& message) {
-  if (o.log) o.log("[build] " + message);
-}
-
 bool enabled(const BuildOptions& o, const std::string& rewrite) {
   return std::find(o.skip_rewrites.begin(), o.skip_rewrites.end(), rewrite) == o.skip_rewrites.end();
 }
@@ -33,16 +25,16 @@ void apply_input_shapes(Graph& g, const BuildOptions& o) {
     auto it = std::find_if(g.inputs.begin(), g.inputs.end(),
                            [&, &name = name](Tensor* t) { return t->name == name; });
     if (it == g.inputs.end())
-      throw Error(prefix(g) + "--shapes names '" + name + "', which is not a model input");
+      throw Error(model_prefix(g) + "--shapes names '" + name + "', which is not a model input");
     Tensor* t = *it;
     if (t->shape && t->shape->size() != dims.size())
-      throw Error(prefix(g) + "input '" + name + "' has rank " + std::to_string(t->shape->size()) +
+      throw Error(model_prefix(g) + "input '" + name + "' has rank " + std::to_string(t->shape->size()) +
                   ", but the given shape " + to_string(make_shape(dims)) + " has rank " +
                   std::to_string(dims.size()));
     if (t->shape)
       for (size_t k = 0; k < dims.size(); ++k)
         if ((*t->shape)[k].is_static() && (*t->shape)[k].value != dims[k])
-          throw Error(prefix(g) + "input '" + name + "' is " + to_string(*t->shape) + ", not " +
+          throw Error(model_prefix(g) + "input '" + name + "' is " + to_string(*t->shape) + ", not " +
                       to_string(make_shape(dims)));
     t->shape = make_shape(dims);
   }
@@ -53,15 +45,15 @@ void apply_input_shapes(Graph& g, const BuildOptions& o) {
 void run_rewrites(Graph& g, const BuildOptions& o) {
   RewriteContext context;
   context.verbose = o.verbose;
-  context.log = [&o](const std::string& m) { log(o, m); };
+  context.log = [&o](const std::string& m) { build_log(o, m); };
   for (const Rewrite& r : rewrite_pipeline()) {
     if (!enabled(o, r.name)) continue;
     if (*r.needs && backend::kernels_for(o.device, internal_ops::kDomain, r.needs).empty()) {
-      log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel for kiln." + r.needs);
+      build_log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel for kiln." + r.needs);
       continue;
     }
-    log(o,
-        std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" + r.summary + ")");
+    build_log(o, std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" +
+                     r.summary + ")");
   }
 }
 
@@ -91,17 +83,17 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
   plan->graph = source.copy();
   Graph& g = *plan->graph;
   apply_input_shapes(g, options);
-  log(options, "folding constants and inferring shapes (" + std::to_string(g.num_nodes()) + " nodes)");
+  build_log(options, "folding constants and inferring shapes (" + std::to_string(g.num_nodes()) + " nodes)");
   PropagateReport r = fold_constants(g, options.fold);
-  log(options,
-      "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) + " left");
+  build_log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) +
+                         " left");
   g.cleanup();
   g.toposort();
   run_rewrites(g, plan->options);
   if (options.precision != DType::Float) {
     const size_t lowered = lower_float_precision(g, options.precision);
-    log(options, "precision " + std::string(dtype_name(options.precision)) + ": " + std::to_string(lowered) +
-                     " tensors converted, fp32 inputs/outputs kept");
+    build_log(options, "precision " + std::string(dtype_name(options.precision)) + ": " +
+                           std::to_string(lowered) + " tensors converted, fp32 inputs/outputs kept");
   }
 
   for (const auto& node : g.nodes()) {
@@ -119,10 +111,10 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
   }
   finish_plan(*plan);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-  log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +
-                   std::to_string(plan->arena_bytes) + " bytes planned (" +
-                   std::to_string(plan->total_activation_bytes) + " without reuse), built in " +
-                   std::to_string(static_cast<int>(ms)) + " ms");
+  build_log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +
+                         std::to_string(plan->arena_bytes) + " bytes planned (" +
+                         std::to_string(plan->total_activation_bytes) + " without reuse), built in " +
+                         std::to_string(static_cast<int>(ms)) + " ms");
   return plan;
 }
 

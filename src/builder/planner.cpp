@@ -10,34 +10,22 @@
 #include "ops/op.h"
 
 namespace kiln {
-namespace {
-
-std::string prefix(const Graph& g) {
-  return g.source.empty() ? "" : g.source + ": ";
-}
-
-void log(const BuildOptions& o, const std::string& message) {
-  if (o.log) o.log("[build] " + message);
-}
-
-}  // namespace
-
 const DeviceBackend& check_device(const Graph& source, const BuildOptions& o) {
   if (o.precision != DType::Float && o.precision != DType::Float16 && o.precision != DType::BFloat16)
     throw Error(std::string("precision must be float32, float16 or bfloat16, not ") +
                 dtype_name(o.precision));
   if (o.threads < 0 || o.threads > kMaxThreads)
-    throw Error(prefix(source) + "threads " + std::to_string(o.threads) + " is out of range [0, " +
+    throw Error(model_prefix(source) + "threads " + std::to_string(o.threads) + " is out of range [0, " +
                 std::to_string(kMaxThreads) + "] (0: every core)");
   const DeviceBackend* b = find_device_backend(o.device);
   if (!b) {
     std::string names;
     for (const std::string& d : device_names()) names += (names.empty() ? "" : ", ") + d;
-    throw Error(prefix(source) + "device '" + o.device +
+    throw Error(model_prefix(source) + "device '" + o.device +
                 "' is not available in this build (devices: " + names + ")");
   }
   if (std::string why = b->unavailable_reason(); !why.empty())
-    throw Error(prefix(source) + "device '" + o.device + "': " + why);
+    throw Error(model_prefix(source) + "device '" + o.device + "': " + why);
   return *b;
 }
 
@@ -75,11 +63,11 @@ void index_values(EnginePlan& plan) {
     const std::string what = "tensor '" + t->name + "'" +
                              (t->producer() ? " (output of node " + t->producer()->label() + ")" : "");
     if (t->dtype == DType::String)
-      throw Error(prefix(g) + what + ": string tensors are not supported by the engine");
+      throw Error(model_prefix(g) + what + ": string tensors are not supported by the engine");
     if (!t->has_static_shape() || t->dtype == DType::Undefined) {
       const bool inputs_static = std::all_of(g.inputs.begin(), g.inputs.end(),
                                              [](const Tensor* in) { return in->has_static_shape(); });
-      throw Error(prefix(g) + what + " has no static shape after inference (" +
+      throw Error(model_prefix(g) + what + " has no static shape after inference (" +
                   (t->shape ? to_string(*t->shape) : "unknown rank") + "); " +
                   (inputs_static ? "it depends on input values: data-dependent shapes are not supported"
                                  : "give input shapes with --shapes"));
@@ -90,8 +78,9 @@ void index_values(EnginePlan& plan) {
     // Sizes are checked once here; ValueSlot::nbytes and every sum over slots below rely on it.
     const auto bytes = checked_nbytes(v.dtype, v.dims);
     if (!bytes)
-      throw Error(prefix(g) + what + ": shape " + describe_tensor(v.dtype, v.dims) + " overflows 64 bits");
-    if (host) check_memory(*bytes, prefix(g) + what);
+      throw Error(model_prefix(g) + what + ": shape " + describe_tensor(v.dtype, v.dims) +
+                  " overflows 64 bits");
+    if (host) check_memory(*bytes, model_prefix(g) + what);
     if (auto* c = dynamic_cast<const Constant*>(t)) {
       v.kind = ValueSlot::Kind::Constant;
       v.constant = c;
@@ -277,7 +266,7 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLa
     return f->create(desc);
   }
   std::string registered;
-  throw Error(prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device +
+  throw Error(model_prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device +
               " kernel supports op '" + n.op + "' with these inputs" +
               (ops::find_op(n.domain, n.op) ? "" : " (kiln does not know this op)"));
 }
@@ -347,19 +336,19 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
       for (int v : layer.outputs)
         if (v >= 0) own_buffer[static_cast<size_t>(v)] = true;
     if (options.verbose)
-      log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
+      build_log(options, "layer " + layer.info.name + " (" + layer.info.op + ") -> " + layer.info.kernel);
     if ((k + 1) % 25 == 0)
-      log(options, "kernels chosen for " + std::to_string(k + 1) + "/" + std::to_string(plan.layers.size()) +
-                       " layers");
+      build_log(options, "kernels chosen for " + std::to_string(k + 1) + "/" +
+                             std::to_string(plan.layers.size()) + " layers");
   }
   plan.timing_cache = nullptr;
   cache.save();
   if (cache.hits() + cache.misses() > 0)
-    log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " +
-                     std::to_string(cache.misses()) + " timed" +
-                     (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
+    build_log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " +
+                           std::to_string(cache.misses()) + " timed" +
+                           (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
   plan_memory(plan);
-  if (device.host) check_memory(plan.arena_bytes, prefix(*plan.graph) + "the activation arena");
+  if (device.host) check_memory(plan.arena_bytes, model_prefix(*plan.graph) + "the activation arena");
   plan.device_state = device.prepare(plan);
   plan.layer_infos.clear();
   for (PlannedLayer& layer : plan.layers) {

@@ -9,6 +9,15 @@
 
 namespace kiln {
 
+// "<model file>: " (or "" for a graph not read from a file): how build errors start.
+inline std::string model_prefix(const Graph& g) {
+  return g.source.empty() ? "" : g.source + ": ";
+}
+// A "[build] ..." progress line through BuildOptions::log.
+inline void build_log(const BuildOptions& o, const std::string& message) {
+  if (o.log) o.log("[build] " + message);
+}
+
 // BuildOptions::skip_rewrites name that keeps every Concat a copying layer (see finish_plan).
 inline constexpr const char* kConcatInPlace = "concat_in_place";
 
