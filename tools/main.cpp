@@ -1,5 +1,8 @@
 // kiln — command-line entry point. Errors reach the user as one line on stderr and a non-zero exit.
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -33,9 +36,22 @@ uint64_t parse_bytes(const std::string& flag, const std::string& text) {
   return static_cast<uint64_t>(bytes);
 }
 
+// oneDNN runs its convolutions on OpenMP (libgomp), whose workers by default spin for a while after every
+// parallel region. When the machine's cores are shared (another process, or kiln's own single-threaded layers
+// between convolutions) the spinning workers starve the thread that has the work: with two threads on two
+// loaded cores SqueezeNet's median went from 40 to 89 ms, its worst run to 614 ms (bench/bench_threads_cpu.py).
+// libgomp reads its settings once, when it loads, before main(), so the CLI sets a passive wait policy and
+// re-executes itself once. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT is left alone.
+void use_passive_openmp_workers(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);  // returns only on failure: run on with the default policy
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_passive_openmp_workers(argv);
   CLI::App app{"kiln: ONNX inference optimizer and runtime"};
   app.require_subcommand(1);
   // Global: the memory limit for allocations that inputs drive (tensors, arenas, files read whole).
