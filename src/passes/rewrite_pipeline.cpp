@@ -16,6 +16,9 @@ size_t run_groupnorm(Graph& g, const RewriteContext& c) {
 size_t run_pad_into_conv(Graph& g, const RewriteContext&) {
   return fuse_pad_into_conv(g);
 }
+size_t run_batchnorm_into_conv(Graph& g, const RewriteContext&) {
+  return fuse_batchnorm_into_conv(g);
+}
 size_t run_conv_activation(Graph& g, const RewriteContext&) {
   return fuse_conv_activation(g);
 }
@@ -30,6 +33,8 @@ const std::vector<Rewrite>& rewrite_pipeline() {
       {"groupnorm", internal_ops::group_norm::kOp,
        "PyTorch's GroupNorm subgraph (+ Relu/Elu) -> kiln.GroupNorm", run_groupnorm},
       {"pad_into_conv", "", "zero Pad on spatial axes -> the Conv's own pads", run_pad_into_conv},
+      {"batchnorm_into_conv", "", "Conv -> BatchNormalization -> one Conv (weights rescaled, bias added)",
+       run_batchnorm_into_conv},
       {"conv_activation", internal_ops::fused_conv::kOp, "Conv -> Relu/Elu/Sigmoid -> kiln.FusedConv",
        run_conv_activation},
       {"elementwise", internal_ops::elementwise_chain::kOp,

@@ -11,6 +11,10 @@
 
 namespace kiln {
 
+// Folds an inference BatchNormalization into the Conv that is its only producer's only consumer (weights
+// rescaled, bias added; see fuse_batchnorm_conv.cpp). Returns the count.
+size_t fuse_batchnorm_into_conv(Graph& graph);
+
 // Replaces Conv → Relu/Elu/Sigmoid (the Conv output read only by the activation) by one kiln.FusedConv node
 // (Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
 size_t fuse_conv_activation(Graph& graph);
@@ -42,8 +46,8 @@ struct Rewrite {
 };
 
 // The graph rewrites Engine::build runs, in order, after constant folding and before precision lowering.
-// Order matters: GroupNorm subgraphs hold Mul/Add that element-wise chains would otherwise take; Pads fold
-// into Convs before Conv+activation fuses them.
+// Order matters: GroupNorm subgraphs hold Mul/Add that element-wise chains would otherwise take; Pads and
+// BatchNormalizations fold into Convs before Conv+activation fuses them.
 const std::vector<Rewrite>& rewrite_pipeline();
 
 }  // namespace kiln
