@@ -214,7 +214,13 @@ class Importer {
     if (!tt.has_shape()) return std::nullopt;
     Shape shape;
     for (const auto& d : tt.shape().dim()) {
-      // A dim is a size, a symbol or nothing (unknown); ONNX gives negative sizes no meaning.
+      // A dim is a size, a symbol or nothing (unknown); ONNX gives negative sizes no meaning, but exporters
+      // (PaddlePaddle: every PP-OCR model) write -1 for a dynamic dim, and ONNX Runtime reads it as unknown.
+      if (d.has_dim_value() && d.dim_value() == -1) {
+        warn(what + " has dimension -1 (dimension " + std::to_string(shape.size()) + "); read as unknown");
+        shape.emplace_back();
+        continue;
+      }
       if (d.has_dim_value() && d.dim_value() < 0)
         fail(what + " has negative dimension " + std::to_string(d.dim_value()) + " (dimension " +
              std::to_string(shape.size()) + "); leave an unknown dimension without dim_value");

@@ -324,18 +324,22 @@ TEST_F(ImportValidation, AttributeWithoutTypeIsRefusedSinceIrVersion2) {
   EXPECT_EQ(out.graph().node(0).attribute(0).type(), onnx::AttributeProto::FLOAT);
 }
 
-TEST_F(ImportValidation, NegativeDimsAreRefusedNamingTheTensor) {
+TEST_F(ImportValidation, NegativeDimsAreRefusedNamingTheTensorButMinusOneIsUnknown) {
   onnx::ModelProto m = relu_model();
-  m.mutable_graph()
-      ->mutable_input(0)
-      ->mutable_type()
-      ->mutable_tensor_type()
-      ->mutable_shape()
-      ->mutable_dim(0)
-      ->set_dim_value(-1);
+  auto* dim0 = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0);
+  dim0->set_dim_value(-1);  // PaddlePaddle's dynamic dim: unknown, with a warning (ONNX Runtime accepts it)
   save(m, path("in.onnx"));
-  std::string msg = import_error(path("in.onnx"));
-  EXPECT_HAS(msg, "value 'x' has negative dimension -1");
+  std::vector<std::string> warnings;
+  ImportOptions opt;
+  opt.on_warning = [&](const std::string& w) { warnings.push_back(w); };
+  auto g = import_onnx(path("in.onnx"), opt);
+  ASSERT_TRUE(g->inputs[0]->shape);
+  EXPECT_FALSE((*g->inputs[0]->shape)[0].is_static());
+  ASSERT_EQ(warnings.size(), 1u);
+  EXPECT_HAS(warnings[0], "value 'x' has dimension -1 (dimension 0); read as unknown");
+  dim0->set_dim_value(-2);
+  save(m, path("in.onnx"));
+  EXPECT_HAS(import_error(path("in.onnx")), "value 'x' has negative dimension -2");
   m = relu_model();
   set_type(m.mutable_graph()->add_value_info(), "y", onnx::TensorProto::FLOAT, {-7});
   m.mutable_graph()->mutable_output(0)->clear_type();
