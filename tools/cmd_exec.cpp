@@ -256,6 +256,14 @@ int run_exec(const ExecArgs& a) {
       if (!names.count(name)) throw Error("--shapes: the model has no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
       options.input_shapes[name] = parse_dims(name, text);
     }
+    // An input given as a file fixes its own shape: a dynamic model needs no --shapes for it (trtexec derives
+    // shapes from --loadInputs the same way). --shapes wins where both are given.
+    for (const auto& [name, file] : parse_pairs("--loadInputs", a.load_inputs, names, false)) {
+      const auto it = std::find_if(graph->inputs.begin(), graph->inputs.end(),
+                                   [&, &name = name](const Tensor* t) { return t->name == name; });
+      if (it == graph->inputs.end() || (*it)->has_static_shape() || options.input_shapes.count(name)) continue;
+      options.input_shapes[name] = read_tensor_file(file).dims();
+    }
     std::cout << "Building the engine from " << a.onnx << "\n";
     engine = Engine::build(*graph, options);
   } else {
