@@ -31,9 +31,9 @@ struct BuildOptions {
   // Input shapes to fix before building (for inputs with symbolic or unknown dims), by input name.
   std::map<std::string, std::vector<int64_t>> input_shapes;
   PropagateOptions fold;
-  // Rewrites the builder must not apply: "groupnorm", "pad_into_conv", "conv_activation", "elementwise",
-  // "concat_in_place" (for comparisons and for isolating a suspected rewrite; every rewrite is exact, so
-  // outputs agree either way within rounding).
+  // Rewrites the builder must not apply, by name (rewrite_names() in kiln/engine.h lists them: "groupnorm",
+  // "pad_into_conv", "batchnorm_into_conv", ..., "concat_in_place"); for comparisons and for isolating a
+  // suspected rewrite: every rewrite is exact, so outputs agree either way within rounding.
   std::vector<std::string> skip_rewrites;
   bool verbose = false;
   // Progress and verbose messages ("[build] ..."); default prints nothing.
