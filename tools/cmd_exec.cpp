@@ -247,6 +247,7 @@ int run_exec(const ExecArgs& a) {
   options.timing_cache_file = a.timing_cache;
   options.log = [](const std::string& line) { std::cout << line << std::endl; };  // flushed: progress as it comes
 
+  std::map<std::string, TensorData> loaded;  // --loadInputs files read for their shape, by path: read once
   std::unique_ptr<Engine> engine;
   if (!a.onnx.empty()) {
     std::unique_ptr<Graph> graph = import_onnx(a.onnx);
@@ -262,7 +263,8 @@ int run_exec(const ExecArgs& a) {
       const auto it = std::find_if(graph->inputs.begin(), graph->inputs.end(),
                                    [&, &name = name](const Tensor* t) { return t->name == name; });
       if (it == graph->inputs.end() || (*it)->has_static_shape() || options.input_shapes.count(name)) continue;
-      options.input_shapes[name] = read_tensor_file(file).dims();
+      loaded.emplace(file, read_tensor_file(file));
+      options.input_shapes[name] = loaded.at(file).dims();
     }
     std::cout << "Building the engine from " << a.onnx << "\n";
     engine = Engine::build(*graph, options);
@@ -321,7 +323,8 @@ int run_exec(const ExecArgs& a) {
       ctx->set_input(in.name, random_input(in, seed++));
       continue;
     }
-    TensorData value = read_tensor_file(it->second);
+    auto held = loaded.find(it->second);  // read once: the build may have needed its shape already
+    TensorData value = held != loaded.end() ? std::move(held->second) : read_tensor_file(it->second);
     try {
       ctx->set_input(in.name, value);
     } catch (const Error& e) {

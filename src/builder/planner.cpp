@@ -53,9 +53,10 @@ backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& la
   return d;
 }
 
-void index_values(EnginePlan& plan) {
+// `host`: the device runs on host memory (DeviceBackend::host), so every value counts against the memory
+// limit.
+void index_values(EnginePlan& plan, bool host) {
   Graph& g = *plan.graph;
-  const bool host = check_device(g, plan.options).host;
   std::unordered_map<const Tensor*, int> index;
   auto value_of = [&](Tensor* t) -> int {
     if (!t) return -1;
@@ -166,7 +167,8 @@ bool can_concat_in_place(const EnginePlan& plan, const PlannedLayer& layer,
   return true;
 }
 
-void plan_memory(EnginePlan& plan) {
+// `host`: inputs are copied in per run (DeviceBackend::host); a device keeps them for the whole run.
+void plan_memory(EnginePlan& plan, bool host) {
   // Alias layers: a view's output lives in its input's bytes; an in-place Concat's inputs live in their
   // slices of its output. Chains (a view of a concat input, a concat of concats) resolve to one root below.
   for (ValueSlot& v : plan.values) v.alias_of = -1, v.alias_offset = 0;
@@ -203,7 +205,7 @@ void plan_memory(EnginePlan& plan) {
   // On a device, inputs keep their buffer for the whole run: a context without data transfers (trtexec's
   // --noDataTransfers) uploads them once and runs again on the same bytes. A host device copies them in every
   // run.
-  if (!check_device(*plan.graph, plan.options).host)
+  if (!host)
     for (int v : plan.input_values) last[static_cast<size_t>(v)] = end;
   for (size_t v = 0; v < plan.values.size(); ++v)
     last[v] = std::max(last[v], first[v]);  // written but never read: still needs a buffer
@@ -300,7 +302,7 @@ std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedL
 void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
   const DeviceBackend& device = check_device(*plan.graph, plan.options);
   const BuildOptions& options = plan.options;
-  index_values(plan);
+  index_values(plan, device.host);
   TimingCache cache(recorded ? std::string() : options.timing_cache_file);
   plan.timing_cache = recorded ? nullptr : &cache;
   const bool concat_in_place = std::find(options.skip_rewrites.begin(), options.skip_rewrites.end(),
@@ -347,7 +349,7 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
     build_log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " +
                            std::to_string(cache.misses()) + " timed" +
                            (options.timing_cache_file.empty() ? "" : " (" + options.timing_cache_file + ")"));
-  plan_memory(plan);
+  plan_memory(plan, device.host);
   if (device.host) check_memory(plan.arena_bytes, model_prefix(*plan.graph) + "the activation arena");
   plan.device_state = device.prepare(plan);
   plan.layer_infos.clear();
