@@ -10,7 +10,7 @@ if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
     libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler libdnnl-dev \
     ocl-icd-opencl-dev opencl-c-headers \
     libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev \
-    python3 python3-venv python3-pip python3-numpy python3-torch python3-onnx >/dev/null
+    python3 python3-venv python3-pip python3-numpy python3-torch python3-torchvision python3-onnx >/dev/null
 fi
 # PyPI side: onnxruntime (peer and oracle), pytest. --system-site-packages keeps Debian's torch visible;
 # numpy stays < 2 because that torch is built against numpy 1.x.
