@@ -36,6 +36,7 @@ using Clock = std::chrono::steady_clock;
 struct ExecArgs {
   std::string onnx, load_engine, save_engine, shapes, load_inputs, save_outputs, export_times, export_profile;
   std::vector<std::string> plugins, skip_rewrites;
+  std::vector<std::string> min_shapes, opt_shapes, max_shapes;  // the k-th of each makes profile k
   std::string device = "cpu";
   int iterations = 10;
   double warm_up_ms = 200;
@@ -96,6 +97,35 @@ std::string joined(const std::set<std::string>& names) {
   std::string s;
   for (const std::string& n : names) s += (s.empty() ? "" : ", ") + n;
   return s;
+}
+
+// --minShapes/--optShapes/--maxShapes: the k-th occurrence of each flag makes optimization profile k, and the
+// three must name the same inputs.
+std::vector<OptimizationProfile> parse_profiles(const ExecArgs& a, const std::set<std::string>& names) {
+  const size_t n = a.opt_shapes.size();
+  if (a.min_shapes.size() != n || a.max_shapes.size() != n)
+    throw Error("--minShapes, --optShapes and --maxShapes must be given together, once per profile (got " +
+                std::to_string(a.min_shapes.size()) + ", " + std::to_string(n) + ", " +
+                std::to_string(a.max_shapes.size()) + ")");
+  std::vector<OptimizationProfile> profiles(n);
+  for (size_t k = 0; k < n; ++k) {
+    const std::pair<const char*, const std::string*> flags[] = {
+        {"--minShapes", &a.min_shapes[k]}, {"--optShapes", &a.opt_shapes[k]}, {"--maxShapes", &a.max_shapes[k]}};
+    std::vector<int64_t> ShapeRange::*points[] = {&ShapeRange::min, &ShapeRange::opt, &ShapeRange::max};
+    for (int f = 0; f < 3; ++f)
+      for (const auto& [name, text] : parse_pairs(flags[f].first, *flags[f].second, names, true)) {
+        if (!names.count(name))
+          throw Error(std::string(flags[f].first) + ": no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
+        if (f > 0 && !profiles[k].count(name))
+          throw Error(std::string(flags[f].first) + ": input '" + printable(name) + "' has no --minShapes in profile " +
+                      std::to_string(k));
+        profiles[k][name].*points[f] = parse_dims(name, text);
+      }
+    for (const auto& [name, range] : profiles[k])
+      if (range.opt.empty() || range.max.empty())
+        throw Error("profile " + std::to_string(k) + ": input '" + printable(name) + "' needs --minShapes, --optShapes and --maxShapes");
+  }
+  return profiles;
 }
 
 std::string dims_str(const std::vector<int64_t>& dims) { return to_string(make_shape(dims)); }
@@ -197,19 +227,19 @@ void print_kernels(const Engine& engine, bool verbose) {
   }
 }
 
-void print_profile(const Engine& engine, const std::vector<double>& avg_ms, int runs) {
+void print_profile(const std::vector<LayerInfo>& layers, const std::vector<double>& avg_ms, int runs) {
   double total = 0;
   for (double t : avg_ms) total += t;
   size_t wn = 5, wo = 2, wk = 6;
   auto kernel_of = [](const LayerInfo& l) { return l.tactic.empty() ? l.kernel : l.kernel + " [" + l.tactic + "]"; };
-  for (const LayerInfo& l : engine.layers())
+  for (const LayerInfo& l : layers)
     wn = std::max(wn, l.name.size()), wo = std::max(wo, l.op.size()), wk = std::max(wk, kernel_of(l).size());
   std::cout << "\n=== Profile (" << runs << " iterations) ===\n"
             << std::left << std::setw(static_cast<int>(wn)) << "Layer" << "  " << std::setw(static_cast<int>(wo)) << "Op"
             << "  " << std::setw(static_cast<int>(wk)) << "Kernel" << std::right << std::setw(12) << "Avg(ms)"
             << std::setw(9) << "Time(%)" << "  Fused\n";
   for (size_t k = 0; k < avg_ms.size(); ++k) {
-    const LayerInfo& l = engine.layers()[k];
+    const LayerInfo& l = layers[k];
     std::string fused;
     for (const std::string& f : l.fused) fused += (fused.empty() ? "" : ",") + f;
     std::cout << std::left << std::setw(static_cast<int>(wn)) << l.name << "  " << std::setw(static_cast<int>(wo))
@@ -248,21 +278,27 @@ int run_exec(const ExecArgs& a) {
   options.log = [](const std::string& line) { std::cout << line << std::endl; };  // flushed: progress as it comes
 
   std::map<std::string, TensorData> loaded;  // --loadInputs files read for their shape, by path: read once
+  std::map<std::string, std::vector<int64_t>> run_shapes;  // a dynamic engine's --shapes: what to run
   std::unique_ptr<Engine> engine;
   if (!a.onnx.empty()) {
     std::unique_ptr<Graph> graph = import_onnx(a.onnx);
     std::set<std::string> names;
     for (const Tensor* t : graph->inputs) names.insert(t->name);
+    options.profiles = parse_profiles(a, names);
+    // With profiles, --shapes picks the shapes to run (trtexec's rule); without, it fixes them for the build.
+    auto& shapes = options.profiles.empty() ? options.input_shapes : run_shapes;
     for (const auto& [name, text] : parse_pairs("--shapes", a.shapes, names, true)) {
       if (!names.count(name)) throw Error("--shapes: the model has no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
-      options.input_shapes[name] = parse_dims(name, text);
+      shapes[name] = parse_dims(name, text);
     }
     // An input given as a file fixes its own shape: a dynamic model needs no --shapes for it (trtexec derives
     // shapes from --loadInputs the same way). --shapes wins where both are given.
     for (const auto& [name, file] : parse_pairs("--loadInputs", a.load_inputs, names, false)) {
       const auto it = std::find_if(graph->inputs.begin(), graph->inputs.end(),
                                    [&, &name = name](const Tensor* t) { return t->name == name; });
-      if (it == graph->inputs.end() || (*it)->has_static_shape() || options.input_shapes.count(name)) continue;
+      if (it == graph->inputs.end() || (*it)->has_static_shape() || options.input_shapes.count(name) ||
+          !options.profiles.empty())
+        continue;
       loaded.emplace(file, read_tensor_file(file));
       options.input_shapes[name] = loaded.at(file).dims();
     }
@@ -273,12 +309,18 @@ int run_exec(const ExecArgs& a) {
     engine = Engine::load(a.load_engine, options);
     std::set<std::string> names;
     for (const TensorInfo& t : engine->inputs()) names.insert(t.name);
-    // A loaded engine has fixed shapes; --shapes may only restate them.
+    if (!a.opt_shapes.empty() || !a.min_shapes.empty() || !a.max_shapes.empty())
+      throw Error("--minShapes/--optShapes/--maxShapes build an engine; a loaded engine has its profiles");
+    // A loaded engine with fixed shapes: --shapes may only restate them. A dynamic one: the shapes to run.
     for (const auto& [name, text] : parse_pairs("--shapes", a.shapes, names, true)) {
       const auto it = std::find_if(engine->inputs().begin(), engine->inputs().end(),
                                    [&, &name = name](const TensorInfo& t) { return t.name == name; });
       if (it == engine->inputs().end())
         throw Error("--shapes: the engine has no input '" + printable(name) + "' (inputs: " + joined(names) + ")");
+      if (!engine->profiles().empty()) {
+        run_shapes[name] = parse_dims(name, text);
+        continue;
+      }
       if (parse_dims(name, text) != it->dims)
         throw Error("--shapes: input '" + printable(name) + "' is " + dims_str(it->dims) + " in " + a.load_engine + ", not " +
                     text + "; rebuild the engine from the ONNX model");
@@ -289,6 +331,13 @@ int run_exec(const ExecArgs& a) {
     std::cout << "Engine saved to " << a.save_engine << "\n";
   }
   print_kernels(*engine, a.verbose);
+  const auto& profiles = engine->profiles();
+  for (size_t k = 0; k < profiles.size(); ++k) {
+    std::cout << "Profile " << k << ":";
+    for (const auto& [name, r] : profiles[k])
+      std::cout << " " << name << " min " << dims_str(r.min) << " opt " << dims_str(r.opt) << " max " << dims_str(r.max);
+    std::cout << "\n";
+  }
   const size_t planned = engine->planned_activation_bytes(), total = engine->total_activation_bytes();
   std::cout << "Activation memory: " << human_bytes(planned) << " planned, " << human_bytes(total) << " without reuse ("
             << (total ? 100 * planned / total : 100) << "%)\n";
@@ -315,8 +364,13 @@ int run_exec(const ExecArgs& a) {
     files[name] = file;
   }
   uint32_t seed = 1234;  // fixed: reruns see the same random inputs
-  for (const TensorInfo& in : engine->inputs()) {
+  for (TensorInfo in : engine->inputs()) {
     auto it = files.find(in.name);
+    // A dynamic input runs at its --shapes, else at the first profile's opt shape (a file brings its own).
+    if (auto r = run_shapes.find(in.name); r != run_shapes.end())
+      in.dims = r->second;
+    else if (!profiles.empty() && profiles[0].count(in.name))
+      in.dims = profiles[0].at(in.name).opt;
     std::cout << "Input " << in.name << ": " << dtype_name(in.dtype) << " " << dims_str(in.dims) << " from "
               << (it == files.end() ? std::string("random values") : it->second) << "\n";
     if (it == files.end()) {
@@ -343,14 +397,16 @@ int run_exec(const ExecArgs& a) {
   ctx->set_profiling(profiling);
   struct Timing { double start, end; RunTimes device; };
   std::vector<Timing> times;
-  std::vector<double> layer_sum(engine->layers().size(), 0.0);
+  std::vector<double> layer_sum;  // sized by the first run: a dynamic engine's plan depends on the shapes
   const auto t0 = Clock::now();
   while (static_cast<int>(times.size()) < a.iterations || since(t0) < a.duration_s * 1000) {
     const double start = since(t0);
     ctx->run();
     times.push_back({start, since(t0), ctx->last_run_times()});
-    if (profiling)
+    if (profiling) {
+      layer_sum.resize(ctx->layer_times_ms().size(), 0.0);
       for (size_t k = 0; k < layer_sum.size(); ++k) layer_sum[k] += ctx->layer_times_ms()[k];
+    }
   }
   const int runs = static_cast<int>(times.size());
 
@@ -361,8 +417,9 @@ int run_exec(const ExecArgs& a) {
     std::set<std::string> used;
     for (const TensorInfo& out : engine->outputs()) {
       const std::string path = (fs::path(a.save_outputs) / (file_stem(out.name, used) + ".npy")).string();
-      write_npy(path, ctx->output(out.name));
-      std::cout << "Output " << out.name << ": " << dtype_name(out.dtype) << " " << dims_str(out.dims) << " saved to "
+      const TensorData& value = ctx->output(out.name);
+      write_npy(path, value);
+      std::cout << "Output " << out.name << ": " << dtype_name(out.dtype) << " " << dims_str(value.dims()) << " saved to "
                 << path << "\n";
     }
   }
@@ -409,11 +466,11 @@ int run_exec(const ExecArgs& a) {
     std::vector<double> avg(layer_sum.size());
     double sum = 0;
     for (size_t k = 0; k < avg.size(); ++k) sum += avg[k] = layer_sum[k] / runs;
-    if (a.dump_profile) print_profile(*engine, avg, runs);
+    if (a.dump_profile) print_profile(ctx->layers(), avg, runs);
     if (!a.export_profile.empty()) {
       nlohmann::json j = nlohmann::json::array();
       for (size_t k = 0; k < avg.size(); ++k) {
-        const LayerInfo& l = engine->layers()[k];
+        const LayerInfo& l = ctx->layers()[k];
         j.push_back({{"name", l.name}, {"op", l.op}, {"kernel", l.kernel}, {"tactic", l.tactic}, {"timeMs", layer_sum[k]},
                      {"averageMs", avg[k]}, {"percentage", sum > 0 ? 100 * avg[k] / sum : 0.0}});
       }
@@ -431,6 +488,11 @@ Command add_exec(CLI::App& app) {
   app.add_option("--loadEngine", a->load_engine, "Engine file to load instead of building");
   app.add_option("--saveEngine", a->save_engine, "Write the engine to this file");
   app.add_option("--shapes", a->shapes, "Input shapes: name:1x3x192x640[,name2:...]");
+  app.add_option("--minShapes", a->min_shapes,
+                 "Optimization profile: smallest input shapes, name:1x3x48x160[,...] (repeat the three flags for "
+                 "more profiles)");
+  app.add_option("--optShapes", a->opt_shapes, "Optimization profile: the shapes kernels are chosen for");
+  app.add_option("--maxShapes", a->max_shapes, "Optimization profile: largest input shapes");
   app.add_option("--loadInputs", a->load_inputs, "Input values: name:file.npy|file.pb[,...]; others are random");
   app.add_option("--saveOutputs", a->save_outputs, "Directory for one .npy per output");
   app.add_option("--iterations", a->iterations, "Minimum number of timed inferences")->capture_default_str();

@@ -16,6 +16,14 @@ namespace kiln {
 // The most CPU worker threads an engine accepts (BuildOptions::threads, --threads, engine files).
 constexpr int kMaxThreads = 1024;
 
+// One optimization profile (trtexec's --minShapes/--optShapes/--maxShapes): for each input with dynamic dims,
+// the smallest, typical and largest shape one engine runs without a rebuild. Kernels (tactics) are chosen at
+// `opt`; memory is reported for `max`. Dims that are static in the model must be equal in all three.
+struct ShapeRange {
+  std::vector<int64_t> min, opt, max;
+};
+using OptimizationProfile = std::map<std::string, ShapeRange>;  // by input name
+
 struct BuildOptions {
   std::string device = "cpu";  // "cpu" or "cuda"
   int threads = 0;             // CPU worker threads; 0 = every core
@@ -30,6 +38,9 @@ struct BuildOptions {
   bool reference_kernels = false;
   // Input shapes to fix before building (for inputs with symbolic or unknown dims), by input name.
   std::map<std::string, std::vector<int64_t>> input_shapes;
+  // Shape ranges for inputs left dynamic: the engine runs any shape inside one of them
+  // (ExecutionContext::set_input_shape). Empty: every input shape is fixed at build time.
+  std::vector<OptimizationProfile> profiles;
   PropagateOptions fold;
   // Rewrites the builder must not apply, by name (rewrite_names() in kiln/engine.h lists them: "groupnorm",
   // "pad_into_conv", "batchnorm_into_conv", ..., "concat_in_place"); for comparisons and for isolating a

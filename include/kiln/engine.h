@@ -23,6 +23,7 @@ namespace kiln {
 
 class ExecutionContext;
 struct EnginePlan;
+struct DynamicShapes;
 class Executor;
 
 // Names BuildOptions::skip_rewrites accepts (the builder's rewrite pipeline, in order, then concat_in_place).
@@ -38,6 +39,9 @@ class Engine {
   static std::unique_ptr<Engine> load(const std::string& path, const BuildOptions& options = {});
   void save(const std::string& path) const;  // atomic
 
+  // For a dynamic engine (built with BuildOptions::profiles) an input's dims are -1 where they vary, outputs'
+  // dims are those at the first profile's opt shape, and layers(), graph() and memory() describe that shape's
+  // plan (planned_activation_bytes() is the largest over every profile's max shape).
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
   const std::vector<LayerInfo>& layers() const;
@@ -48,21 +52,36 @@ class Engine {
   MemoryReport memory() const;
   // What an engine file records about the device and its libraries ("" on the CPU).
   std::string device_description() const;
+  // The optimization profiles a dynamic engine runs (empty for an engine with fixed shapes).
+  const std::vector<OptimizationProfile>& profiles() const;
+  // How many shape-specialized plans the engine holds now (1 for fixed shapes; a dynamic engine plans each
+  // new combination of input shapes once, from its kept graph, with the opt shape's kernels, and keeps the
+  // most recent ones).
+  size_t specialized_plans() const;
 
   std::unique_ptr<ExecutionContext> create_context() const;
 
  private:
   friend class ExecutionContext;
-  explicit Engine(std::unique_ptr<EnginePlan> plan);
-  std::unique_ptr<EnginePlan> plan_;
+  Engine(std::shared_ptr<EnginePlan> plan, std::unique_ptr<DynamicShapes> dynamic);
+  // The plan for these input shapes (a dynamic engine's cache; specializes on a miss). Thread-safe.
+  std::shared_ptr<const EnginePlan> plan_for(const std::map<std::string, std::vector<int64_t>>& dims) const;
+  std::shared_ptr<EnginePlan> plan_;  // fixed shapes, or a dynamic engine's plan at the first opt shape
+  std::unique_ptr<DynamicShapes> dynamic_;
+  std::vector<TensorInfo> inputs_;    // with -1 for dims that vary
 };
 
 // Per-inference state: the activation arena and bound inputs/outputs. One context per thread.
 class ExecutionContext {
  public:
   ~ExecutionContext();
-  // Copies `value` in; dtype and dims must match the engine's input exactly (one-line error otherwise).
+  // Copies `value` in; its dtype must match the engine's input, and its dims too, except that a dynamic
+  // engine takes any dims inside one of its profiles (they become the input's shape for the next run()).
   void set_input(const std::string& name, const TensorData& value);
+  // A dynamic engine's input shape for the next run(); throws naming input, dim and range when no profile
+  // holds it. (set_input sets it too; this checks a shape before any data is at hand, as TensorRT's
+  // setInputShape does.)
+  void set_input_shape(const std::string& name, const std::vector<int64_t>& dims);
   void run();
   const TensorData& output(const std::string& name) const;
 
@@ -76,12 +95,19 @@ class ExecutionContext {
   // (trtexec's --noDataTransfers).
   void set_data_transfers(bool on) { data_transfers_ = on; }
   const RunTimes& last_run_times() const { return times_; }
+  // The layers of the plan the last run() used (a dynamic engine plans per input shape; before any run, the
+  // engine's own).
+  const std::vector<LayerInfo>& layers() const;
 
  private:
   friend class Engine;
   explicit ExecutionContext(const Engine& engine);
+  size_t input_index(const std::string& name) const;  // throws listing the inputs
   const Engine& engine_;
+  std::shared_ptr<const EnginePlan> plan_;  // the plan executor_ runs
   std::unique_ptr<Executor> executor_;
+  std::map<std::string, std::vector<int64_t>> shapes_;  // dynamic engines: the next run's input shapes
+  std::vector<TensorData> bound_;                       // dynamic engines: inputs kept until run() picks a plan
   mutable std::map<std::string, TensorData> outputs_;  // filled by run(), or on demand without transfers
   bool profiling_ = false, use_graph_ = true, data_transfers_ = true;
   std::vector<double> layer_times_ms_;

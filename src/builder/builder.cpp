@@ -66,7 +66,59 @@ std::vector<std::string> rewrite_names() {
   return names;
 }
 
-std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& options) {
+void check_profiles(const Graph& source, const BuildOptions& options) {
+  const std::string where = model_prefix(source);
+  for (size_t p = 0; p < options.profiles.size(); ++p) {
+    const std::string profile = "profile " + std::to_string(p);
+    for (const auto& [name, range] : options.profiles[p]) {
+      auto it = std::find_if(source.inputs.begin(), source.inputs.end(),
+                             [&, &name = name](const Tensor* t) { return t->name == name; });
+      if (it == source.inputs.end() || (*it)->is_constant())
+        throw Error(where + profile + " names '" + printable(name) + "', which is not a model input");
+      if (options.input_shapes.count(name))
+        throw Error(where + profile + ": input '" + name + "' has a fixed shape (--shapes); give it one or the other");
+      const Tensor& t = **it;
+      const size_t rank = range.opt.size();
+      if (range.min.size() != rank || range.max.size() != rank || (t.shape && t.shape->size() != rank))
+        throw Error(where + profile + ": input '" + name + "': min, opt and max must have the model's rank (" +
+                    (t.shape ? std::to_string(t.shape->size()) : std::string("unknown")) + ")");
+      for (size_t d = 0; d < rank; ++d) {
+        const std::string dim = "input '" + name + "' dim " + std::to_string(d);
+        if (!(0 < range.min[d] && range.min[d] <= range.opt[d] && range.opt[d] <= range.max[d]))
+          throw Error(where + profile + ": " + dim + ": needs 0 < min <= opt <= max, got " +
+                      std::to_string(range.min[d]) + ", " + std::to_string(range.opt[d]) + ", " +
+                      std::to_string(range.max[d]));
+        if (t.shape && (*t.shape)[d].is_static() &&
+            (range.min[d] != (*t.shape)[d].value || range.max[d] != (*t.shape)[d].value))
+          throw Error(where + profile + ": " + dim + " is " + std::to_string((*t.shape)[d].value) +
+                      " in the model; its range must be that value only");
+      }
+    }
+    for (const Tensor* t : source.inputs)
+      if (!t->is_constant() && !t->has_static_shape() && !options.input_shapes.count(t->name) &&
+          !options.profiles[p].count(t->name))
+        throw Error(where + profile + " gives no range for dynamic input '" + t->name + "' (" +
+                    (t->shape ? to_string(*t->shape) : std::string("unknown shape")) + ")");
+  }
+}
+
+ShapeMap profile_point(const OptimizationProfile& p, std::vector<int64_t> ShapeRange::*point) {
+  ShapeMap dims;
+  for (const auto& [name, range] : p) dims[name] = range.*point;
+  return dims;
+}
+
+std::unique_ptr<Graph> generic_graph(const Graph& source, const BuildOptions& options) {
+  auto g = source.copy();
+  apply_input_shapes(*g, options);
+  build_log(options, "folding the weights of the dynamic-shape graph (" + std::to_string(g->num_nodes()) + " nodes)");
+  fold_constants(*g, options.fold);
+  g->cleanup();
+  g->toposort();
+  return g;
+}
+
+std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& options, const KernelHints* hints) {
   auto t0 = std::chrono::steady_clock::now();
   auto plan = std::make_unique<EnginePlan>();
   plan->options = options;
@@ -109,7 +161,7 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
       layer.info.op = std::string(internal_ops::kDomain) + "." + node->op;
     plan->layers.push_back(std::move(layer));
   }
-  finish_plan(*plan);
+  finish_plan(*plan, nullptr, hints);
   double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   build_log(options, std::to_string(plan->layers.size()) + " layers, activation memory " +
                          std::to_string(plan->arena_bytes) + " bytes planned (" +

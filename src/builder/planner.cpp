@@ -297,9 +297,30 @@ std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedL
   }
 }
 
+// The hinted kernel for a layer, or null when there is no hint or the kernel does not take the layer's shapes.
+std::unique_ptr<backend::Kernel> hinted_kernel(const EnginePlan& plan, PlannedLayer& layer, const KernelHints& hints) {
+  auto it = hints.find(layer.info.name);
+  if (it == hints.end() || it->second.first == kAliasKernel) return nullptr;
+  const auto& [name, state] = it->second;
+  const Node& n = *layer.node;
+  const backend::KernelFactory* f = backend::find_kernel(plan.options.device, n.domain, n.op, name);
+  if (!f || (plan.options.reference_kernels && f->name != "reference")) return nullptr;
+  backend::LayerDesc desc = describe_layer(plan, layer);
+  if (!f->supports(desc)) return nullptr;
+  layer.info.kernel = f->name;
+  return !state.empty() && f->deserialize ? f->deserialize(desc, state) : f->create(desc);
+}
+
 }  // namespace
 
-void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
+KernelHints kernel_hints(const EnginePlan& plan) {
+  KernelHints hints;
+  for (const PlannedLayer& l : plan.layers)
+    hints[l.info.name] = {l.info.kernel, l.kernel ? l.kernel->serialize() : std::string()};
+  return hints;
+}
+
+void finish_plan(EnginePlan& plan, const RecordedKernels* recorded, const KernelHints* hints) {
   const DeviceBackend& device = check_device(*plan.graph, plan.options);
   const BuildOptions& options = plan.options;
   index_values(plan, device.host);
@@ -332,7 +353,8 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded) {
       layer.is_alias = true;  // a zero-copy view, or producers writing into their slices: nothing to run
       layer.info.kernel = kAliasKernel;
     } else {
-      layer.kernel = choose_kernel(plan, layer);
+      if (hints) layer.kernel = hinted_kernel(plan, layer, *hints);
+      if (!layer.kernel) layer.kernel = choose_kernel(plan, layer);
     }
     if (!layer.is_alias)
       for (int v : layer.outputs)

@@ -25,6 +25,7 @@
 #include "ir/file_util.h"
 #include "kiln/onnx.h"
 #include "kiln/passes.h"
+#include "runtime/dynamic_shapes.h"
 
 namespace kiln {
 namespace {
@@ -142,9 +143,48 @@ void read_options(const Meta& meta, BuildOptions& o, bool threads_given) {
     meta.fail("precision", "'" + printable(precision) + "' is not float32, float16 or bfloat16");
 }
 
+nlohmann::json profiles_json(const DynamicShapes& d) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const OptimizationProfile& p : d.profiles) {
+    nlohmann::json j = nlohmann::json::object();
+    for (const auto& [name, r] : p) j[name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+    out.push_back(j);
+  }
+  return out;
+}
+
+std::vector<int64_t> read_dims(const nlohmann::json& j, const std::string& where) {
+  if (!j.is_array() || j.size() > 64) throw Error(where + " is not a list of dims");
+  std::vector<int64_t> dims;
+  for (const auto& v : j) {
+    if (!v.is_number_integer()) throw Error(where + " holds something other than integers");
+    dims.push_back(v.get<int64_t>());
+  }
+  return dims;
+}
+
+std::vector<OptimizationProfile> read_profiles(const nlohmann::json& j, const std::string& path) {
+  if (!j.is_array() || j.empty()) throw Error(path + ": engine metadata field 'profiles' is not a list of profiles");
+  std::vector<OptimizationProfile> out;
+  for (size_t p = 0; p < j.size(); ++p) {
+    const std::string where = path + ": engine profile " + std::to_string(p);
+    if (!j[p].is_object()) throw Error(where + " is not a JSON object");
+    OptimizationProfile profile;
+    for (const auto& [name, r] : j[p].items()) {
+      if (!r.is_object() || !r.contains("min") || !r.contains("opt") || !r.contains("max"))
+        throw Error(where + " input '" + printable(name) + "' needs min, opt and max");
+      profile[name] = {read_dims(r["min"], where + " min"), read_dims(r["opt"], where + " opt"),
+                       read_dims(r["max"], where + " max")};
+    }
+    out.push_back(std::move(profile));
+  }
+  return out;
+}
+
 }  // namespace
 
-void write_engine_file(const EnginePlan& plan, const std::string& device_info, const std::string& path) {
+void write_engine_file(const EnginePlan& plan, const DynamicShapes* dynamic, const std::string& device_info,
+                       const std::string& path) {
   nlohmann::json meta;
   meta["kiln_version"] = "0.1.0";
   meta["device"] = plan.options.device;
@@ -164,9 +204,13 @@ void write_engine_file(const EnginePlan& plan, const std::string& device_info, c
     layers.push_back(std::move(entry));
   }
   meta["layers"] = layers;
+  if (dynamic) {
+    meta["profiles"] = profiles_json(*dynamic);
+    meta["max_activation_bytes"] = dynamic->max_arena_bytes;
+  }
   // Names may hold any bytes (ONNX does not enforce UTF-8): invalid sequences are replaced, not thrown on.
   const std::string meta_bytes = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-  const std::string model = export_onnx_bytes(*plan.graph);
+  const std::string model = export_onnx_bytes(dynamic ? *dynamic->generic : *plan.graph);
 
   std::string header(kMagic, sizeof(kMagic));
   put<uint32_t>(header, kFormatVersion);
@@ -178,7 +222,41 @@ void write_engine_file(const EnginePlan& plan, const std::string& device_info, c
   write_file_atomically(path, header + meta_bytes, model.data(), model.size(), "engine file");
 }
 
-std::unique_ptr<EnginePlan> read_engine_file(const std::string& path, const BuildOptions& options) {
+namespace {
+
+// A dynamic engine: its generic graph and profiles; the opt-shape plan is made again with the kernels the
+// file records by layer name (a layer whose kernel no longer fits is chosen anew).
+LoadedEngine read_dynamic(std::unique_ptr<Graph> generic, const nlohmann::json& meta, const Meta& top,
+                          const BuildOptions& options, const std::string& path) {
+  auto d = std::make_unique<DynamicShapes>();
+  d->profiles = read_profiles(meta["profiles"], path);
+  d->options = options;
+  d->options.profiles = d->profiles;
+  d->generic = std::move(generic);
+  check_profiles(*d->generic, d->options);  // against the stored graph: a tampered range fails here
+  d->options.profiles.clear();
+  const int64_t max_bytes = top.integer("max_activation_bytes", 0);
+  if (max_bytes < 0) top.fail("max_activation_bytes", "is negative");
+  d->max_arena_bytes = static_cast<size_t>(max_bytes);
+  KernelHints recorded;
+  for (const auto& layer : top.array("layers")) {
+    const Meta entry(layer, path + ": engine layer");
+    std::string state;
+    if (!from_hex(entry.str("state", ""), state))
+      throw Error(path + ": layer '" + printable(entry.str("name", "")) + "' has a corrupt kernel state");
+    recorded[entry.str("name", "")] = {entry.str("kernel", ""), state};
+  }
+  plan_primary(*d, &recorded);
+  d->options.log = nullptr;
+  LoadedEngine e;
+  e.plan = d->primary;
+  e.dynamic = std::move(d);
+  return e;
+}
+
+}  // namespace
+
+LoadedEngine read_engine_file(const std::string& path, const BuildOptions& options) {
   std::error_code ec;
   const auto file_bytes = std::filesystem::file_size(path, ec);
   if (ec) throw Error(path + ": cannot open the engine file: " + ec.message());
@@ -218,7 +296,10 @@ std::unique_ptr<EnginePlan> read_engine_file(const std::string& path, const Buil
     device.check_compatible(meta.contains("device_info") ? meta["device_info"].dump() : "{}", path);
   ImportOptions embedded;
   embedded.allow_external_data = false;  // an engine file holds its weights; it never points at other files
-  plan->graph = import_onnx_bytes(model, path, std::filesystem::path(path).parent_path().string(), embedded);
+  std::unique_ptr<Graph> graph =
+      import_onnx_bytes(model, path, std::filesystem::path(path).parent_path().string(), embedded);
+  if (meta.contains("profiles")) return read_dynamic(std::move(graph), meta, top, plan->options, path);
+  plan->graph = std::move(graph);
   infer_shapes(*plan->graph);  // restores shapes of every tensor (and checks the graph is whole)
   if (layers.size() != plan->graph->num_nodes())
     throw Error(path + ": engine metadata lists " + std::to_string(layers.size()) + " layers for " +
@@ -238,7 +319,7 @@ std::unique_ptr<EnginePlan> read_engine_file(const std::string& path, const Buil
     plan->layers.push_back(std::move(layer));
   }
   finish_plan(*plan, &recorded);
-  return plan;
+  return {std::move(plan), nullptr};
 }
 
 }  // namespace kiln

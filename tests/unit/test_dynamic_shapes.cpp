@@ -1,0 +1,213 @@
+// Dynamic engines (optimization profiles): one engine runs every shape inside its profiles, each checked
+// against a fixed-shape build of the same graph with reference kernels on the same random input.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <random>
+
+#include "kiln/engine.h"
+
+namespace kiln {
+namespace {
+
+TensorData random_tensor(std::vector<int64_t> dims, uint32_t seed) {
+  TensorData t(DType::Float, std::move(dims));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = u(rng);
+  return t;
+}
+
+// x [N, 3, H, W] -> Conv 3->4 (3x3, pad 1) -> Relu -> Reshape to [N, -1] through a Shape chain -> y [N,
+// 4*H*W]. The Shape chain folds only once N is known, so each specialization must fold it again.
+std::unique_ptr<Graph> make_graph() {
+  auto g = std::make_unique<Graph>();
+  g->set_opset("", 13);
+  auto* x = g->add_variable("x", DType::Float,
+                            Shape{Dim::symbolic("N"), 3, Dim::symbolic("H"), Dim::symbolic("W")});
+  auto v = [&](const char* n) { return g->add_variable(n); };
+  g->add_node(
+       "Conv",
+       {x, g->add_constant("w", random_tensor({4, 3, 3, 3}, 1)), g->add_constant("b", random_tensor({4}, 2))},
+       {v("c")}, "conv")
+      ->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
+  g->add_node("Relu", {g->tensor("c")}, {v("r")}, "relu");
+  g->add_node("Shape", {x}, {v("shape")}, "shape");
+  g->add_node("Gather", {g->tensor("shape"), g->add_constant("zero", TensorData::scalar_int64(0))}, {v("n")},
+              "gather");
+  g->add_node("Unsqueeze", {g->tensor("n"), g->add_constant("axes", TensorData::vector_int64({0}))},
+              {v("n1")}, "unsq");
+  g->add_node("Concat", {g->tensor("n1"), g->add_constant("m1", TensorData::vector_int64({-1}))},
+              {v("target")}, "concat")
+      ->attrs.set("axis", int64_t{0});
+  g->add_node("Reshape", {g->tensor("r"), g->tensor("target")}, {v("y")}, "reshape");
+  g->inputs = {x};
+  g->outputs = {g->tensor("y")};
+  return g;
+}
+
+BuildOptions dynamic_options() {
+  BuildOptions o;
+  o.threads = 1;
+  o.profiles = {{{"x", {{1, 3, 4, 4}, {2, 3, 8, 8}, {4, 3, 16, 16}}}}};
+  return o;
+}
+
+// The oracle: the graph built for exactly this shape with reference kernels.
+TensorData reference_output(const TensorData& x) {
+  BuildOptions o;
+  o.threads = 1;
+  o.reference_kernels = true;
+  o.input_shapes["x"] = x.dims();
+  auto engine = Engine::build(*make_graph(), o);
+  auto ctx = engine->create_context();
+  ctx->set_input("x", x);
+  ctx->run();
+  return ctx->output("y");
+}
+
+void expect_close(const TensorData& got, const TensorData& want) {
+  ASSERT_EQ(got.dims(), want.dims());
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    const double e = double(got.data<float>()[i]) - double(want.data<float>()[i]);
+    num += e * e;
+    den += double(want.data<float>()[i]) * double(want.data<float>()[i]);
+  }
+  EXPECT_LE(std::sqrt(num / den), 1e-5);
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+
+TEST(DynamicShapes, OneEngineRunsEveryShapeInsideTheProfile) {
+  auto engine = Engine::build(*make_graph(), dynamic_options());
+  ASSERT_EQ(engine->inputs().size(), 1u);
+  EXPECT_EQ(engine->inputs()[0].dims, (std::vector<int64_t>{-1, 3, -1, -1}));
+  ASSERT_EQ(engine->profiles().size(), 1u);
+  auto ctx = engine->create_context();
+  uint32_t seed = 10;
+  for (std::vector<int64_t> dims :
+       {std::vector<int64_t>{1, 3, 4, 4}, {2, 3, 8, 8}, {3, 3, 5, 13}, {4, 3, 16, 16}, {1, 3, 4, 4}}) {
+    TensorData x = random_tensor(dims, seed++);
+    ctx->set_input("x", x);
+    ctx->run();
+    expect_close(ctx->output("y"), reference_output(x));
+  }
+  // min, opt and max were planned at build time; 3x3x5x13 once, on first use; the repeat of min is cached.
+  EXPECT_EQ(engine->specialized_plans(), 4u);
+  // Memory is reported for the largest shape: 4x4x16x16 fp32 conv output alone is 16 KiB.
+  EXPECT_GE(engine->planned_activation_bytes(), size_t{4 * 4 * 16 * 16 * 4});
+}
+
+TEST(DynamicShapes, ShapesOutsideEveryProfileNameInputDimAndRange) {
+  auto engine = Engine::build(*make_graph(), dynamic_options());
+  auto ctx = engine->create_context();
+  EXPECT_EQ(error_of([&] {
+              ctx->set_input("x", random_tensor({5, 3, 8, 8}, 1));
+            }),
+            "input 'x' dim 0 = 5 is outside every profile (profile 0: 1..4)");
+  EXPECT_EQ(error_of([&] {
+              ctx->set_input_shape("x", {1, 3, 8, 17});
+            }),
+            "input 'x' dim 3 = 17 is outside every profile (profile 0: 4..16)");
+  EXPECT_EQ(error_of([&] { ctx->set_input_shape("x", {1, 3, 8}); }), "input 'x' has rank 4, not 3 (1x3x8)");
+  EXPECT_NE(error_of([&] { ctx->set_input_shape("y", {1}); }).find("the engine has no input 'y'"),
+            std::string::npos);
+  // A shape set after the data contradicts it: run() says so instead of reading the wrong bytes.
+  ctx->set_input("x", random_tensor({2, 3, 8, 8}, 2));
+  ctx->set_input_shape("x", {2, 3, 8, 9});
+  EXPECT_EQ(error_of([&] { ctx->run(); }),
+            "input 'x' holds 2x3x8x8 but set_input_shape gave 2x3x8x9 after it");
+}
+
+TEST(DynamicShapes, SeveralProfilesAndTheirChecks) {
+  BuildOptions o = dynamic_options();
+  o.profiles.push_back({{"x", {{8, 3, 4, 4}, {8, 3, 4, 4}, {12, 3, 6, 6}}}});
+  auto engine = Engine::build(*make_graph(), o);
+  auto ctx = engine->create_context();
+  TensorData x = random_tensor({10, 3, 5, 6}, 3);  // only profile 1 holds it
+  ctx->set_input("x", x);
+  ctx->run();
+  expect_close(ctx->output("y"), reference_output(x));
+  // Each dim fits some profile, but no profile fits them all.
+  EXPECT_EQ(error_of([&] {
+              ctx->set_input("x", random_tensor({10, 3, 16, 16}, 4));
+              ctx->run();
+            }),
+            "input shapes x:10x3x16x16; are not inside any one profile");
+
+  auto build_error = [](std::function<void(BuildOptions&)> edit) {
+    BuildOptions bad = dynamic_options();
+    edit(bad);
+    return error_of([&] { Engine::build(*make_graph(), bad); });
+  };
+  EXPECT_EQ(build_error([](BuildOptions& b) { b.profiles[0]["x"].opt[0] = 9; }),
+            "profile 0: input 'x' dim 0: needs 0 < min <= opt <= max, got 1, 9, 4");
+  EXPECT_EQ(build_error([](BuildOptions& b) { b.profiles[0]["x"].max[1] = 4; }),
+            "profile 0: input 'x' dim 1 is 3 in the model; its range must be that value only");
+  EXPECT_EQ(build_error([](BuildOptions& b) {
+              b.profiles[0]["x"].min = {1, 3};
+            }),
+            "profile 0: input 'x': min, opt and max must have the model's rank (4)");
+  EXPECT_EQ(build_error([](BuildOptions& b) { b.profiles[0]["z"] = b.profiles[0]["x"]; }),
+            "profile 0 names 'z', which is not a model input");
+  EXPECT_EQ(build_error([](BuildOptions& b) { b.profiles[0].clear(); }),
+            "profile 0 gives no range for dynamic input 'x' (Nx3xHxW)");
+}
+
+TEST(DynamicShapes, SaveLoadKeepsProfilesAndKernels) {
+  auto engine = Engine::build(*make_graph(), dynamic_options());
+  const std::string path = ::testing::TempDir() + "/kiln_dynamic_" + std::to_string(::getpid()) + ".kiln";
+  engine->save(path);
+  auto loaded = Engine::load(path);
+  std::remove(path.c_str());
+  ASSERT_EQ(loaded->profiles().size(), 1u);
+  EXPECT_EQ(loaded->profiles()[0].at("x").max, (std::vector<int64_t>{4, 3, 16, 16}));
+  EXPECT_EQ(loaded->planned_activation_bytes(), engine->planned_activation_bytes());
+  ASSERT_EQ(loaded->layers().size(), engine->layers().size());
+  for (size_t k = 0; k < engine->layers().size(); ++k) {
+    EXPECT_EQ(loaded->layers()[k].kernel, engine->layers()[k].kernel);
+    EXPECT_EQ(loaded->layers()[k].tactic, engine->layers()[k].tactic);
+  }
+  auto ctx = loaded->create_context();
+  TensorData x = random_tensor({3, 3, 7, 9}, 5);
+  ctx->set_input("x", x);
+  ctx->run();
+  expect_close(ctx->output("y"), reference_output(x));
+}
+
+TEST(DynamicShapes, PlanCacheIsBounded) {
+  auto engine = Engine::build(*make_graph(), dynamic_options());
+  auto ctx = engine->create_context();
+  for (int64_t w = 4; w <= 16; ++w)
+    for (int64_t h : {4, 5}) {
+      ctx->set_input("x", random_tensor({1, 3, h, w}, static_cast<uint32_t>(w * h)));
+      ctx->run();
+      EXPECT_EQ(ctx->output("y").dims(), (std::vector<int64_t>{1, 4 * h * w}));
+    }
+  EXPECT_LE(engine->specialized_plans(), 17u);
+}
+
+TEST(DynamicShapes, FixedShapeEngineRefusesOtherShapes) {
+  BuildOptions o;
+  o.input_shapes["x"] = {1, 3, 4, 4};
+  auto engine = Engine::build(*make_graph(), o);
+  EXPECT_TRUE(engine->profiles().empty());
+  auto ctx = engine->create_context();
+  EXPECT_EQ(error_of([&] {
+              ctx->set_input_shape("x", {2, 3, 4, 4});
+            }),
+            "input 'x' is 1x3x4x4 in this engine (built for fixed shapes), not 2x3x4x4");
+}
+
+}  // namespace
+}  // namespace kiln
