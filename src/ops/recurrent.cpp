@@ -113,7 +113,10 @@ Config read_config(const Ctx& ctx, const Family& fam) {
     names.assign(fam.default_acts, fam.default_acts + fam.acts);
   }
   const size_t per_dir = static_cast<size_t>(fam.acts), want = per_dir * static_cast<size_t>(c.directions);
-  if (c.bidirectional && names.size() == per_dir) names.insert(names.end(), names.begin(), names.end());
+  if (c.bidirectional && names.size() == per_dir) {  // one list for both directions
+    const std::vector<std::string> once = names;
+    names.insert(names.end(), once.begin(), once.end());
+  }
   if (names.size() != want)
     ctx.fail("activations must list " + std::to_string(want) + " functions, got " +
              std::to_string(names.size()));
