@@ -5,32 +5,19 @@
 // h). The kernel runs in double in layout 0 ([seq, batch, ...]); layout 1 (batch first) is transposed in and
 // out. Steps beyond a batch entry's sequence length leave Y zero and do not touch the state, so Y_h/Y_c hold
 // the last valid step; a length of 0 gives zero Y_h/Y_c (what ONNX Runtime does; the spec is silent).
+#include "ops/recurrent.h"
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <variant>
 
-#include "ops/activation.h"
 #include "ops/util.h"
 
-namespace kiln::ops {
+namespace kiln::ops::recurrent {
 namespace {
 
-struct Family {
-  int gates;                    // stacked gate blocks in W and R
-  int acts;                     // activation functions per direction
-  const char* default_acts[3];  // the spec's defaults
-  int max_inputs, max_outputs;
-};
-constexpr Family kLstm{4, 3, {"Sigmoid", "Tanh", "Tanh"}, 8, 3};
-constexpr Family kGru{3, 2, {"Sigmoid", "Tanh", ""}, 6, 2};
-constexpr Family kRnn{1, 1, {"Tanh", "", ""}, 6, 2};
-enum Input : size_t { kX, kW, kR, kB, kSeqLens, kInitialH, kInitialC, kP };
-
-// The activations the recurrent spec names that ops/activation.h's table does not have; they live here
-// because only these layers use them. Anything the table has (Relu, Tanh, Sigmoid, LeakyRelu, ...) is
-// evaluated there.
-enum class LocalAct { None, Affine, ScaledTanh, ThresholdedRelu, Softsign };
+// The spec's activations kiln evaluates itself (ops/recurrent.h), by their lower-case names.
 struct LocalActInfo {
   LocalAct act;
   const char* name;
@@ -42,64 +29,36 @@ constexpr LocalActInfo kLocalActs[] = {{LocalAct::Affine, "affine", 2, 1.0, 0.0}
                                        {LocalAct::ThresholdedRelu, "thresholdedrelu", 1, 1.0, 0.0},
                                        {LocalAct::Softsign, "softsign", 0, 0.0, 0.0}};
 
-struct Act {
-  Activation table = Activation::None;
-  LocalAct local = LocalAct::None;
-  double alpha = 0, beta = 0;
-  double operator()(double x) const {
-    switch (local) {
-      case LocalAct::Affine:
-        return alpha * x + beta;
-      case LocalAct::ScaledTanh:
-        return alpha * std::tanh(beta * x);
-      case LocalAct::ThresholdedRelu:
-        return x > alpha ? x : 0.0;
-      case LocalAct::Softsign:
-        return x / (1.0 + std::fabs(x));
-      case LocalAct::None:
-        break;
-    }
-    return apply<StdMath>(table, x, alpha, beta);
-  }
-};
-
 std::string lower(std::string s) {
   for (char& ch : s) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
   return s;
 }
 
-struct Config {
-  int64_t directions = 1;
-  bool bidirectional = false, reverse = false;
-  int64_t hidden = -1;  // -1: no attribute (taken from R)
-  int64_t layout = 0;
-  double clip = 0;  // 0: no clipping
-  bool linear_before_reset = false, input_forget = false;
-  std::vector<Act> acts;  // fam.acts per direction, forward first
-};
+}  // namespace
 
-// Attributes, validated; activation names are matched case-insensitively as ONNX Runtime does. alpha/beta
-// values are consumed in order by the activations that take them; the ONNX operators' defaults fill in the
-// rest.
-template <class Ctx>
-Config read_config(const Ctx& ctx, const Family& fam) {
-  const Attributes& a = ctx.node.attrs;
+const Family* family_of(const std::string& op) {
+  return op == "LSTM" ? &kLstm : op == "GRU" ? &kGru : op == "RNN" ? &kRnn : nullptr;
+}
+
+Config read_config(const Node& node, const Family& fam) {
+  auto fail = [](const std::string& message) { throw Error(message); };
+  const Attributes& a = node.attrs;
   Config c;
   const std::string dir = a.get_string("direction", "forward");
   if (dir != "forward" && dir != "reverse" && dir != "bidirectional")
-    ctx.fail("direction must be forward, reverse or bidirectional, got '" + dir + "'");
+    fail("direction must be forward, reverse or bidirectional, got '" + dir + "'");
   c.bidirectional = dir == "bidirectional";
   c.reverse = dir == "reverse";
   c.directions = c.bidirectional ? 2 : 1;
   if (a.has("hidden_size")) {
     c.hidden = a.get_int("hidden_size", 0);
-    if (c.hidden < 1) ctx.fail("hidden_size must be >= 1, got " + std::to_string(c.hidden));
+    if (c.hidden < 1) fail("hidden_size must be >= 1, got " + std::to_string(c.hidden));
   }
   c.layout = a.get_int("layout", 0);
-  if (c.layout != 0 && c.layout != 1) ctx.fail("layout must be 0 or 1, got " + std::to_string(c.layout));
+  if (c.layout != 0 && c.layout != 1) fail("layout must be 0 or 1, got " + std::to_string(c.layout));
   if (a.has("clip")) {
     c.clip = a.get_float("clip", 0.f);
-    if (!(c.clip > 0)) ctx.fail("clip must be > 0, got " + std::to_string(c.clip));
+    if (!(c.clip > 0)) fail("clip must be > 0, got " + std::to_string(c.clip));
   }
   c.linear_before_reset = a.get_int("linear_before_reset", 0) != 0;
   c.input_forget = a.get_int("input_forget", 0) != 0;
@@ -107,7 +66,7 @@ Config read_config(const Ctx& ctx, const Family& fam) {
   std::vector<std::string> names;
   if (const Attribute* attr = a.find("activations")) {
     const auto* v = std::get_if<std::vector<std::string>>(&attr->value);
-    if (!v) ctx.fail("attribute 'activations' must be a list of strings");
+    if (!v) fail("attribute 'activations' must be a list of strings");
     names = *v;
   } else {
     names.assign(fam.default_acts, fam.default_acts + fam.acts);
@@ -118,8 +77,7 @@ Config read_config(const Ctx& ctx, const Family& fam) {
     names.insert(names.end(), once.begin(), once.end());
   }
   if (names.size() != want)
-    ctx.fail("activations must list " + std::to_string(want) + " functions, got " +
-             std::to_string(names.size()));
+    fail("activations must list " + std::to_string(want) + " functions, got " + std::to_string(names.size()));
   const std::vector<float> alphas = a.get_floats("activation_alpha"), betas = a.get_floats("activation_beta");
   size_t next_alpha = 0, next_beta = 0;
   auto param = [&](const std::vector<float>& v, size_t& next, double def) {
@@ -143,13 +101,15 @@ Config read_config(const Ctx& ctx, const Family& fam) {
           params = info.params == 2 ? 3 : info.params;
         }
     if (act.table == Activation::None && act.local == LocalAct::None)
-      ctx.fail("activation '" + name + "' is not one the recurrent layers support");
+      fail("activation '" + name + "' is not one the recurrent layers support");
     if (params & 1) act.alpha = param(alphas, next_alpha, act.alpha);
     if (params & 2) act.beta = param(betas, next_beta, act.beta);
     c.acts.push_back(act);
   }
   return c;
 }
+
+namespace {
 
 // Checks input k against `want` (-1 entries: any size), comparing only dims known on both sides.
 template <class Ctx>
@@ -198,7 +158,7 @@ Sizes check_inputs(const Ctx& ctx, const Family& fam, const Config& c, ShapeOf s
 
 template <const Family& fam>
 void infer_recurrent(InferContext& ctx) {
-  const Config c = read_config(ctx, fam);
+  const Config c = read_config(ctx.node, fam);
   const DType dt = ctx.input(kX).dtype;
   if (dt != DType::Undefined && !dtype_is_float(dt))
     ctx.fail(std::string("X must be a float tensor, not ") + dtype_name(dt));
@@ -244,7 +204,7 @@ void project(const double* a, const double* w, const double* bias, int64_t n, in
 
 template <const Family& fam>
 void recurrent_kernel(KernelContext& ctx) {
-  const Config c = read_config(ctx, fam);
+  const Config c = read_config(ctx.node, fam);
   const Sizes s =
       check_inputs(ctx, fam, c, [&](size_t k) { return std::optional(make_shape(ctx.input(k).dims())); });
   const int64_t S = s.seq, N = s.batch, I = s.input, H = s.hidden, G = fam.gates, nd = c.directions;
@@ -366,4 +326,4 @@ KILN_REGISTER_OP({.op = "RNN",
                   .reference = recurrent_kernel<kRnn>});
 
 }  // namespace
-}  // namespace kiln::ops
+}  // namespace kiln::ops::recurrent
