@@ -52,7 +52,8 @@ Config read_config(const Node& node, const Family& fam) {
   c.directions = c.bidirectional ? 2 : 1;
   if (a.has("hidden_size")) {
     c.hidden = a.get_int("hidden_size", 0);
-    if (c.hidden < 1) fail("hidden_size must be >= 1, got " + std::to_string(c.hidden));
+    if (c.hidden < 1 || c.hidden > (int64_t{1} << 40))  // the bound keeps gate counts * hidden in range
+      fail("hidden_size must be in [1, 2^40], got " + std::to_string(c.hidden));
   }
   c.layout = a.get_int("layout", 0);
   if (c.layout != 0 && c.layout != 1) fail("layout must be 0 or 1, got " + std::to_string(c.layout));
