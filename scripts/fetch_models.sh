@@ -31,3 +31,5 @@ for wheel, prefix, dest in ((onnx_wheel, "onnx/backend/test/data/light/", "light
                     dst.write(src.read())
     print(f"fetch_models: {len(names)} files from {os.path.basename(wheel)} in {out}/{dest}")
 PY
+# The sequence models (LSTM, GRU) exported here with Debian's torch: seeded weights, no download.
+.venv/bin/python tests/models/export_sequence.py --out "$out/torch"

@@ -40,3 +40,12 @@ MODELS = [
 def case_id(m):
     dims = "_".join("x".join(map(str, d)) for d in m["shapes"].values())
     return m["name"] + (f"@{dims}" if dims else "")
+
+# ---- sequence models (tests/models/export_sequence.py: Debian torch, seeded random weights; LSTM/GRU ops) ----
+MODELS += [
+    dict(name=f"seq_{kind}_op{opset}", path=f"torch/seq_{kind}_op{opset}.onnx", shapes={}, tol=1e-4, slow=False,
+         note=note)
+    for kind, note in (("lstm", "2-layer bidirectional LSTM + Linear, x [1, 40, 64]"),
+                       ("gru", "GRU + Linear, x [1, 40, 64]"))
+    for opset in (13, 17)
+]
