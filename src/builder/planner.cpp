@@ -320,9 +320,51 @@ KernelHints kernel_hints(const EnginePlan& plan) {
   return hints;
 }
 
+namespace {
+
+// A graph whose inputs are static but some tensor's shape is not: it depends on values computed while running.
+bool has_data_dependent_shapes(const Graph& g) {
+  for (const Tensor* t : g.inputs)
+    if (!t->is_constant() && !t->has_static_shape()) return false;  // unknown input shapes: an error instead
+  for (const auto& node : g.nodes())
+    for (const Tensor* t : node->outputs())
+      if (t && (!t->has_static_shape() || t->dtype == DType::Undefined)) return true;
+  return false;
+}
+
+// A data-dependent plan: engine inputs and outputs (dims -1 where unknown) and one layer entry per node; the
+// executor does the rest per run.
+void finish_data_dependent_plan(EnginePlan& plan) {
+  plan.data_dependent = true;
+  const Graph& g = *plan.graph;
+  auto info = [](const Tensor* t) {
+    TensorInfo i{t->name, t->dtype, {}};
+    if (t->shape)
+      for (const Dim& d : *t->shape) i.dims.push_back(d.is_static() ? d.value : -1);
+    return i;
+  };
+  plan.inputs.clear();
+  plan.outputs.clear();
+  for (const Tensor* t : g.inputs)
+    if (!t->is_constant()) plan.inputs.push_back(info(t));
+  for (const Tensor* t : g.outputs) plan.outputs.push_back(info(t));
+  plan.layer_infos.clear();
+  for (PlannedLayer& layer : plan.layers) {
+    layer.info.kernel = kPerRunKernel;
+    plan.layer_infos.push_back(layer.info);
+  }
+  build_log(plan.options, "shapes depend on computed values: kernels are chosen and memory allocated per run");
+}
+
+}  // namespace
+
 void finish_plan(EnginePlan& plan, const RecordedKernels* recorded, const KernelHints* hints) {
   const DeviceBackend& device = check_device(*plan.graph, plan.options);
   const BuildOptions& options = plan.options;
+  if (device.data_dependent_shapes && has_data_dependent_shapes(*plan.graph)) {
+    finish_data_dependent_plan(plan);
+    return;
+  }
   index_values(plan, device.host);
   TimingCache cache(recorded ? std::string() : options.timing_cache_file);
   plan.timing_cache = recorded ? nullptr : &cache;

@@ -39,6 +39,8 @@ struct DeviceBackend {
   // counts against the host memory limit, and inputs are copied in on every run (so their buffers can be
   // reused). A device with its own memory keeps inputs for the whole run (trtexec's --noDataTransfers).
   bool host = false;
+  // Its executor runs plans whose shapes depend on values (EnginePlan::data_dependent).
+  bool data_dependent_shapes = false;
   // "" when the device can be used in this process; otherwise why not (one line).
   std::function<std::string()> unavailable_reason;
   // After kernels are chosen (build or load): upload weights, size workspaces.

@@ -39,10 +39,16 @@ struct PlannedLayer {
 };
 
 inline constexpr const char* kAliasKernel = "alias";
+// The kernel name layers of a data-dependent plan report: chosen per run by the executor.
+inline constexpr const char* kPerRunKernel = "per-run";
 
 struct EnginePlan {
   std::unique_ptr<Graph> graph;  // optimized; owns the nodes and constants the layers point at
   BuildOptions options;
+  // Some tensor's shape depends on values computed while running (NonZero, Range or Reshape over computed
+  // values, Loop, ...): nothing is planned ahead; the device's executor infers, picks a kernel for and
+  // allocates each layer as it runs (DeviceBackend::data_dependent_shapes). Layers keep no kernel.
+  bool data_dependent = false;
   std::vector<ValueSlot> values;
   std::vector<PlannedLayer> layers;
   std::vector<TensorInfo> inputs, outputs;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <new>
 
+#include "backends/cpu/cpu_per_run_executor.h"
 #include "device/device_backend.h"
 #include "device/plan.h"
 
@@ -65,9 +66,11 @@ class CpuExecutor final : public Executor {
 const bool registered = register_device_backend({
     .name = "cpu",
     .host = true,
+    .data_dependent_shapes = true,
     .unavailable_reason = [] { return std::string(); },
     .prepare = [](const EnginePlan&) { return std::shared_ptr<DeviceState>(); },
     .create_executor = [](const EnginePlan& plan) -> std::unique_ptr<Executor> {
+      if (plan.data_dependent) return make_per_run_executor(plan);
       return std::make_unique<CpuExecutor>(plan);
     },
     .describe = [] { return std::string(); },

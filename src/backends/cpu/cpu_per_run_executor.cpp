@@ -1,0 +1,181 @@
+// The per-run CPU executor (cpu_per_run_executor.h).
+#include "backends/cpu/cpu_per_run_executor.h"
+
+#include <chrono>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+#include "device/kernel.h"
+#include "device/plan.h"
+#include "ops/op.h"
+
+namespace kiln::cpu {
+namespace {
+
+std::string dims_key(const std::vector<const TensorData*>& in) {
+  std::string key;
+  for (const TensorData* t : in) {
+    key += t ? std::to_string(static_cast<int>(t->dtype())) + ":" : "-";
+    if (t)
+      for (int64_t d : t->dims()) key += std::to_string(d) + ",";
+    key += ";";
+  }
+  return key;
+}
+
+class PerRunExecutor final : public Executor {
+ public:
+  explicit PerRunExecutor(const EnginePlan& plan) : plan_(plan), kernels_(plan.layers.size()) {
+    const Graph& g = *plan.graph;
+    for (const Tensor* t : g.inputs)
+      if (!t->is_constant()) input_tensors_.push_back(t);
+    inputs_.resize(input_tensors_.size());
+    // A value is freed after the last layer that reads it; graph outputs are kept.
+    for (size_t k = 0; k < plan.layers.size(); ++k)
+      for (const Tensor* t : plan.layers[k].node->inputs())
+        if (t) last_use_[t] = k;
+    for (const Tensor* t : g.outputs) last_use_[t] = plan.layers.size();
+  }
+
+  void set_input(size_t index, const TensorData& value) override { inputs_[index] = value; }
+
+  void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) override {
+    const auto start = std::chrono::steady_clock::now();
+    values_.clear();
+    for (size_t k = 0; k < input_tensors_.size(); ++k) {
+      if (inputs_[k].empty_type()) throw Error("input '" + input_tensors_[k]->name + "' was not set");
+      values_[input_tensors_[k]] = inputs_[k];
+    }
+    layer_ms.assign(options.profiling ? plan_.layers.size() : 0, 0.0);
+    for (size_t k = 0; k < plan_.layers.size(); ++k) {
+      const auto t0 = std::chrono::steady_clock::now();
+      run_layer(k);
+      if (options.profiling)
+        layer_ms[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    }
+    times = {};
+    times.compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  }
+
+  TensorData output(size_t index) override {
+    const Tensor* t = plan_.graph->outputs.at(index);
+    if (auto* c = dynamic_cast<const Constant*>(t)) return c->values();
+    auto it = values_.find(t);
+    if (it == values_.end()) throw Error("output '" + t->name + "' was not computed (run() first)");
+    return it->second;
+  }
+
+ private:
+  const TensorData* value_of(const Tensor* t, const Node& n) const {
+    if (!t) return nullptr;
+    if (auto* c = dynamic_cast<const Constant*>(t)) return &c->values();
+    auto it = values_.find(t);
+    if (it == values_.end()) throw Error("node " + n.label() + ": input '" + t->name + "' has no value");
+    return &it->second;
+  }
+
+  // The node's outputs with their shapes as inference gives them from the actual inputs, or nullopt when
+  // some output's shape is known only by computing it.
+  std::optional<std::vector<backend::LayerDesc::Operand>> infer_outputs(const Node& n, const ops::OpSchema& schema,
+                                                                       const std::vector<const TensorData*>& in) const {
+    ops::InferContext ctx(n, plan_.graph->opset(n.domain));
+    for (const TensorData* t : in) {
+      ops::InputInfo info;
+      if (t) info = {t->dtype(), make_shape(t->dims()), t, true};
+      ctx.in.push_back(info);
+    }
+    ctx.out.resize(n.outputs().size());
+    ops::infer_node(schema, ctx);
+    std::vector<backend::LayerDesc::Operand> outs;
+    for (size_t k = 0; k < n.outputs().size(); ++k) {
+      backend::LayerDesc::Operand o;
+      if (n.output(k)) {
+        const ops::OutputInfo& info = ctx.out[k];
+        if (info.dtype == DType::Undefined || !info.shape || !is_static(*info.shape)) return std::nullopt;
+        o = {info.dtype, static_dims(*info.shape), nullptr, true};
+      }
+      outs.push_back(o);
+    }
+    return outs;
+  }
+
+  void run_layer(size_t k) {
+    const Node& n = *plan_.layers[k].node;
+    const ops::OpSchema* schema = ops::find_op(n.domain, n.op);
+    std::vector<const TensorData*> in;
+    for (const Tensor* t : n.inputs()) in.push_back(value_of(t, n));
+    std::vector<TensorData> out(n.outputs().size());
+    auto known = schema ? infer_outputs(n, *schema, in) : std::nullopt;
+    if (known) {
+      run_kernel(k, n, in, *known, out);
+    } else {
+      if (!schema || !schema->reference)
+        throw Error("node " + n.label() + ": its output shapes depend on values and op '" + n.op +
+                    "' has no reference kernel to compute them");
+      ops::KernelContext ctx(n, plan_.graph->opset(n.domain));
+      ctx.in = in;
+      ctx.out.resize(n.outputs().size());
+      ops::run_reference(*schema, ctx);
+      out = std::move(ctx.out);
+    }
+    for (size_t o = 0; o < n.outputs().size(); ++o)
+      if (const Tensor* t = n.output(o)) values_[t] = std::move(out[o]);
+    for (const Tensor* t : n.inputs())
+      if (t && !t->is_constant() && last_use_.at(t) == k) values_.erase(t);
+  }
+
+  // The kernel the builder would choose for these shapes, made on first use of each input signature.
+  void run_kernel(size_t k, const Node& n, const std::vector<const TensorData*>& in,
+                  const std::vector<backend::LayerDesc::Operand>& outs, std::vector<TensorData>& out) {
+    const std::string key = dims_key(in);
+    std::unique_ptr<backend::Kernel>& kernel = kernels_[k][key];
+    backend::LayerDesc desc;
+    if (!kernel) {
+      desc.node = &n;
+      desc.opset = plan_.graph->opset(n.domain);
+      desc.threads = plan_.options.threads;
+      desc.options = &plan_.options;
+      for (size_t i = 0; i < in.size(); ++i) {
+        backend::LayerDesc::Operand o;
+        if (in[i]) o = {in[i]->dtype(), in[i]->dims(), n.input(i)->is_constant() ? in[i] : nullptr, true};
+        desc.inputs.push_back(o);
+      }
+      desc.outputs = outs;
+      for (const backend::KernelFactory* f : backend::kernels_for(plan_.options.device, n.domain, n.op)) {
+        if (plan_.options.reference_kernels && f->name != "reference") continue;
+        if (!f->supports(desc)) continue;
+        kernel = f->create(desc);
+        break;
+      }
+      if (!kernel) throw Error("node " + n.label() + ": no cpu kernel supports op '" + n.op + "' with these inputs");
+    }
+    std::vector<backend::TensorView> ins, views;
+    for (const TensorData* t : in)
+      ins.push_back(t ? backend::TensorView{t->dtype(), t->dims(), const_cast<void*>(t->raw())} : backend::TensorView{});
+    for (size_t o = 0; o < outs.size(); ++o) {
+      if (!outs[o].present) {
+        views.emplace_back();
+        continue;
+      }
+      out[o] = TensorData(outs[o].dtype, outs[o].dims);
+      views.push_back({outs[o].dtype, outs[o].dims, out[o].raw()});
+    }
+    kernel->run(ins, views);
+  }
+
+  const EnginePlan& plan_;
+  std::vector<const Tensor*> input_tensors_;
+  std::vector<TensorData> inputs_;
+  std::unordered_map<const Tensor*, size_t> last_use_;
+  std::unordered_map<const Tensor*, TensorData> values_;
+  std::vector<std::map<std::string, std::unique_ptr<backend::Kernel>>> kernels_;  // per layer, per input shapes
+};
+
+}  // namespace
+
+std::unique_ptr<Executor> make_per_run_executor(const EnginePlan& plan) {
+  return std::make_unique<PerRunExecutor>(plan);
+}
+
+}  // namespace kiln::cpu
