@@ -1,10 +1,8 @@
-// GridSample (2-D): Y[n, c, i, j] samples X[n, c] at grid[n, i, j] = (x, y) in [-1, 1] (x along W, y along
-// H).
+// GridSample (2-D): Y[n, c, i, j] samples X[n, c] at grid[n, i, j] = (x, y) in [-1, 1], x along W.
 //   align_corners = 1: -1 and 1 are the centers of the corner pixels; 0: the outer edges of the corner
-//   pixels. mode: bilinear / nearest (ties to even) / bicubic (Keys kernel, a = -0.75), also as opset 20's
-//   "linear", "cubic"; padding_mode: zeros (outside pixels read 0), border (the coordinate and the pixels
-//   read are clamped), reflection (the coordinate and the pixels read are mirrored at the border). Computed
-//   in double.
+//   pixels. mode: bilinear, nearest (ties to even), bicubic (Keys kernel, a = -0.75); opset 20 names linear,
+//   cubic. padding_mode: zeros (outside pixels read 0), border (clamped to the edge), reflection (mirrored at
+//   the border). Computed in double.
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -122,10 +120,12 @@ void grid_sample_kernel(KernelContext& ctx) {
         double gx = unnormalize(G[static_cast<size_t>((n * oh * ow + i) * 2)], w);
         double gy = unnormalize(G[static_cast<size_t>((n * oh * ow + i) * 2 + 1)], h);
         if (!std::isfinite(gx) || !std::isfinite(gy)) ctx.fail("grid holds a non-finite coordinate");
-        if (padding == Padding::Border) {
+        // Bicubic pads each of its 16 taps instead (Plane::at), as PyTorch and ONNX Runtime do: clamping the
+        // coordinate first would change the weights of a sample near the border.
+        if (padding == Padding::Border && mode != Mode::Cubic) {
           gx = std::clamp(gx, 0.0, static_cast<double>(w - 1));
           gy = std::clamp(gy, 0.0, static_cast<double>(h - 1));
-        } else if (padding == Padding::Reflection) {
+        } else if (padding == Padding::Reflection && mode != Mode::Cubic) {
           gx = reflect(gx, lo_x, hi_x);
           gy = reflect(gy, lo_y, hi_y);
         }

