@@ -1,6 +1,6 @@
-"""GridSample, RoiAlign and DFT through `kiln exec` against ONNX Runtime on random inputs, over every
+"""GridSample, RoiAlign, DFT and STFT through `kiln exec` against ONNX Runtime on random inputs, over every
 attribute combination the node tests leave out (grids reaching well outside [-1, 1] so that every padding
-mode matters, RoiAlign max mode and opset 10, DFT onesided/inverse/axes/dft_length)."""
+mode matters, RoiAlign max mode and opset 10, DFT onesided/inverse/axes/dft_length, STFT windows and two-sided output)."""
 import itertools
 import os
 import subprocess
@@ -66,3 +66,35 @@ def test_roi_align(tmp_path, mode, ctm, opset, sampling_ratio):
     node = helper.make_node("RoiAlign", ["x", "rois", "idx"], ["y"], **attrs)
     got, want = run_both(tmp_path, node, {"x": x, "rois": rois, "idx": idx}, {}, [5, 3, 3, 4], opset)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape,axis,length,onesided,inverse", [
+    ((2, 9, 3, 1), 1, None, 0, 0), ((2, 9, 3, 2), 2, None, 0, 0), ((2, 9, 3, 1), 1, None, 1, 0),
+    ((2, 8, 3, 2), 1, None, 0, 1), ((3, 7, 1), 1, 12, 0, 0), ((3, 7, 2), 1, 5, 0, 1), ((3, 7, 1), -2, 10, 1, 0)])
+def test_dft(tmp_path, shape, axis, length, onesided, inverse):
+    x = np.random.default_rng(len(shape) * 10 + axis).standard_normal(shape).astype(np.float32)
+    consts, inputs = {}, ["x"]
+    if length is not None:
+        consts["n"] = np.array(length, np.int64)
+        inputs.append("n")
+    node = helper.make_node("DFT", inputs, ["y"], axis=axis, onesided=onesided, inverse=inverse)
+    got, want = run_both(tmp_path, node, {"x": x}, consts, None, 17)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("window,frame_length,onesided", [(True, None, 1), (False, 16, 1), (True, 16, 0), (False, 10, 0)])
+def test_stft(tmp_path, window, frame_length, onesided):
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2, 100, 1)).astype(np.float32)
+    consts, inputs = {"step": np.array(6, np.int64)}, ["x", "step", "", ""]
+    if window:
+        consts["window"] = (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(16) / 16)).astype(np.float32)  # Hann
+        inputs[2] = "window"
+    if frame_length is not None:
+        consts["frame_length"] = np.array(frame_length, np.int64)
+        inputs[3] = "frame_length"
+    node = helper.make_node("STFT", inputs, ["y"], onesided=onesided)
+    got, want = run_both(tmp_path, node, {"x": x}, consts, None, 17)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
