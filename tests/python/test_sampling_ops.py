@@ -18,11 +18,12 @@ if not os.path.exists(KILN):
     pytest.skip(f"{KILN} not built", allow_module_level=True)
 
 
-def run_both(tmp_path, node, feeds, consts, out_shape, opset):
-    """One-node model: `feeds` are graph inputs, `consts` initializers; returns (kiln, ort) outputs."""
+def run_both(tmp_path, nodes, feeds, consts, out_shape, opset):
+    """A model of `nodes` (one or a list) writing 'y': `feeds` are graph inputs, `consts` initializers; returns
+    (kiln, ort) outputs."""
     inputs = [helper.make_tensor_value_info(k, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[v.dtype], v.shape) for k, v in feeds.items()]
     inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
-    graph = helper.make_graph([node], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    graph = helper.make_graph(nodes if isinstance(nodes, list) else [nodes], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
@@ -98,3 +99,20 @@ def test_stft(tmp_path, window, frame_length, onesided):
     got, want = run_both(tmp_path, node, {"x": x}, consts, None, 17)
     assert got.shape == want.shape
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size,kernel,strides,pads,output_shape", [
+    (8, [2, 2], [2, 2], [0, 0, 0, 0], None), (9, [3, 3], [2, 2], [1, 1, 1, 1], None),
+    (9, [3, 2], [1, 2], [0, 1, 0, 0], None), (9, [3, 3], [2, 2], [1, 1, 1, 1], [2, 3, 9, 11])])
+def test_max_pool_unpool(tmp_path, size, kernel, strides, pads, output_shape):
+    """MaxPool's values and indices unpooled again (zeros except at each window's maximum), on shapes that the
+    unpooling restores exactly (an output_shape is then the same shape)."""
+    x = np.random.default_rng(11).standard_normal((2, 3, size, size + 2)).astype(np.float32)
+    attrs = dict(kernel_shape=kernel, strides=strides, pads=pads)
+    consts, unpool_in = {}, ["v", "i"]
+    if output_shape:
+        consts["shape"] = np.array(output_shape, np.int64)
+        unpool_in.append("shape")
+    nodes = [helper.make_node("MaxPool", ["x"], ["v", "i"], **attrs), helper.make_node("MaxUnpool", unpool_in, ["y"], **attrs)]
+    got, want = run_both(tmp_path, nodes, {"x": x}, consts, None, 11)
+    np.testing.assert_array_equal(got, want)
