@@ -1,6 +1,7 @@
-"""GridSample, RoiAlign, DFT and STFT through `kiln exec` against ONNX Runtime on random inputs, over every
+"""GridSample, RoiAlign, DFT, STFT, MaxUnpool and NonMaxSuppression through `kiln exec` against ONNX Runtime on random inputs, over every
 attribute combination the node tests leave out (grids reaching well outside [-1, 1] so that every padding
-mode matters, RoiAlign max mode and opset 10, DFT onesided/inverse/axes/dft_length, STFT windows and two-sided output)."""
+mode matters, RoiAlign max mode and opset 10, DFT onesided/inverse/axes/dft_length, STFT windows and two-sided
+output, NonMaxSuppression box formats, thresholds and ties)."""
 import itertools
 import os
 import subprocess
@@ -18,12 +19,12 @@ if not os.path.exists(KILN):
     pytest.skip(f"{KILN} not built", allow_module_level=True)
 
 
-def run_both(tmp_path, nodes, feeds, consts, out_shape, opset):
+def run_both(tmp_path, nodes, feeds, consts, out_shape, opset, out_type=TensorProto.FLOAT):
     """A model of `nodes` (one or a list) writing 'y': `feeds` are graph inputs, `consts` initializers; returns
     (kiln, ort) outputs."""
     inputs = [helper.make_tensor_value_info(k, onnx.mapping.NP_TYPE_TO_TENSOR_TYPE[v.dtype], v.shape) for k, v in feeds.items()]
     inits = [numpy_helper.from_array(v, k) for k, v in consts.items()]
-    graph = helper.make_graph(nodes if isinstance(nodes, list) else [nodes], "g", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], inits)
+    graph = helper.make_graph(nodes if isinstance(nodes, list) else [nodes], "g", inputs, [helper.make_tensor_value_info("y", out_type, out_shape)], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
     path = tmp_path / "m.onnx"
     onnx.save(model, str(path))
@@ -31,7 +32,8 @@ def run_both(tmp_path, nodes, feeds, consts, out_shape, opset):
     for k, v in feeds.items():
         np.save(tmp_path / f"{k}.npy", v)
         args.append(f"{k}:{tmp_path / (k + '.npy')}")
-    proc = subprocess.run([KILN, "exec", f"--onnx={path}", "--loadInputs=" + ",".join(args), f"--saveOutputs={tmp_path / 'out'}",
+    load = ["--loadInputs=" + ",".join(args)] if args else []
+    proc = subprocess.run([KILN, "exec", f"--onnx={path}", *load, f"--saveOutputs={tmp_path / 'out'}",
                            "--iterations=1", "--duration=0", "--warmUp=0"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, f"kiln exec failed:\n{proc.stdout}\n{proc.stderr}"
     want = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, feeds)[0]
@@ -115,4 +117,30 @@ def test_max_pool_unpool(tmp_path, size, kernel, strides, pads, output_shape):
         unpool_in.append("shape")
     nodes = [helper.make_node("MaxPool", ["x"], ["v", "i"], **attrs), helper.make_node("MaxUnpool", unpool_in, ["y"], **attrs)]
     got, want = run_both(tmp_path, nodes, {"x": x}, consts, None, 11)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("center,max_out,iou,score", [(0, 3, 0.5, None), (1, 10, 0.3, 0.2), (0, 100, 0.0, 0.5),
+                                                      (1, 1, 1.0, None)])
+def test_non_max_suppression(tmp_path, center, max_out, iou, score):
+    rng = np.random.default_rng(3 + center)
+    xy = rng.uniform(0, 10, (2, 30, 2))
+    wh = rng.uniform(0.5, 4, (2, 30, 2))
+    # center_point_box 0: [y1, x1, y2, x2] with the corners in either order; 1: [xc, yc, w, h].
+    boxes = np.concatenate([xy, xy + wh], axis=2)[..., [1, 0, 3, 2]] if center == 0 else np.concatenate([xy, wh], axis=2)
+    if center == 0:
+        boxes[:, ::3] = boxes[:, ::3][..., [2, 3, 0, 1]]  # flipped corners
+    scores = rng.uniform(0, 1, (2, 3, 30)).astype(np.float32)
+    scores[:, :, 5] = scores[:, :, 6]  # a tie: the lower index goes first
+    consts = {"max_out": np.array([max_out], np.int64), "iou": np.array([iou], np.float32)}
+    inputs = ["boxes", "scores", "max_out", "iou"]
+    if score is not None:
+        consts["score"] = np.array([score], np.float32)
+        inputs.append("score")
+    node = helper.make_node("NonMaxSuppression", inputs, ["y"], center_point_box=center)
+    # The output's length depends on the values, which the engine cannot run yet (data-dependent shapes): with
+    # every input an initializer, kiln's constant folding runs the reference kernel instead.
+    consts.update(boxes=boxes.astype(np.float32), scores=scores)
+    got, want = run_both(tmp_path, node, {}, consts, None, 11, out_type=TensorProto.INT64)
+    assert got.shape[0] > 0
     np.testing.assert_array_equal(got, want)
