@@ -183,7 +183,10 @@ std::string run_node_test(const std::string& name, bool infer = false, std::stri
     for (int64_t i = 0; i < got.numel(); ++i) {
       const double g1 = got.as_double(i), w1 = want->as_double(i);
       if (std::isnan(w1) && std::isnan(g1)) continue;
-      const double tol = dtype_is_float(got.dtype()) ? (got.dtype() == DType::Float16 || got.dtype() == DType::BFloat16 ? 1e-2 : 1e-5) : 0;
+      // These tests' expected outputs were typed in with 4 decimals (-0.1406 for -0.140625).
+      const bool four_decimals = name == "test_gridsample_bicubic" || name.rfind("test_roialign", 0) == 0;
+      const bool half = got.dtype() == DType::Float16 || got.dtype() == DType::BFloat16;
+      const double tol = !dtype_is_float(got.dtype()) ? 0 : half ? 1e-2 : four_decimals ? 1e-4 : 1e-5;
       if (!(std::fabs(g1 - w1) <= tol * (1 + std::fabs(w1))))
         return "element " + std::to_string(i) + ": " + std::to_string(g1) + " vs " + std::to_string(w1);
     }
