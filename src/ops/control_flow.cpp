@@ -17,6 +17,16 @@ InputInfo info(DType dtype, std::optional<Shape> shape) {
   return i;
 }
 
+// Output k as the node's inference sees it given the kernel's input values.
+OutputInfo infer_output(const KernelContext& ctx, size_t k) {
+  InferContext ictx(ctx.node, ctx.opset);
+  for (const TensorData* t : ctx.in)
+    ictx.in.push_back(t ? InputInfo{t->dtype(), make_shape(t->dims()), t, true} : InputInfo{});
+  ictx.out.resize(ctx.out.size());
+  infer_node(*find_op(ctx.node.domain, ctx.node.op), ictx);
+  return ictx.out.at(k);
+}
+
 // ------------------------------------------------------------------------------------------------- If
 void infer_if(InferContext& ctx) {
   const size_t k = captured_count(ctx);
@@ -197,15 +207,17 @@ void loop_kernel(KernelContext& ctx) {
   }
   for (size_t i = 0; i < a.carried; ++i) ctx.out[i] = std::move(carried[i]);
   for (size_t s = 0; s < a.scans; ++s) {
-    // Zero iterations: the item type and shape come from what inference and the body declare.
-    const Tensor* decl = body.outputs[1 + a.carried + s];
-    const Tensor* node_out = ctx.node.output(a.carried + s);
-    DType dt = decl->dtype != DType::Undefined ? decl->dtype : node_out ? node_out->dtype : DType::Undefined;
-    std::vector<int64_t> item;
-    if (decl->has_static_shape()) item = static_dims(*decl->shape);
-    if (scans[s].empty() && dt == DType::Undefined)
-      ctx.fail("ran no iteration and the dtype of scan output " + std::to_string(s) + " is unknown");
-    ctx.out[a.carried + s] = stack(ctx, scans[s], 0, scans[s].empty() ? dt : scans[s][0].dtype(), item);
+    if (scans[s].empty()) {  // no iteration ran: the item type and shape are what inference says
+      const OutputInfo o = infer_output(ctx, a.carried + s);
+      if (o.dtype == DType::Undefined)
+        ctx.fail("ran no iteration and scan output " + std::to_string(s) + "'s dtype is unknown");
+      std::vector<int64_t> item;
+      if (o.shape && o.shape->size() > 1 && is_static(Shape(o.shape->begin() + 1, o.shape->end())))
+        item = static_dims(Shape(o.shape->begin() + 1, o.shape->end()));
+      ctx.out[a.carried + s] = stack(ctx, {}, 0, o.dtype, item);
+      continue;
+    }
+    ctx.out[a.carried + s] = stack(ctx, scans[s], 0, scans[s][0].dtype(), scans[s][0].dims());
   }
 }
 
