@@ -101,7 +101,7 @@ std::vector<TensorData> run_graph(const KernelContext& ctx, const Graph& g,
     if (t->is_constant()) return &static_cast<const Constant*>(t)->values();
     if (g.is_outer_reference(t))
       ctx.fail(where(g) + "reads outer-scope value '" + printable(t->name) +
-               "', which was not captured as an input (run capture_outer_references first)");
+               "', which was not captured as an input: not supported before capture_outer_references runs");
     ctx.fail(where(g) + "'" + printable(t->name) +
              "' is read before it is computed (nodes not in topological order)");
   };
