@@ -597,7 +597,9 @@ bool Graph::is_outer_reference(const Tensor* t) const {
 std::vector<std::string> Graph::outer_scope_names() const {
   std::set<std::string> names;
   for (const auto& t : tensors_)
-    if (is_outer_reference(t.get()) && !t->uses().empty()) names.insert(t->name);
+    if (is_outer_reference(t.get()) &&
+        (!t->uses().empty() || std::find(outputs.begin(), outputs.end(), t.get()) != outputs.end()))
+      names.insert(t->name);  // read by a node, or passed straight through as an output (an If branch may)
   std::set<std::string> own;
   for (const auto& t : tensors_)
     if (!is_outer_reference(t.get())) own.insert(t->name);

@@ -43,4 +43,10 @@ inline constexpr const char* kAlpha = "alpha";           // floats: a step's alp
 inline constexpr const char* kBeta = "beta";             // floats, optional: a step's second parameter
 }  // namespace elementwise_chain
 
+// Control flow (If, Loop, Scan) after capture_outer_references (src/passes/capture_outer_refs.cpp): the node's
+// last kCaptured inputs are the values its subgraphs read from enclosing scopes (ONNX Runtime's "implicit
+// inputs"), and every subgraph has the same number of extra trailing inputs, bound to them by position. Such a
+// node is kiln's execution form (engine files carry it), not standard ONNX.
+inline constexpr const char* kCaptured = "kiln_captured";  // int: how many trailing inputs are captured
+
 }  // namespace kiln::internal_ops

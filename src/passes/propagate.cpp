@@ -10,6 +10,7 @@
 #include <unordered_set>
 
 #include "kiln/passes.h"
+#include "ops/graph_eval.h"
 #include "ops/op.h"
 #include "ops/util.h"
 
@@ -121,6 +122,7 @@ class Propagator {
     bool all_known = !node.inputs().empty() || node.op == "Constant" || schema->min_inputs == 0;
     for (Tensor* t : node.inputs())
       if (t && !is_known(t)) all_known = false;
+    if (all_known && ops::reads_uncaptured_outer(node)) all_known = false;  // its kernel lacks those values
 
     ops::InferContext ctx(node, opset);
     for (Tensor* t : node.inputs()) {

@@ -30,6 +30,11 @@ size_t fuse_elementwise_chains(Graph& graph);
 // and outputs keep their type and name behind inserted Cast nodes. Returns the number of tensors converted.
 size_t lower_float_precision(Graph& graph, DType to);
 
+// Appends the values each If/Loop/Scan subgraph reads from enclosing scopes as trailing inputs of the node and
+// of its subgraphs (attribute kiln_captured = their count), recursively; see capture_outer_refs.cpp. The engine
+// needs this form: its kernels see only their inputs. Returns the number of values captured.
+size_t capture_outer_references(Graph& graph);
+
 // What a rewrite may ask of the build it runs in.
 struct RewriteContext {
   bool verbose = false;
