@@ -134,6 +134,9 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
     }
   plan->graph = source.copy();
   Graph& g = *plan->graph;
+  // Control-flow bodies' outer-scope reads become node inputs (before inference: shapes see the captured form),
+  // so liveness and memory planning see them. Idempotent: a dynamic engine's plans capture again harmlessly.
+  capture_outer_references(g);
   apply_input_shapes(g, options);
   build_log(options, "folding constants and inferring shapes (" + std::to_string(g.num_nodes()) + " nodes)");
   PropagateReport r = fold_constants(g, options.fold);
