@@ -211,3 +211,80 @@ TEST(DynamicShapes, FixedShapeEngineRefusesOtherShapes) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// y = Relu(Range(0, n, 1) * 0.5 - 1) with n = the number of x's elements above 0 (ReduceSum of Greater cast to
+// int64): y's length is known only once x is. Conv on a fixed-shape branch shows layers with known shapes still
+// run their chosen kernels.
+std::unique_ptr<Graph> make_data_dependent_graph() {
+  auto g = std::make_unique<Graph>();
+  g->set_opset("", 13);
+  auto* x = g->add_variable("x", DType::Float, Shape{1, 2, 5, 5});
+  auto v = [&](const char* n) { return g->add_variable(n); };
+  g->add_node("Greater", {x, g->add_constant("zero", TensorData::from_vector(DType::Float, {}, std::vector<float>{0.f}))},
+              {v("pos")}, "greater");
+  g->add_node("Cast", {g->tensor("pos")}, {v("pos64")}, "cast")->attrs.set("to", int64_t{7});
+  g->add_node("ReduceSum", {g->tensor("pos64")}, {v("n")}, "count")->attrs.set("keepdims", int64_t{0});
+  g->add_node("Range",
+              {g->add_constant("start", TensorData::scalar_int64(0)), g->tensor("n"),
+               g->add_constant("delta", TensorData::scalar_int64(1))},
+              {v("r")}, "range");
+  g->add_node("Cast", {g->tensor("r")}, {v("rf")}, "castf")->attrs.set("to", int64_t{1});
+  g->add_node("Mul", {g->tensor("rf"), g->add_constant("half", TensorData::from_vector(DType::Float, {}, std::vector<float>{0.5f}))},
+              {v("m")}, "mul");
+  g->add_node("Sub", {g->tensor("m"), g->add_constant("one", TensorData::from_vector(DType::Float, {}, std::vector<float>{1.f}))},
+              {v("s")}, "sub");
+  g->add_node("Relu", {g->tensor("s")}, {v("y")}, "relu");
+  g->add_node("Conv", {x, g->add_constant("w", random_tensor({3, 2, 3, 3}, 7))}, {v("c")}, "conv");
+  g->inputs = {x};
+  g->outputs = {g->tensor("y"), g->tensor("c")};
+  return g;
+}
+
+TEST(DataDependentShapes, RunsWhereShapesDependOnComputedValues) {
+  BuildOptions o;
+  o.threads = 1;
+  auto engine = Engine::build(*make_data_dependent_graph(), o);
+  ASSERT_EQ(engine->outputs().size(), 2u);
+  EXPECT_EQ(engine->outputs()[0].dims, (std::vector<int64_t>{-1}));  // known only while running
+  for (const LayerInfo& l : engine->layers()) EXPECT_EQ(l.kernel, "per-run") << l.name;
+  // The oracle for the Conv branch: the same plan with reference kernels only.
+  BuildOptions ref = o;
+  ref.reference_kernels = true;
+  auto ref_engine = Engine::build(*make_data_dependent_graph(), ref);
+  auto ref_ctx = ref_engine->create_context();
+  auto ctx = engine->create_context();
+  for (uint32_t seed : {1u, 2u, 3u}) {
+    TensorData x = random_tensor({1, 2, 5, 5}, seed);
+    int64_t n = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) n += x.data<float>()[i] > 0;
+    ctx->set_input("x", x);
+    ctx->run();
+    const TensorData& y = ctx->output("y");
+    ASSERT_EQ(y.dims(), (std::vector<int64_t>{n}));
+    for (int64_t i = 0; i < n; ++i) EXPECT_FLOAT_EQ(y.data<float>()[i], std::max(0.5f * float(i) - 1.f, 0.f));
+    ref_ctx->set_input("x", x);
+    ref_ctx->run();
+    expect_close(ctx->output("c"), ref_ctx->output("c"));
+    EXPECT_EQ(ctx->output("c").dims(), (std::vector<int64_t>{1, 3, 3, 3}));
+  }
+  // An engine file keeps such a plan.
+  const std::string path = ::testing::TempDir() + "/kiln_data_dependent_" + std::to_string(::getpid()) + ".kiln";
+  engine->save(path);
+  auto loaded = Engine::load(path);
+  std::remove(path.c_str());
+  auto ctx2 = loaded->create_context();
+  TensorData x = random_tensor({1, 2, 5, 5}, 9);
+  ctx2->set_input("x", x);
+  ctx->set_input("x", x);
+  ctx2->run();
+  ctx->run();
+  EXPECT_EQ(ctx2->output("y").dims(), ctx->output("y").dims());
+  const TensorData &a = ctx2->output("c"), &b = ctx->output("c");
+  for (int64_t i = 0; i < a.numel(); ++i) EXPECT_EQ(a.data<float>()[i], b.data<float>()[i]);
+}
+
+}  // namespace
+}  // namespace kiln
