@@ -705,6 +705,19 @@ int main(int argc, char** argv) {
         header = true;
         std::printf("  UNSUPPORTED %s: %s\n", tc.name.c_str(), tc.outcome.reason.c_str());
       }
+  } else {
+    // Every other skip by its reason (an unclaimed op, a sequence-typed input, ...), with a count and the first
+    // tests, so the last lines account for every skipped test without --verbose.
+    std::map<std::string, std::vector<std::string>> by_reason;
+    for (const TestCase& tc : tests)
+      if (tc.outcome.status == Status::Unsupported && tc.decided) by_reason[tc.outcome.reason].push_back(tc.name);
+    if (!by_reason.empty()) std::printf("\nSkipped, by reason (--verbose lists every test):\n");
+    for (const auto& [reason, names] : by_reason) {
+      std::string first;
+      for (size_t k = 0; k < names.size() && k < 3; ++k) first += (k ? ", " : "") + names[k];
+      std::printf("  %3zu  %s  [%s%s]\n", names.size(), shorten(reason).c_str(), first.c_str(),
+                  names.size() > 3 ? ", ..." : "");
+    }
   }
 
   if (!json_path.empty()) {
