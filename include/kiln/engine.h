@@ -41,7 +41,7 @@ class Engine {
 
   // For a dynamic engine (built with BuildOptions::profiles) an input's dims are -1 where they vary, outputs'
   // dims are those at the first profile's opt shape, and layers(), graph() and memory() describe that shape's
-  // plan (planned_activation_bytes() is the largest over every profile's max shape).
+  // plan (planned_ and total_activation_bytes() are the largest over every profile's max shape).
   const std::vector<TensorInfo>& inputs() const;
   const std::vector<TensorInfo>& outputs() const;
   const std::vector<LayerInfo>& layers() const;

@@ -68,6 +68,7 @@ void plan_primary(DynamicShapes& d, const KernelHints* recorded) {
   d.primary_key = shape_key(opt);
   d.hints = kernel_hints(*d.primary);
   d.max_arena_bytes = std::max(d.max_arena_bytes, d.primary->arena_bytes);
+  d.max_total_bytes = std::max(d.max_total_bytes, d.primary->total_activation_bytes);
 }
 
 std::shared_ptr<EnginePlan> build_dynamic(const Graph& source, const BuildOptions& options,
@@ -85,7 +86,9 @@ std::shared_ptr<EnginePlan> build_dynamic(const Graph& source, const BuildOption
       if (shape_key(dims) == d.primary_key) continue;
       build_log(options, "profile " + std::to_string(p) + ": checking " + shape_key(dims));
       std::shared_ptr<EnginePlan> plan = specialized_plan(d, dims);
-      if (point == &ShapeRange::max) d.max_arena_bytes = std::max(d.max_arena_bytes, plan->arena_bytes);
+      if (point != &ShapeRange::max) continue;
+      d.max_arena_bytes = std::max(d.max_arena_bytes, plan->arena_bytes);
+      d.max_total_bytes = std::max(d.max_total_bytes, plan->total_activation_bytes);
     }
   d.options.log = nullptr;  // plans made later, at run time, are not build progress
   return d.primary;

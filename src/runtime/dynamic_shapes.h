@@ -24,7 +24,7 @@ struct DynamicShapes {
   KernelHints hints;                    // the kernels of the plan at the first profile's opt shape
   std::shared_ptr<EnginePlan> primary;  // that plan
   std::string primary_key;
-  size_t max_arena_bytes = 0;
+  size_t max_arena_bytes = 0, max_total_bytes = 0;  // over the plans at each profile's max shape
   std::mutex mutex;
   std::list<std::pair<std::string, std::shared_ptr<EnginePlan>>> plans;  // by shape key, most recent first
 };

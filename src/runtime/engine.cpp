@@ -51,7 +51,7 @@ size_t Engine::planned_activation_bytes() const {
   return dynamic_ ? dynamic_->max_arena_bytes : plan_->arena_bytes;
 }
 size_t Engine::total_activation_bytes() const {
-  return plan_->total_activation_bytes;
+  return dynamic_ ? dynamic_->max_total_bytes : plan_->total_activation_bytes;
 }
 const Graph& Engine::graph() const {
   return *plan_->graph;

@@ -207,6 +207,7 @@ void write_engine_file(const EnginePlan& plan, const DynamicShapes* dynamic, con
   if (dynamic) {
     meta["profiles"] = profiles_json(*dynamic);
     meta["max_activation_bytes"] = dynamic->max_arena_bytes;
+    meta["max_total_activation_bytes"] = dynamic->max_total_bytes;
   }
   // Names may hold any bytes (ONNX does not enforce UTF-8): invalid sequences are replaced, not thrown on.
   const std::string meta_bytes = meta.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -235,9 +236,13 @@ LoadedEngine read_dynamic(std::unique_ptr<Graph> generic, const nlohmann::json& 
   d->generic = std::move(generic);
   check_profiles(*d->generic, d->options);  // against the stored graph: a tampered range fails here
   d->options.profiles.clear();
+  // Reports only (what the build measured at each profile's max shape); the plans are made again.
   const int64_t max_bytes = top.integer("max_activation_bytes", 0);
+  const int64_t max_total = top.integer("max_total_activation_bytes", 0);
   if (max_bytes < 0) top.fail("max_activation_bytes", "is negative");
+  if (max_total < 0) top.fail("max_total_activation_bytes", "is negative");
   d->max_arena_bytes = static_cast<size_t>(max_bytes);
+  d->max_total_bytes = static_cast<size_t>(max_total);
   KernelHints recorded;
   for (const auto& layer : top.array("layers")) {
     const Meta entry(layer, path + ": engine layer");
