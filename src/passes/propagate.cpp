@@ -6,6 +6,7 @@
 // value is known and the op has a reference kernel, the kernel computes the outputs' values too. That is
 // what resolves PyTorch's Shape→Gather→Concat→Reshape chains: ONNX's own inference stops at them.
 #include <algorithm>
+#include <cstdint>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -32,9 +33,9 @@ std::string registered_plugins() {
   return names.empty() ? "none" : names;
 }
 
-
 std::optional<size_t> static_bytes(DType dtype, const std::optional<Shape>& shape) {
-  if (!shape || !is_static(*shape) || dtype == DType::Undefined || dtype == DType::String) return std::nullopt;
+  if (!shape || !is_static(*shape) || dtype == DType::Undefined || dtype == DType::String)
+    return std::nullopt;
   size_t n = dtype_size(dtype);
   for (const Dim& d : *shape) n *= static_cast<size_t>(d.value);
   return n;
@@ -112,9 +113,10 @@ class Propagator {
     if (!schema) {
       std::string id = (node.domain.empty() ? "" : node.domain + ".") + node.op;
       if (!options_.allow_unknown_ops)
-        throw Error(where(graph_, node) + "unknown op '" + id + "': neither an op kiln implements nor a registered " +
-                    "plugin (registered plugins: " + registered_plugins() +
-                    "); implement a kiln::PluginCreator named '" + node.op + "' and load it with --plugins=LIB.so");
+        throw Error(
+            where(graph_, node) + "unknown op '" + id + "': neither an op kiln implements nor a registered " +
+            "plugin (registered plugins: " + registered_plugins() +
+            "); implement a kiln::PluginCreator named '" + node.op + "' and load it with --plugins=LIB.so");
       report_.unknown_ops.push_back(node.label());
       return;
     }
@@ -175,7 +177,7 @@ class Propagator {
     for (Tensor* t : node.outputs()) {
       if (!t) continue;
       auto bytes = static_bytes(t->dtype, t->shape);
-      if (bytes && *bytes > options_.max_folded_bytes) {
+      if (bytes && *bytes > fold_cap(*t)) {
         not_folded(node, "output '" + t->name + "' would be " + std::to_string(*bytes) +
                              " bytes, over the fold cap of " + std::to_string(options_.max_folded_bytes));
         return;
@@ -192,13 +194,33 @@ class Propagator {
     for (size_t k = 0; k < node.outputs().size(); ++k) {
       Tensor* t = node.output(k);
       if (!t) continue;
-      if (kctx.out[k].nbytes() > options_.max_folded_bytes) {
+      if (kctx.out[k].nbytes() > fold_cap(*t)) {
         not_folded(node, "output '" + t->name + "' is over the fold cap");
         values_.erase(t);
         continue;
       }
       store_value(node, *t, std::move(kctx.out[k]));
     }
+  }
+
+  // The fold cap exists so that a node expanding a few bytes into a huge tensor (ConstantOfShape, Expand,
+  // Tile, Range) does not bloat the engine. A value whose every use is a weight operand is different: kernels
+  // prepack weights at build time and can only do so for constants (recomputed, the ONNX "light" VGG-19's
+  // 411 MB FC weight took 74% of each inference), and at run time it would occupy the same bytes in the
+  // activation arena while its consumer runs, so storing it costs no more peak memory than computing it.
+  // Such values get a cap of kWeightFoldFactor times the normal one (1 GiB by default) instead.
+  static constexpr size_t kWeightFoldFactor = 16;
+  size_t fold_cap(const Tensor& t) const {
+    const size_t cap = options_.max_folded_bytes;
+    if (t.uses().empty() || std::count(graph_.outputs.begin(), graph_.outputs.end(), &t)) return cap;
+    for (const auto& [user, index] : t.uses())
+      if (!is_weight_operand(*user, index)) return cap;
+    return cap > SIZE_MAX / kWeightFoldFactor ? SIZE_MAX : cap * kWeightFoldFactor;
+  }
+  static bool is_weight_operand(const Node& user, size_t index) {
+    if (!user.domain.empty()) return false;
+    if (user.op == "Gemm" || user.op == "Conv" || user.op == "ConvTranspose") return index == 1 || index == 2;
+    return user.op == "MatMul" && index == 1;
   }
 
   void not_folded(const Node& node, const std::string& reason) {
@@ -212,7 +234,6 @@ class Propagator {
 };
 
 }  // namespace
-
 
 PropagateReport infer_shapes(Graph& graph, const PropagateOptions& options) {
   return Propagator(graph, options).run();

@@ -85,7 +85,8 @@ TEST(Passes, FoldsPyTorchPadChain) {
              {g.tensor("pairs"), ints(g, "st", {-1}), ints(g, "en", {INT64_MIN}), ints(g, "ax", {0}),
               ints(g, "sp", {-1})},
              {v("rev")}, "slice");
-  g.add_node("Transpose", {g.tensor("rev")}, {v("tr")}, "transpose")->attrs.set("perm", std::vector<int64_t>{1, 0});
+  g.add_node("Transpose", {g.tensor("rev")}, {v("tr")}, "transpose")
+      ->attrs.set("perm", std::vector<int64_t>{1, 0});
   g.add_node("Reshape", {g.tensor("tr"), ints(g, "m1", {-1})}, {v("flat")}, "flat");
   g.add_node("Cast", {g.tensor("flat")}, {v("pads")}, "cast")->attrs.set("to", int64_t{7});
   Node* pad = g.add_node("Pad", {x, g.tensor("pads")}, {v("y")}, "pad");
@@ -136,6 +137,36 @@ TEST(Passes, FoldCapLeavesLargeTensorsAndSaysWhy) {
   EXPECT_NE(r.not_folded[0].node.find("make_big"), std::string::npos);
   EXPECT_NE(r.not_folded[0].reason.find("cap"), std::string::npos);
   EXPECT_EQ(to_string(*big->shape), "1024x1024");  // shape still inferred
+}
+
+// A value over the cap that only feeds weight operands (Gemm's B here) is folded up to 16x the cap: kernels
+// prepack weights at build time, and at run time it would take the same bytes anyway. Fed to an activation
+// input as well, it keeps the normal cap.
+TEST(Passes, FoldCapIsWiderForValuesUsedOnlyAsWeights) {
+  for (bool also_activation : {false, true}) {
+    Graph g;
+    g.set_opset("", 13);
+    auto* x = g.add_variable("x", DType::Float, Shape{2, 1024});
+    auto* w = g.add_variable("w");
+    Node* n = g.add_node("ConstantOfShape", {ints(g, "shape", {1024, 1024})}, {w}, "make_w");
+    n->attrs.set("value", TensorData::from_vector<float>(DType::Float, {1}, {0.5f}));
+    auto* y = g.add_variable("y");
+    g.add_node("Gemm", {x, w}, {y}, "fc");
+    g.inputs = {x};
+    g.outputs = {y};
+    if (also_activation) {
+      auto* z = g.add_variable("z");
+      g.add_node("Relu", {w}, {z}, "act");
+      g.outputs.push_back(z);
+    }
+    PropagateOptions o;
+    o.max_folded_bytes = 1 << 20;  // the 4 MiB weight is over the cap, under 16x the cap
+    PropagateReport r = fold_constants(g, o);
+    EXPECT_EQ(r.folded_nodes, also_activation ? 0u : 1u);
+    auto* c = dynamic_cast<Constant*>(g.find_tensor("w"));
+    EXPECT_EQ(c != nullptr, !also_activation);
+    if (c) EXPECT_EQ(c->values().numel(), 1024 * 1024);
+  }
 }
 
 TEST(Passes, UnknownOpIsAnErrorNamingFileAndNode) {
