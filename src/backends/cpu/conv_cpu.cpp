@@ -13,41 +13,12 @@
 #include <unordered_map>
 
 #include "backends/cpu/conv_tactics.h"
+#include "backends/cpu/omp_threads.h"
 #include "kiln/error.h"
 #include "ops/internal_ops.h"
 
-// oneDNN in Debian runs on OpenMP (DNNL_CPU_RUNTIME == OMP). kiln does not link libgomp itself, so the
-// thread-count calls are weak: they resolve to the libgomp that libdnnl loads, and are skipped if absent.
-extern "C" {
-int omp_get_max_threads(void) __attribute__((weak));
-void omp_set_num_threads(int) __attribute__((weak));
-}
-
 namespace kiln::backend::conv_onednn {
 namespace {
-
-// Runs a scope with the calling thread's OpenMP team size set to the layer's thread count. oneDNN fixes a
-// convolution's thread split when the primitive is created, so this wraps both creation and execution.
-class OmpThreads {
- public:
-  explicit OmpThreads(int threads) {
-    if (threads > 0 && omp_get_max_threads && omp_set_num_threads) {
-      saved_ = omp_get_max_threads();
-      if (saved_ != threads)
-        omp_set_num_threads(threads);
-      else
-        saved_ = 0;
-    }
-  }
-  ~OmpThreads() {
-    if (saved_ > 0) omp_set_num_threads(saved_);
-  }
-  OmpThreads(const OmpThreads&) = delete;
-  OmpThreads& operator=(const OmpThreads&) = delete;
-
- private:
-  int saved_ = 0;
-};
 
 tag plain_tag(size_t rank) {
   switch (rank) {
@@ -417,6 +388,7 @@ std::string tactic_of(const Kernel& kernel) {
 
 #else  // !KILN_HAVE_DNNL
 #include "backends/cpu/conv_tactics.h"
+#include "backends/cpu/omp_threads.h"
 #include "kiln/error.h"
 namespace kiln::backend::conv_onednn {
 std::vector<std::string> tactics_for(const LayerDesc&) {
