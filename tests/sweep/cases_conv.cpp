@@ -89,6 +89,65 @@ std::vector<Case> fused_conv_cases(const std::string&, DType dt) {
   return out;
 }
 
+// ConvTranspose: the PP-OCR detector's 2x2 stride-2 upsampling, pads with output_padding, groups, dilation
+// with asymmetric pads, 1-D and 3-D, output_shape, SAME_UPPER, output_padding past the end pad (which
+// cpu.conv_transpose leaves to the reference) and one layer large enough to be threaded.
+std::vector<Case> conv_transpose_cases(const std::string&, DType dt) {
+  using V = std::vector<int64_t>;
+  struct Spec {
+    std::string what;
+    V x, w;  // X [N, C, ...], W [C, M/group, k...]
+    bool bias;
+    Attributes a;
+  };
+  const std::vector<Spec> specs{
+      {"2x2 s2", {1, 16, 10, 12}, {16, 8, 2, 2}, true, attrs({{"strides", V{2, 2}}})},
+      {"3x3 s2 p1 outpad1",
+       {1, 4, 7, 7},
+       {4, 6, 3, 3},
+       false,
+       attrs({{"strides", V{2, 2}}, {"pads", V{1, 1, 1, 1}}, {"output_padding", V{1, 1}}})},
+      {"g2", {1, 8, 6, 6}, {8, 3, 3, 3}, true, attrs({{"group", int64_t{2}}})},
+      {"dil2 asym pads",
+       {1, 3, 6, 5},
+       {3, 4, 3, 2},
+       true,
+       attrs({{"dilations", V{2, 2}}, {"pads", V{1, 0, 2, 1}}})},
+      {"1-D s3", {2, 4, 9}, {4, 5, 4}, true, attrs({{"strides", V{3}}})},
+      {"3-D s2", {1, 4, 4, 5, 6}, {4, 3, 2, 2, 2}, false, attrs({{"strides", V{2, 2, 2}}})},
+      {"output_shape",
+       {1, 4, 5, 5},
+       {4, 4, 3, 3},
+       true,
+       attrs({{"strides", V{2, 2}}, {"output_shape", V{10, 10}}})},
+      {"SAME_UPPER s2",
+       {1, 4, 5, 6},
+       {4, 3, 3, 3},
+       false,
+       attrs({{"strides", V{2, 2}}, {"auto_pad", std::string("SAME_UPPER")}})},
+      {"outpad past pads",
+       {1, 3, 5, 5},
+       {3, 2, 3, 3},
+       false,
+       attrs({{"strides", V{2, 2}}, {"output_padding", V{1, 1}}})},
+      {"2x2 s2 large", {1, 64, 40, 40}, {64, 32, 2, 2}, true, attrs({{"strides", V{2, 2}}})},
+  };
+  std::vector<Case> out;
+  for (const Spec& s : specs) {
+    std::vector<Operand> in{input(dt, s.x), weight(dt, s.w, {0.05, 0.5})};
+    const int64_t group = s.a.get_int("group", 1);
+    if (s.bias) in.push_back(weight(dt, {s.w[1] * group}));
+    Case c = make_case(s.what + " x" + dims_str(s.x) + " w" + dims_str(s.w) + (s.bias ? " +b" : ""),
+                       std::move(in), s.a, 17);
+    c.tf32 = true;
+    c.flops = 2.0 * static_cast<double>(product(s.x) * product({s.w.begin() + 1, s.w.end()}));
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+KILN_SWEEP_CASES(
+    {.domain = "", .ops = {"ConvTranspose"}, .dtypes = float_dtypes(), .cases = conv_transpose_cases});
 KILN_SWEEP_CASES({.domain = "", .ops = {"Conv"}, .dtypes = float_dtypes(), .cases = conv_cases});
 KILN_SWEEP_CASES(
     {.domain = "kiln", .ops = {"FusedConv"}, .dtypes = float_dtypes(), .cases = fused_conv_cases});
