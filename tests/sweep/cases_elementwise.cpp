@@ -38,6 +38,8 @@ std::vector<Case> unary_cases(const std::string& op, DType dt) {
     out.push_back(make_case(dims_str(dims) + " max=0.4", {input(dt, dims), absent(), scalar(dt, 0.4)}));
     out.push_back(make_case(dims_str(dims) + " opset6 min=-1 max=1", {input(dt, dims)},
                             attrs({{"min", -1.0f}, {"max", 1.0f}}), 6));
+    out.push_back(
+        make_case(dims_str(dims) + " variable min, max", {input(dt, dims), input(dt, {}), input(dt, {})}));
   }
   return out;
 }
@@ -107,6 +109,18 @@ std::vector<Case> cast_cases(const std::string& op, DType from) {
   return out;
 }
 
+// Sum: one, two (ResNet's residual) and three same-shape inputs, one large enough to be threaded, and a
+// broadcast pair (which cpu.sum leaves to the reference).
+std::vector<Case> sum_cases(const std::string&, DType dt) {
+  const std::vector<int64_t> x{2, 3, 17, 19}, big{2, 16, 181, 191};
+  return {make_case("one " + dims_str(x), {input(dt, x)}),
+          make_case("two " + dims_str(x), {input(dt, x), input(dt, x)}),
+          make_case("three " + dims_str(x), {input(dt, x), input(dt, x), input(dt, x)}),
+          make_case("two " + dims_str(big), {input(dt, big), input(dt, big)}),
+          make_case("broadcast [4,5,33]+[33]", {input(dt, {4, 5, 33}), input(dt, {33})})};
+}
+
+KILN_SWEEP_CASES({.domain = "", .ops = {"Sum"}, .dtypes = float_dtypes(), .cases = sum_cases});
 KILN_SWEEP_CASES({.domain = "", .ops = {"Cast", "CastLike"}, .dtypes = float_dtypes(), .cases = cast_cases});
 
 // ----------------------------------------------------------------------------------- ElementwiseChain
