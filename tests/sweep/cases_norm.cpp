@@ -106,5 +106,29 @@ KILN_SWEEP_CASES({.domain = "",
                   .dtypes = float_dtypes(),
                   .cases = group_norm_plugin_cases});
 
+// BatchNormalization (inference): constant per-channel parameters (var positive) on 4-D, 3-D and 2-D
+// inputs, one large enough to be threaded, and variable parameters (which cpu.batch_norm leaves to the
+// reference).
+std::vector<Case> batch_norm_cases(const std::string&, DType dt) {
+  const Fill positive{0.2, 2.0, true};
+  std::vector<Case> out;
+  for (const std::vector<int64_t>& x :
+       std::vector<std::vector<int64_t>>{{2, 8, 9, 11}, {3, 5, 17}, {4, 6}, {1, 64, 56, 56}}) {
+    const std::vector<int64_t> c{x[1]};
+    out.push_back(
+        make_case(dims_str(x) + " eps=1e-3",
+                  {input(dt, x), weight(dt, c), weight(dt, c), weight(dt, c), weight(dt, c, positive)},
+                  attrs({{"epsilon", 1e-3f}}), 15));
+  }
+  const std::vector<int64_t> x{2, 4, 5, 5}, c{4};
+  out.push_back(make_case(dims_str(x) + " variable params",
+                          {input(dt, x), input(dt, c), input(dt, c), input(dt, c), input(dt, c, positive)},
+                          {}, 15));
+  return out;
+}
+
+KILN_SWEEP_CASES(
+    {.domain = "", .ops = {"BatchNormalization"}, .dtypes = float_dtypes(), .cases = batch_norm_cases});
+
 }  // namespace
 }  // namespace kiln::sweep
