@@ -130,5 +130,30 @@ std::vector<Case> batch_norm_cases(const std::string&, DType dt) {
 KILN_SWEEP_CASES(
     {.domain = "", .ops = {"BatchNormalization"}, .dtypes = float_dtypes(), .cases = batch_norm_cases});
 
+// LRN: AlexNet's size 5 / beta 0.75 (alpha large enough that the denominator matters), beta 0.5 and 1, an
+// even window, 3-D and 5-D inputs, one layer large enough to be threaded, and beta 0.6 (which cpu.lrn leaves
+// to the reference).
+std::vector<Case> lrn_cases(const std::string&, DType dt) {
+  struct Spec {
+    std::vector<int64_t> x;
+    int64_t size;
+    float alpha, beta, bias;
+  };
+  const std::vector<Spec> specs{
+      {{2, 16, 9, 11}, 5, 0.5f, 0.75f, 1.f},  {{1, 7, 6, 5}, 3, 0.2f, 0.5f, 2.f},
+      {{1, 9, 4, 7}, 4, 0.3f, 1.f, 1.5f},     {{2, 6, 13}, 5, 0.4f, 0.75f, 1.f},
+      {{1, 5, 3, 4, 5}, 3, 0.4f, 0.75f, 1.f}, {{1, 64, 56, 56}, 5, 1e-2f, 0.75f, 1.f},
+      {{1, 8, 5, 5}, 5, 0.3f, 0.6f, 1.f}};
+  std::vector<Case> out;
+  for (const Spec& s : specs)
+    out.push_back(
+        make_case(dims_str(s.x) + " size " + std::to_string(s.size) + " beta " + std::to_string(s.beta),
+                  {input(dt, s.x)},
+                  attrs({{"size", s.size}, {"alpha", s.alpha}, {"beta", s.beta}, {"bias", s.bias}}), 13));
+  return out;
+}
+
+KILN_SWEEP_CASES({.domain = "", .ops = {"LRN"}, .dtypes = float_dtypes(), .cases = lrn_cases});
+
 }  // namespace
 }  // namespace kiln::sweep
