@@ -155,5 +155,21 @@ std::vector<Case> lrn_cases(const std::string&, DType dt) {
 
 KILN_SWEEP_CASES({.domain = "", .ops = {"LRN"}, .dtypes = float_dtypes(), .cases = lrn_cases});
 
+// Softmax: the last axis (opset 13: a classifier head, attention scores, PP-OCR's 6625-way output), opset 11
+// coercing to 2-D at axis 1 and at a negative axis, one large enough to be threaded, and an inner axis at
+// opset 13 (which cpu.softmax leaves to the reference).
+std::vector<Case> softmax_cases(const std::string&, DType dt) {
+  const Fill wide{0.1, 8.0};
+  auto c = [&](std::vector<int64_t> x, int64_t axis, int64_t opset) {
+    return make_case(dims_str(x) + " axis " + std::to_string(axis) + " opset " + std::to_string(opset),
+                     {input(dt, x, wide)}, attrs({{"axis", axis}}), opset);
+  };
+  return {c({2, 1000}, -1, 13),   c({1, 8, 40, 40}, -1, 13), c({1, 40, 6625}, -1, 13),
+          c({2, 3, 5, 7}, 1, 11), c({2, 3, 5, 7}, -2, 11),   c({64, 8, 4096}, -1, 13),
+          c({2, 5, 7, 3}, 1, 13)};
+}
+
+KILN_SWEEP_CASES({.domain = "", .ops = {"Softmax"}, .dtypes = float_dtypes(), .cases = softmax_cases});
+
 }  // namespace
 }  // namespace kiln::sweep
