@@ -24,9 +24,9 @@ enum class Power { ThreeQuarters, Half, One };
 // d^-1/2 for finite d > 0 by Newton's method from the bit-level first guess; three steps reach float
 // precision. Plain arithmetic, so the loop vectorizes (std::sqrt keeps errno semantics and does not).
 inline float rsqrt_newton(float d) {
-  int32_t bits;
+  uint32_t bits;  // unsigned: no overflow for any bit pattern (NaN included)
   std::memcpy(&bits, &d, 4);
-  bits = 0x5f375a86 - (bits >> 1);
+  bits = 0x5f375a86u - (bits >> 1);
   float y;
   std::memcpy(&y, &bits, 4);
   for (int k = 0; k < 3; ++k) y = y * (1.5f - 0.5f * d * y * y);
