@@ -101,7 +101,7 @@ Command add_surgeon(CLI::App& app) {
   sanitize->add_flag("--cleanup", args->cleanup, "Remove nodes that do not reach an output");
   sanitize->add_flag("--toposort", args->toposort, "Sort nodes topologically");
   sanitize->add_flag("--allow-unknown-ops", args->allow_unknown_ops, "Skip ops kiln does not know");
-  sanitize->add_option("--fold-cap-mb", args->fold_cap_mb, "Largest folded tensor, MiB (default 64)");
+  sanitize->add_option("--fold-cap-mb", args->fold_cap_mb, "Largest folded tensor, MiB (default 64; 16x that for values used only as weights)");
   auto fuse_args = std::make_shared<FuseArgs>();
   CLI::App* fuse = app.add_subcommand("fuse", "Fold constants and apply kiln's rewrites (GroupNorm, Pad into Conv)");
   fuse->add_option("input", fuse_args->input, "ONNX model")->required()->check(CLI::ExistingFile);

@@ -15,7 +15,9 @@ struct PropagateOptions {
   // Fail on an op with no registered schema (the default: such a graph cannot be optimized).
   // When false the op's outputs are left unknown and reported.
   bool allow_unknown_ops = false;
-  // Largest tensor (bytes) computed at build time. Folding never creates a constant larger than this.
+  // Largest tensor (bytes) computed at build time. A value used only as a weight operand (Conv/Gemm/MatMul
+  // weights and bias, which kernels prepack) may reach 16 times this: otherwise it would be recomputed on every
+  // run into an activation buffer of the same size.
   size_t max_folded_bytes = size_t{64} << 20;
 };
 
