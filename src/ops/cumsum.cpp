@@ -22,7 +22,7 @@ void cumsum_kernel(KernelContext& ctx) {
   const TensorData& x = ctx.input(0);
   const auto& d = x.dims();
   // A scalar x is cumulated as a one-element vector.
-  const int64_t axis = x.rank() ? normalize_axis(ctx, scalar_operand(ctx, 1, "axis"), x.rank()) : 0;
+  const int64_t axis = normalize_axis(ctx, scalar_operand(ctx, 1, "axis"), std::max<int64_t>(1, x.rank()));
   const int64_t n = x.rank() ? d[axis] : 1, inner = x.rank() ? numel({d.begin() + axis + 1, d.end()}) : 1;
   const int64_t outer = outer_count(x.numel(), n, inner);
   const bool exclusive = ctx.node.attrs.get_int("exclusive", 0) != 0,

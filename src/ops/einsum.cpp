@@ -43,6 +43,7 @@ std::vector<int> with_ellipsis(std::vector<int> labels, int at, int count, int f
 }
 
 Equation parse(const auto& ctx, const std::vector<int64_t>& ranks) {
+  if (!ctx.node.attrs.has("equation")) ctx.fail("attribute 'equation' is required");
   std::string eq;
   for (char c : ctx.node.attrs.get_string("equation", ""))
     if (!std::isspace(static_cast<unsigned char>(c))) eq += c;

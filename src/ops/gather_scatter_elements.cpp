@@ -39,6 +39,7 @@ void infer_elements(InferContext& ctx) {
 // Calls f(j, off): j walks the index tensor in row-major order, off is the data element it addresses.
 template <class F>
 void for_each_element_index(const KernelContext& ctx, const TensorData& data, const TensorData& idx, F&& f) {
+  require_index_dtype(ctx, idx.dtype(), "indices");
   const int64_t r = data.rank();
   if (r == 0) ctx.fail("data must have rank >= 1");
   if (idx.rank() != r)

@@ -47,6 +47,7 @@ void infer_nd(InferContext& ctx) {
 template <class F>
 void for_each_tuple(const KernelContext& ctx, const TensorData& data, const TensorData& idx, int64_t b,
                     F&& f) {
+  require_index_dtype(ctx, idx.dtype(), "indices");
   const auto &dd = data.dims(), &id = idx.dims();
   const int64_t m = check_nd(ctx, data.rank(), idx.rank(), id.empty() ? 0 : id.back(), b);
   for (int64_t k = 0; k < b; ++k)

@@ -37,6 +37,8 @@ void nonzero_kernel(KernelContext& ctx) {
 
 // The selected positions along an axis of size n; a true entry at or past n fails.
 std::vector<int64_t> selected(const auto& ctx, const TensorData& cond, int64_t n) {
+  if (cond.dtype() != DType::Bool)
+    ctx.fail(std::string("condition must be bool, got ") + dtype_name(cond.dtype()));
   if (cond.rank() != 1) ctx.fail("condition must be 1-D, got rank " + std::to_string(cond.rank()));
   std::vector<int64_t> sel;
   for (int64_t j = 0; j < cond.numel(); ++j)

@@ -28,6 +28,8 @@ void reverse_sequence_kernel(KernelContext& ctx) {
   if (x.rank() < 2) ctx.fail("input must have rank >= 2");
   const auto& d = x.dims();
   const int64_t steps = d[time_axis], batch = d[batch_axis], inner = numel({d.begin() + 2, d.end()});
+  if (lens.dtype() != DType::Int64)
+    ctx.fail(std::string("sequence_lens must be int64, got ") + dtype_name(lens.dtype()));
   if (lens.rank() != 1 || lens.dims()[0] != batch)
     ctx.fail("sequence_lens must have shape [" + std::to_string(batch) + "] (the batch dim)");
   TensorData out = x.clone();

@@ -12,7 +12,8 @@ namespace {
 
 int64_t k_value(const auto& ctx, const TensorData* k) {
   if (ctx.opset < 10) return ctx.node.attrs.get_int("k", -1);
-  if (k->numel() != 1 || k->rank() != 1) ctx.fail("K must be a 1-D tensor with one element");
+  if (k->numel() != 1 || k->rank() != 1 || k->dtype() != DType::Int64)
+    ctx.fail("K must be a 1-D int64 tensor with one element");
   return k->as_int64(0);
 }
 
