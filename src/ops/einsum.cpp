@@ -94,12 +94,13 @@ Equation parse(const auto& ctx, const std::vector<int64_t>& ranks) {
   return e;
 }
 
+// A dim's static size; -1 when it is unknown or symbolic.
 int64_t static_of(int64_t n) {
   return n;
 }
 int64_t static_of(const Dim& d) {
   return d.value;
-}  // -1 when unknown or symbolic
+}
 
 // Size of every label id (index = id), from the operands' dims: letters must agree, ellipsis dims broadcast
 // (size 1 against any). A static size replaces an unknown one.
