@@ -24,7 +24,8 @@ void infer_reverse_sequence(InferContext& ctx) {
 
 void reverse_sequence_kernel(KernelContext& ctx) {
   const TensorData &x = ctx.input(0), &lens = ctx.input(1);
-  const auto [time_axis, batch_axis] = time_batch_axes(ctx);
+  const auto axes = time_batch_axes(ctx);  // not a structured binding: clang 14's lambdas cannot capture one
+  const int64_t time_axis = axes.first, batch_axis = axes.second;
   if (x.rank() < 2) ctx.fail("input must have rank >= 2");
   const auto& d = x.dims();
   const int64_t steps = d[time_axis], batch = d[batch_axis], inner = numel({d.begin() + 2, d.end()});

@@ -78,7 +78,7 @@ TEST(OpsIndex, UniqueFlattenedMatchesAnIndependentCount) {
   const auto out = reference(n);
   std::map<int64_t, std::pair<int64_t, int64_t>> seen;  // value -> (first index, count), sorted by value
   for (int64_t i = 0; i < 60; ++i) {
-    auto [it, fresh] = seen.try_emplace(x[i], i, 0);
+    auto it = seen.try_emplace(x[i], i, 0).first;
     ++it->second.second;
   }
   std::vector<int64_t> y, first, counts, inverse;
