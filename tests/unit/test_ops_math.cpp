@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "ops/op.h"
 #include "ops/util.h"
@@ -57,6 +58,62 @@ TEST(OpsMathLoss, RefusesBadTargetsAndAttributes) {
   EXPECT_NE(error_of([&] { bad_shape.run(); }).find("target"), std::string::npos);
   OneNode bad_weight("NegativeLogLikelihoodLoss", {x, I64({2}, {1, 2}), F({2}, {1, 1})});
   EXPECT_NE(error_of([&] { bad_weight.run(); }).find("weight"), std::string::npos);
+}
+
+TEST(OpsMathUnary, GeluMatchesTorch) {
+  // Expected: torch.nn.functional.gelu in float64 (approximate "none" and "tanh").
+  const std::vector<float> x{-3.1f, -1.2f, -0.4f, 0.0f, 0.3f, 1.7f, 4.2f};
+  OneNode exact("Gelu", {F({7}, x)}, 1, 20);
+  expect_near(floats(exact.run1()), {-0.00299956996098f, -0.138083604266f, -0.137831303356f, 0.0f,
+                                     0.185373426657f, 1.62423871331f, 4.19994394785f});
+  OneNode tanh("Gelu", {F({7}, x)}, 1, 20);
+  tanh.attr("approximate", std::string("tanh"));
+  expect_near(floats(tanh.run1()), {-0.00262661023055f, -0.138297230862f, -0.137838830573f, 0.0f,
+                                    0.185370923543f, 1.62410589555f, 4.19997390293f});
+  OneNode bad("Gelu", {F({7}, x)}, 1, 20);
+  bad.attr("approximate", std::string("erf"));
+  EXPECT_NE(error_of([&] { bad.run(); }).find("approximate"), std::string::npos);
+}
+
+TEST(OpsMathUnary, ShrinkOnIntegersAndIsInfDirections) {
+  // Shrink on int32 (lambd 1.5, bias 1): 3 -> 2, -3 -> -2, |x| <= 1.5 -> 0.
+  OneNode shrink("Shrink", {TensorData::from_vector(DType::Int32, {4}, std::vector<int32_t>{3, -3, 1, -1})});
+  shrink.attr("lambd", 1.5f).attr("bias", 1.f);
+  EXPECT_EQ(shrink.run1().to_int64_vector(), (std::vector<int64_t>{2, -2, 0, 0}));
+  const float inf = std::numeric_limits<float>::infinity();
+  const TensorData x = F({4}, {inf, -inf, std::nanf(""), 2.f});
+  OneNode neg_only("IsInf", {x});
+  neg_only.attr("detect_positive", int64_t{0});
+  EXPECT_EQ(neg_only.run1().to_int64_vector(), (std::vector<int64_t>{0, 1, 0, 0}));
+  EXPECT_EQ(OneNode("IsNaN", {x}).run1().to_int64_vector(), (std::vector<int64_t>{0, 0, 1, 0}));
+  OneNode on_ints("IsNaN", {I64({1}, {1})});
+  EXPECT_NE(error_of([&] { on_ints.infer(); }).find("float"), std::string::npos);
+}
+
+TEST(OpsMathBinary, PReluBitShiftMean) {
+  // PRelu with a per-channel slope [2, 1] on X [2, 2, 1]: negative entries scale by their channel's slope.
+  OneNode prelu("PRelu", {F({2, 2, 1}, {-1, 2, -3, -4}), F({2, 1}, {0.5f, 0.25f})});
+  expect_near(floats(prelu.run1()), {-0.5f, 2, -1.5f, -1});
+  OneNode wider("PRelu", {F({2}, {-1, 2}), F({3, 2}, randf(6))});  // the slope must not widen X
+  EXPECT_NE(error_of([&] { wider.run(); }).find("slope"), std::string::npos);
+  // uint8: 200 << 1 wraps to 144; shifting by 8 or more empties the byte.
+  const auto u8 = [](std::vector<uint8_t> v) {
+    return TensorData::from_vector(DType::UInt8, {static_cast<int64_t>(v.size())}, v);
+  };
+  OneNode left("BitShift", {u8({200, 3, 255}), u8({1, 2, 8})});
+  left.attr("direction", std::string("LEFT"));
+  EXPECT_EQ(left.run1().to_int64_vector(), (std::vector<int64_t>{144, 12, 0}));
+  OneNode right("BitShift", {u8({200, 3, 255}), u8({1, 2, 9})});
+  right.attr("direction", std::string("RIGHT"));
+  EXPECT_EQ(right.run1().to_int64_vector(), (std::vector<int64_t>{100, 0, 0}));
+  OneNode signed_shift("BitShift", {I64({1}, {4}), I64({1}, {1})});
+  signed_shift.attr("direction", std::string("LEFT"));
+  EXPECT_NE(error_of([&] { signed_shift.run(); }).find("unsupported dtype"), std::string::npos);
+  OneNode no_direction("BitShift", {u8({1}), u8({1})});
+  EXPECT_NE(error_of([&] { no_direction.infer(); }).find("direction"), std::string::npos);
+  // Mean broadcasts: ([1, 2] + [[3], [5]] + 4) / 3.
+  OneNode mean("Mean", {F({2}, {1, 2}), F({2, 1}, {3, 5}), F({}, {4})});
+  expect_near(floats(mean.run1()), {8 / 3.f, 9 / 3.f, 10 / 3.f, 11 / 3.f});
 }
 
 }  // namespace
