@@ -1,5 +1,7 @@
-// BatchNormalization (inference mode), InstanceNormalization, GroupNormalization, LayerNormalization: shape
-// inference and reference kernels. Statistics are two-pass (mean, then variance about it) in double.
+// BatchNormalization (inference mode, and opset-14 training mode), InstanceNormalization, GroupNormalization,
+// LayerNormalization: shape inference and reference kernels. Statistics are two-pass (mean, then variance
+// about it) in double.
+#include <algorithm>
 #include <cmath>
 
 #include "ops/util.h"
@@ -98,20 +100,38 @@ Stats stats_of(const double* v, int64_t n) {
   return {mean, n > 0 ? sq / static_cast<double>(n) : 0.0};
 }
 
-// Y = scale[c] * (X - mean[c]) / sqrt(var[c] + epsilon) + B[c], channels on axis 1.
+// Y = scale[c] * (X - mean[c]) / sqrt(var[c] + epsilon) + B[c], channels on axis 1. In training mode (opset
+// >= 14) mean and var are the batch's (biased variance over every axis but 1), and the optional outputs are
+// the running statistics input * momentum + batch * (1 - momentum).
 void batch_norm_kernel(KernelContext& ctx) {
-  if (ctx.node.attrs.get_int("training_mode", 0) != 0)
-    ctx.fail("training_mode BatchNormalization (batch statistics, running-stat outputs) is not supported");
+  const bool training = ctx.node.attrs.get_int("training_mode", 0) != 0;
   if (ctx.opset < 9 && ctx.node.attrs.get_int("spatial", 1) == 0)
     ctx.fail("BatchNormalization with spatial=0 is not supported");
-  if (ctx.out.size() > 1) ctx.fail("BatchNormalization's training outputs (running mean/var) are not supported");
+  if (ctx.opset < 14 && ctx.out.size() > 1)
+    ctx.fail("BatchNormalization's pre-opset-14 training outputs (saved mean/var) are not supported");
+  if (!training && ctx.out.size() > 1) ctx.fail("running_mean/running_var outputs need training_mode=1");
   const TensorData& x = ctx.input(0);
   if (x.rank() < 2) ctx.fail("input must be at least 2-D [N, C, ...]");
   const int64_t batch = x.dims()[0], c = x.dims()[1], inner = numel({x.dims().begin() + 2, x.dims().end()});
   const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
   const auto scale = load_vector(ctx, 1, c, "scale"), bias = load_vector(ctx, 2, c, "bias");
-  const auto mean = load_vector(ctx, 3, c, "mean"), var = load_vector(ctx, 4, c, "var");
+  auto mean = load_vector(ctx, 3, c, "mean"), var = load_vector(ctx, 4, c, "var");
   std::vector<double> y = load_real(ctx, x);
+  if (training) {
+    const double momentum = ctx.node.attrs.get_float("momentum", 0.9f);
+    std::vector<double> running_mean(mean), running_var(var), channel(static_cast<size_t>(batch * inner));
+    for (int64_t ch = 0; ch < c; ++ch) {
+      for (int64_t n = 0; n < batch; ++n)
+        std::copy_n(y.data() + (n * c + ch) * inner, inner, channel.data() + n * inner);
+      const Stats s = stats_of(channel.data(), batch * inner);
+      mean[ch] = s.mean;
+      var[ch] = s.var;
+      running_mean[ch] = running_mean[ch] * momentum + s.mean * (1 - momentum);
+      running_var[ch] = running_var[ch] * momentum + s.var * (1 - momentum);
+    }
+    if (ctx.out.size() > 1) ctx.out[1] = store_real(ctx, ctx.input(3).dtype(), {c}, running_mean);
+    if (ctx.out.size() > 2) ctx.out[2] = store_real(ctx, ctx.input(4).dtype(), {c}, running_var);
+  }
   for (int64_t n = 0; n < batch; ++n)
     for (int64_t ch = 0; ch < c; ++ch) {
       const double a = scale[ch] / std::sqrt(var[ch] + eps);
