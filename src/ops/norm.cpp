@@ -1,6 +1,6 @@
 // BatchNormalization (inference mode, and opset-14 training mode), InstanceNormalization, GroupNormalization,
-// LayerNormalization: shape inference and reference kernels. Statistics are two-pass (mean, then variance
-// about it) in double.
+// LayerNormalization, MeanVarianceNormalization: shape inference and reference kernels. Statistics are
+// two-pass (mean, then variance about it) in double.
 #include <algorithm>
 #include <cmath>
 
@@ -227,6 +227,42 @@ void layer_norm_kernel(KernelContext& ctx) {
   if (ctx.out.size() > 2) ctx.out[2] = store_real(ctx, stash, stat_dims, inv_std);
 }
 
+// MeanVarianceNormalization: (X - mean) / (sqrt(var) + 1e-9) with the statistics over `axes` (default N, H,
+// W), as the ONNX function body computes it (epsilon added to the standard deviation).
+std::vector<int64_t> mvn_axes(const auto& ctx, int64_t rank) {
+  return normalize_axes(ctx, ctx.node.attrs.get_ints("axes", {0, 2, 3}), rank);
+}
+void infer_mvn(InferContext& ctx) {
+  auto x = in_shape(ctx, 0);
+  if (x) mvn_axes(ctx, static_cast<int64_t>(x->size()));
+  set_out(ctx, 0, ctx.input(0).dtype, x);
+}
+void mvn_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  std::vector<int64_t> stat_dims = x.dims();
+  for (int64_t a : mvn_axes(ctx, x.rank())) stat_dims[a] = 1;
+  const auto to_stat = broadcast_strides(stat_dims, x.dims());  // input index → statistics offset
+  const int64_t groups = numel(stat_dims);
+  const double count = groups > 0 ? static_cast<double>(x.numel() / groups) : 1.0;
+  std::vector<double> y = load_real(ctx, x), mean(static_cast<size_t>(groups)), var(mean.size());
+  // Three passes over X: the sums, the squared deviations from the mean, the normalized values.
+  for (int pass = 0; pass < 3; ++pass) {
+    int64_t i = 0;
+    for_each_index(x.dims(), [&](const std::vector<int64_t>& idx) {
+      const size_t g = static_cast<size_t>(dot(idx, to_stat));
+      double& v = y[static_cast<size_t>(i++)];
+      if (pass == 0)
+        mean[g] += v / count;
+      else if (pass == 1)
+        var[g] += (v - mean[g]) * (v - mean[g]) / count;
+      else
+        v = (v - mean[g]) / (std::sqrt(var[g]) + 1e-9);
+    });
+  }
+  ctx.out[0] = store_real(ctx, x.dtype(), x.dims(), y);
+}
+
+KILN_REGISTER_OP({.op = "MeanVarianceNormalization", .infer = infer_mvn, .reference = mvn_kernel});
 KILN_REGISTER_OP({.op = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .max_outputs = 5, .infer = infer_batch_norm,
                   .reference = batch_norm_kernel});
 KILN_REGISTER_OP({.op = "InstanceNormalization", .min_inputs = 3, .max_inputs = 3, .infer = infer_instance_norm,

@@ -116,5 +116,49 @@ TEST(OpsMathBinary, PReluBitShiftMean) {
   expect_near(floats(mean.run1()), {8 / 3.f, 9 / 3.f, 10 / 3.f, 11 / 3.f});
 }
 
+TEST(OpsMathLinalg, DetPivotsAndBatches) {
+  // [[0, 2], [3, 4]] needs a row swap: det = 0 * 4 - 2 * 3 = -6. [[1, 2, 3], [0, 4, 5], [1, 0, 6]]: cofactors
+  // along the first row give 1 * 24 - 2 * (-5) + 3 * (-4) = 22; a matrix with two equal rows has det 0.
+  EXPECT_EQ(floats(OneNode("Det", {F({2, 2}, {0, 2, 3, 4})}).run1()), std::vector<float>{-6});
+  OneNode batch("Det", {F({2, 3, 3}, {1, 2, 3, 0, 4, 5, 1, 0, 6, 1, 2, 3, 0.5f, 1, 7, 1, 2, 3})});
+  const TensorData d = batch.run1();
+  EXPECT_EQ(d.dims(), std::vector<int64_t>{2});
+  expect_near(floats(d), {22, 0});
+  OneNode not_square("Det", {F({2, 3}, randf(6))});
+  EXPECT_NE(error_of([&] { not_square.infer(); }).find("square"), std::string::npos);
+}
+
+TEST(OpsMathWindows, HandDerivedValuesAndSizes) {
+  const auto size = [](int64_t n) { return I64({}, {n}); };
+  // Periodic Hann of 4: 0.5 - 0.5 cos(2 pi n / 4).
+  expect_near(floats(OneNode("HannWindow", {size(4)}).run1()), {0, 0.5f, 1, 0.5f});
+  // Symmetric Blackman of 3 (N = 2): 0.42 - 0.5 cos(pi n) + 0.08 cos(2 pi n).
+  OneNode blackman("BlackmanWindow", {size(3)});
+  blackman.attr("periodic", int64_t{0});
+  expect_near(floats(blackman.run1()), {0, 1, 0}, 1e-6f);
+  // Periodic Hamming of 2 in double: 25/46 -+ 21/46.
+  OneNode hamming("HammingWindow", {size(2)});
+  hamming.attr("output_datatype", static_cast<int64_t>(DType::Double));
+  const TensorData h = hamming.run1();
+  EXPECT_EQ(h.dtype(), DType::Double);
+  EXPECT_DOUBLE_EQ(h.as_double(0), 4.0 / 46);
+  EXPECT_DOUBLE_EQ(h.as_double(1), 1.0);
+  OneNode one("HannWindow", {size(1)});
+  one.attr("periodic", int64_t{0});
+  EXPECT_EQ(floats(one.run1()), std::vector<float>{1});
+  EXPECT_EQ(OneNode("HannWindow", {size(0)}).run1().numel(), 0);
+  OneNode negative("HannWindow", {size(-2)});
+  EXPECT_NE(error_of([&] { negative.run(); }).find("size"), std::string::npos);
+}
+
+TEST(OpsMathNorm, MeanVarianceNormalizationOverAxes) {
+  // Axes {1}: each row of [[1, 3], [2, 6]] becomes (x - mean) / (std + 1e-9) = [-1, 1].
+  OneNode mvn("MeanVarianceNormalization", {F({2, 2}, {1, 3, 2, 6})});
+  mvn.attr("axes", std::vector<int64_t>{1});
+  expect_near(floats(mvn.run1()), {-1, 1, -1, 1});
+  OneNode bad_axes("MeanVarianceNormalization", {F({2, 2}, {1, 3, 2, 6})});  // default axes need rank 4
+  EXPECT_NE(error_of([&] { bad_axes.infer(); }).find("out of range"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace kiln
