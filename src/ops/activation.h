@@ -39,15 +39,20 @@ namespace kiln::ops {
 // X(name, alpha attribute, its ONNX default, beta attribute, its ONNX default). `name` is both the enum
 // value and the ONNX op (default domain); "" = the op has no such attribute (the value is then unused).
 // "beta" is whichever second float attribute an activation has.
-#define KILN_ACTIVATIONS(X)                   \
-  X(Relu, "", 0.f, "", 0.f)                   \
-  X(LeakyRelu, "alpha", 0.01f, "", 0.f)       \
-  X(Elu, "alpha", 1.f, "", 0.f)               \
-  X(Sigmoid, "", 0.f, "", 0.f)                \
-  X(Tanh, "", 0.f, "", 0.f)                   \
-  X(Softplus, "", 0.f, "", 0.f)               \
-  X(HardSigmoid, "alpha", 0.2f, "beta", 0.5f) \
-  X(HardSwish, "", 0.f, "", 0.f)
+#define KILN_ACTIVATIONS(X)                           \
+  X(Relu, "", 0.f, "", 0.f)                           \
+  X(LeakyRelu, "alpha", 0.01f, "", 0.f)               \
+  X(Elu, "alpha", 1.f, "", 0.f)                       \
+  X(Sigmoid, "", 0.f, "", 0.f)                        \
+  X(Tanh, "", 0.f, "", 0.f)                           \
+  X(Softplus, "", 0.f, "", 0.f)                       \
+  X(HardSigmoid, "alpha", 0.2f, "beta", 0.5f)         \
+  X(HardSwish, "", 0.f, "", 0.f)                      \
+  X(Selu, "alpha", 1.67326319f, "gamma", 1.05070102f) \
+  X(Celu, "alpha", 1.f, "", 0.f)                      \
+  X(ThresholdedRelu, "alpha", 1.f, "", 0.f)           \
+  X(Softsign, "", 0.f, "", 0.f)                       \
+  X(Mish, "", 0.f, "", 0.f)
 
 enum class Activation : int {
   None,  // the identity: a fused node without an activation
@@ -137,6 +142,17 @@ KILN_HOST_DEVICE KILN_ACTIVATION_INLINE T activate(T x, T alpha, T beta) {
   } else if constexpr (A == Activation::HardSwish) {
     const T v = x / T(6) + T(0.5);
     return x * (v < T(0) ? T(0) : (T(1) < v ? T(1) : v));
+  } else if constexpr (A == Activation::Selu) {  // beta is gamma
+    return beta * (x > T(0) ? x : alpha * Math::exp_minus_1(x));
+  } else if constexpr (A == Activation::Celu) {
+    const T neg = alpha * Math::exp_minus_1(x / alpha);  // max(0, x) + min(0, neg)
+    return (x > T(0) ? x : T(0)) + (neg < T(0) ? neg : T(0));
+  } else if constexpr (A == Activation::ThresholdedRelu) {
+    return x > alpha ? x : T(0);
+  } else if constexpr (A == Activation::Softsign) {
+    return x / (T(1) + (x < T(0) ? -x : x));
+  } else if constexpr (A == Activation::Mish) {  // x * tanh(softplus(x)), softplus as above
+    return x * Math::tanh((x > T(0) ? x : T(0)) + Math::log1p(Math::exp(-(x < T(0) ? -x : x))));
   } else {
     static_assert(A == Activation::None, "activate(): no formula for this activation");
     return x;

@@ -1,5 +1,5 @@
-// Broadcasting binary ops: arithmetic (Add Sub Mul Div Pow Mod, variadic Min Max Sum), comparisons
-// (Equal Less Greater LessOrEqual GreaterOrEqual → bool) and logic (And Or Xor on bool).
+// Broadcasting binary ops: arithmetic (Add Sub Mul Div Pow Mod PRelu BitShift, variadic Min Max Sum Mean),
+// comparisons (Equal Less Greater LessOrEqual GreaterOrEqual → bool) and logic (And Or Xor on bool).
 // Arithmetic stays in the input dtype: int64 Div truncates toward zero, float16 computes in float.
 #include <cmath>
 
@@ -8,7 +8,10 @@
 namespace kiln::ops {
 namespace {
 
-enum class Bin { Add, Sub, Mul, Div, Mod, Min, Max, Eq, Lt, Gt, Le, Ge, And, Or, Xor };
+// clang-format off
+enum class Bin { Add, Sub, Mul, Div, Mod, Min, Max, PRelu, ShiftLeft, ShiftRight,
+                 Eq, Lt, Gt, Le, Ge, And, Or, Xor };
+// clang-format on
 
 constexpr bool is_compare(Bin op) { return op >= Bin::Eq && op <= Bin::Ge; }
 constexpr bool is_logic(Bin op) { return op >= Bin::And; }
@@ -78,6 +81,14 @@ auto apply(const KernelContext& ctx, typename T::compute a, typename T::compute 
         return static_cast<C>(a % b);
       }
     }
+  } else if constexpr (op == Bin::PRelu) {
+    if constexpr (T::is_signed) return static_cast<C>(a < C(0) ? a * b : a);
+    else return a;
+  } else if constexpr (op == Bin::ShiftLeft || op == Bin::ShiftRight) {
+    // Unsigned only (binary() refuses the rest). Shifting out every bit gives 0 (a C++ shift by >= the width
+    // is undefined).
+    if (b >= sizeof(C) * 8) return C(0);
+    return static_cast<C>(op == Bin::ShiftLeft ? a << b : a >> b);
   } else if constexpr (op == Bin::Min) return static_cast<C>(b < a ? b : a);
   else if constexpr (op == Bin::Max) return static_cast<C>(a < b ? b : a);
   else if constexpr (op == Bin::Eq) return a == b;
@@ -100,7 +111,9 @@ TensorData binary(const KernelContext& ctx, const TensorData& a, const TensorDat
   dispatch(ctx, a.dtype(), [&](auto ty) {
     using T = decltype(ty);
     using S = typename T::storage;
-    if constexpr (op == Bin::Mod && T::is_bool) {
+    constexpr bool shift = op == Bin::ShiftLeft || op == Bin::ShiftRight;
+    if constexpr (((op == Bin::Mod || op == Bin::PRelu) && T::is_bool) ||
+                  (shift && (T::is_bool || !std::is_unsigned_v<typename T::compute>))) {
       unsupported(ctx, a.dtype());
     } else {
       const S* pa = a.data<S>();
@@ -143,6 +156,35 @@ void pow_kernel(KernelContext& ctx) {
   ctx.out[0] = out;
 }
 
+// PRelu: the slope broadcasts to X's shape (one way only).
+void prelu_kernel(KernelContext& ctx) {
+  kernel<Bin::PRelu>(ctx);
+  if (ctx.out[0].dims() != ctx.input(0).dims()) ctx.fail("slope does not broadcast to the shape of X");
+}
+
+// BitShift: direction LEFT or RIGHT (required), unsigned integers.
+template <class Ctx>
+bool shift_left(const Ctx& ctx) {
+  const std::string dir = ctx.node.attrs.get_string("direction", "");
+  if (dir != "LEFT" && dir != "RIGHT") ctx.fail("direction must be LEFT or RIGHT, got '" + dir + "'");
+  return dir == "LEFT";
+}
+void infer_bitshift(InferContext& ctx) {
+  shift_left(ctx);
+  infer_binary<Bin::ShiftLeft>(ctx);
+}
+void bitshift_kernel(KernelContext& ctx) {
+  shift_left(ctx) ? kernel<Bin::ShiftLeft>(ctx) : kernel<Bin::ShiftRight>(ctx);
+}
+
+// Mean: the float Sum of the inputs divided by their count.
+void mean_kernel(KernelContext& ctx) {
+  kernel<Bin::Add>(ctx);
+  std::vector<double> v = load_real(ctx, ctx.out[0]);
+  for (double& x : v) x /= static_cast<double>(ctx.in.size());
+  ctx.out[0] = store_real(ctx, ctx.out[0].dtype(), ctx.out[0].dims(), v);
+}
+
 #define KILN_BINARY(NAME, OP) \
   KILN_REGISTER_OP({.op = NAME, .min_inputs = 2, .max_inputs = 2, .infer = infer_binary<OP>, .reference = kernel<OP>})
 #define KILN_VARIADIC(NAME, OP)                                                                         \
@@ -157,6 +199,22 @@ KILN_BINARY("Mod", Bin::Mod);
 KILN_VARIADIC("Min", Bin::Min);
 KILN_VARIADIC("Max", Bin::Max);
 KILN_VARIADIC("Sum", Bin::Add);
+KILN_REGISTER_OP({.op = "Mean",
+                  .min_inputs = 1,
+                  .max_inputs = kVariadic,
+                  .infer = infer_binary<Bin::Add>,
+                  .reference = mean_kernel});
+KILN_REGISTER_OP({.op = "PRelu",
+                  .min_inputs = 2,
+                  .max_inputs = 2,
+                  .infer = infer_binary<Bin::PRelu>,
+                  .reference = prelu_kernel});
+KILN_REGISTER_OP({.op = "BitShift",
+                  .since_opset = 11,
+                  .min_inputs = 2,
+                  .max_inputs = 2,
+                  .infer = infer_bitshift,
+                  .reference = bitshift_kernel});
 KILN_BINARY("Equal", Bin::Eq);
 KILN_BINARY("Less", Bin::Lt);
 KILN_BINARY("Greater", Bin::Gt);

@@ -1,9 +1,11 @@
-// Elementwise unary ops and activations, plus Identity/Dropout (inference: pass-through) and
-// Softmax/LogSoftmax. Values compute in the element's own type (float16/bfloat16 in float), so int64 Neg/Abs
-// stay exact; activations (ops/activation.h) compute in double for floating types, rounded once.
+// Elementwise unary ops (math, trigonometry, Shrink, Gelu, IsNaN/IsInf) and activations, plus
+// Identity/Dropout (inference: pass-through) and Softmax/LogSoftmax. Values compute in the element's own type
+// (float16/bfloat16 in float), so int64 Neg/Abs stay exact; activations (ops/activation.h), Shrink and Gelu
+// compute in double for floating types, rounded once.
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <numbers>
 #include <type_traits>
 
 #include "ops/activation.h"
@@ -65,6 +67,65 @@ KILN_UNARY(Reciprocal, true, decltype(x)(1) / x);
 KILN_UNARY(Erf, true, std::erf(x));
 KILN_UNARY(Sin, true, std::sin(x));
 KILN_UNARY(Cos, true, std::cos(x));
+
+KILN_UNARY(Tan, true, std::tan(x));
+KILN_UNARY(Asin, true, std::asin(x));
+KILN_UNARY(Acos, true, std::acos(x));
+KILN_UNARY(Atan, true, std::atan(x));
+KILN_UNARY(Sinh, true, std::sinh(x));
+KILN_UNARY(Cosh, true, std::cosh(x));
+KILN_UNARY(Asinh, true, std::asinh(x));
+KILN_UNARY(Acosh, true, std::acosh(x));
+KILN_UNARY(Atanh, true, std::atanh(x));
+
+// Shrink (any numeric type): x - bias above lambd, x + bias below -lambd, else 0; computed in double.
+void shrink_kernel(KernelContext& ctx) {
+  const Params p{ctx.node.attrs.get_float("lambd", 0.5f), ctx.node.attrs.get_float("bias", 0.f)};
+  map_kernel(
+      ctx,
+      [](auto x, const Params& p) {
+        const double v = static_cast<double>(x);
+        return static_cast<decltype(x)>(v < -p.alpha ? v + p.beta : (v > p.alpha ? v - p.beta : 0.0));
+      },
+      p);
+}
+KILN_REGISTER_OP({.op = "Shrink", .infer = infer_same, .reference = shrink_kernel});
+
+// Gelu (opset 20): 0.5 x (1 + erf(x / sqrt 2)), or with approximate="tanh"
+// 0.5 x (1 + tanh(sqrt(2 / pi) (x + 0.044715 x^3))). Not in ops/activation.h: its parameter is a string.
+void gelu_kernel(KernelContext& ctx) {
+  const std::string approximate = ctx.node.attrs.get_string("approximate", "none");
+  if (approximate != "none" && approximate != "tanh")
+    ctx.fail("approximate must be 'none' or 'tanh', got '" + approximate + "'");
+  std::vector<double> v = load_real(ctx, ctx.input(0));
+  const double sqrt_2_over_pi = std::sqrt(2.0 / std::numbers::pi);
+  for (double& x : v)
+    x = 0.5 * x *
+        (1 + (approximate == "tanh" ? std::tanh(sqrt_2_over_pi * (x + 0.044715 * x * x * x))
+                                    : std::erf(x / std::numbers::sqrt2)));
+  ctx.out[0] = store_real(ctx, ctx.input(0).dtype(), ctx.input(0).dims(), v);
+}
+KILN_REGISTER_OP({.op = "Gelu", .since_opset = 20, .infer = infer_same, .reference = gelu_kernel});
+
+// IsNaN / IsInf (detect_positive, detect_negative): float input, bool output.
+void infer_is_class(InferContext& ctx) {
+  const DType dt = ctx.input(0).dtype;
+  if (dt != DType::Undefined && !dtype_is_float(dt))
+    ctx.fail(std::string("expects a float input, got ") + dtype_name(dt));
+  set_out(ctx, 0, DType::Bool, in_shape(ctx, 0));
+}
+template <bool is_inf>
+void is_class_kernel(KernelContext& ctx) {
+  const bool pos = ctx.node.attrs.get_int("detect_positive", 1) != 0,
+             neg = ctx.node.attrs.get_int("detect_negative", 1) != 0;
+  const std::vector<double> v = load_real(ctx, ctx.input(0));
+  TensorData out(DType::Bool, ctx.input(0).dims());
+  for (size_t i = 0; i < v.size(); ++i)
+    out.data<uint8_t>()[i] = is_inf ? std::isinf(v[i]) && (v[i] > 0 ? pos : neg) : std::isnan(v[i]);
+  ctx.out[0] = out;
+}
+KILN_REGISTER_OP({.op = "IsNaN", .infer = infer_is_class, .reference = is_class_kernel<false>});
+KILN_REGISTER_OP({.op = "IsInf", .infer = infer_is_class, .reference = is_class_kernel<true>});
 
 // Activations, one per entry of ops/activation.h: floating types in double (parameters too), rounded once;
 // Relu, the one ONNX activation defined on integers, also computes them exactly in their own type.

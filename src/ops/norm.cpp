@@ -1,5 +1,7 @@
-// BatchNormalization (inference mode), InstanceNormalization, GroupNormalization, LayerNormalization: shape
-// inference and reference kernels. Statistics are two-pass (mean, then variance about it) in double.
+// BatchNormalization (inference mode, and opset-14 training mode), InstanceNormalization, GroupNormalization,
+// LayerNormalization, MeanVarianceNormalization: shape inference and reference kernels. Statistics are
+// two-pass (mean, then variance about it) in double.
+#include <algorithm>
 #include <cmath>
 
 #include "ops/util.h"
@@ -98,20 +100,38 @@ Stats stats_of(const double* v, int64_t n) {
   return {mean, n > 0 ? sq / static_cast<double>(n) : 0.0};
 }
 
-// Y = scale[c] * (X - mean[c]) / sqrt(var[c] + epsilon) + B[c], channels on axis 1.
+// Y = scale[c] * (X - mean[c]) / sqrt(var[c] + epsilon) + B[c], channels on axis 1. In training mode (opset
+// >= 14) mean and var are the batch's (biased variance over every axis but 1), and the optional outputs are
+// the running statistics input * momentum + batch * (1 - momentum).
 void batch_norm_kernel(KernelContext& ctx) {
-  if (ctx.node.attrs.get_int("training_mode", 0) != 0)
-    ctx.fail("training_mode BatchNormalization (batch statistics, running-stat outputs) is not supported");
+  const bool training = ctx.node.attrs.get_int("training_mode", 0) != 0;
   if (ctx.opset < 9 && ctx.node.attrs.get_int("spatial", 1) == 0)
     ctx.fail("BatchNormalization with spatial=0 is not supported");
-  if (ctx.out.size() > 1) ctx.fail("BatchNormalization's training outputs (running mean/var) are not supported");
+  if (ctx.opset < 14 && ctx.out.size() > 1)
+    ctx.fail("BatchNormalization's pre-opset-14 training outputs (saved mean/var) are not supported");
+  if (!training && ctx.out.size() > 1) ctx.fail("running_mean/running_var outputs need training_mode=1");
   const TensorData& x = ctx.input(0);
   if (x.rank() < 2) ctx.fail("input must be at least 2-D [N, C, ...]");
   const int64_t batch = x.dims()[0], c = x.dims()[1], inner = numel({x.dims().begin() + 2, x.dims().end()});
   const double eps = ctx.node.attrs.get_float("epsilon", 1e-5f);
   const auto scale = load_vector(ctx, 1, c, "scale"), bias = load_vector(ctx, 2, c, "bias");
-  const auto mean = load_vector(ctx, 3, c, "mean"), var = load_vector(ctx, 4, c, "var");
+  auto mean = load_vector(ctx, 3, c, "mean"), var = load_vector(ctx, 4, c, "var");
   std::vector<double> y = load_real(ctx, x);
+  if (training) {
+    const double momentum = ctx.node.attrs.get_float("momentum", 0.9f);
+    std::vector<double> running_mean(mean), running_var(var), channel(static_cast<size_t>(batch * inner));
+    for (int64_t ch = 0; ch < c; ++ch) {
+      for (int64_t n = 0; n < batch; ++n)
+        std::copy_n(y.data() + (n * c + ch) * inner, inner, channel.data() + n * inner);
+      const Stats s = stats_of(channel.data(), batch * inner);
+      mean[ch] = s.mean;
+      var[ch] = s.var;
+      running_mean[ch] = running_mean[ch] * momentum + s.mean * (1 - momentum);
+      running_var[ch] = running_var[ch] * momentum + s.var * (1 - momentum);
+    }
+    if (ctx.out.size() > 1) ctx.out[1] = store_real(ctx, ctx.input(3).dtype(), {c}, running_mean);
+    if (ctx.out.size() > 2) ctx.out[2] = store_real(ctx, ctx.input(4).dtype(), {c}, running_var);
+  }
   for (int64_t n = 0; n < batch; ++n)
     for (int64_t ch = 0; ch < c; ++ch) {
       const double a = scale[ch] / std::sqrt(var[ch] + eps);
@@ -207,6 +227,42 @@ void layer_norm_kernel(KernelContext& ctx) {
   if (ctx.out.size() > 2) ctx.out[2] = store_real(ctx, stash, stat_dims, inv_std);
 }
 
+// MeanVarianceNormalization: (X - mean) / (sqrt(var) + 1e-9) with the statistics over `axes` (default N, H,
+// W), as the ONNX function body computes it (epsilon added to the standard deviation).
+std::vector<int64_t> mvn_axes(const auto& ctx, int64_t rank) {
+  return normalize_axes(ctx, ctx.node.attrs.get_ints("axes", {0, 2, 3}), rank);
+}
+void infer_mvn(InferContext& ctx) {
+  auto x = in_shape(ctx, 0);
+  if (x) mvn_axes(ctx, static_cast<int64_t>(x->size()));
+  set_out(ctx, 0, ctx.input(0).dtype, x);
+}
+void mvn_kernel(KernelContext& ctx) {
+  const TensorData& x = ctx.input(0);
+  std::vector<int64_t> stat_dims = x.dims();
+  for (int64_t a : mvn_axes(ctx, x.rank())) stat_dims[a] = 1;
+  const auto to_stat = broadcast_strides(stat_dims, x.dims());  // input index → statistics offset
+  const int64_t groups = numel(stat_dims);
+  const double count = groups > 0 ? static_cast<double>(x.numel() / groups) : 1.0;
+  std::vector<double> y = load_real(ctx, x), mean(static_cast<size_t>(groups)), var(mean.size());
+  // Three passes over X: the sums, the squared deviations from the mean, the normalized values.
+  for (int pass = 0; pass < 3; ++pass) {
+    int64_t i = 0;
+    for_each_index(x.dims(), [&](const std::vector<int64_t>& idx) {
+      const size_t g = static_cast<size_t>(dot(idx, to_stat));
+      double& v = y[static_cast<size_t>(i++)];
+      if (pass == 0)
+        mean[g] += v / count;
+      else if (pass == 1)
+        var[g] += (v - mean[g]) * (v - mean[g]) / count;
+      else
+        v = (v - mean[g]) / (std::sqrt(var[g]) + 1e-9);
+    });
+  }
+  ctx.out[0] = store_real(ctx, x.dtype(), x.dims(), y);
+}
+
+KILN_REGISTER_OP({.op = "MeanVarianceNormalization", .infer = infer_mvn, .reference = mvn_kernel});
 KILN_REGISTER_OP({.op = "BatchNormalization", .min_inputs = 5, .max_inputs = 5, .max_outputs = 5, .infer = infer_batch_norm,
                   .reference = batch_norm_kernel});
 KILN_REGISTER_OP({.op = "InstanceNormalization", .min_inputs = 3, .max_inputs = 3, .infer = infer_instance_norm,

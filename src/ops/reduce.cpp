@@ -1,6 +1,6 @@
 // ReduceX (axes attribute before opset 13 for ReduceSum / 18 for the others, input since; keepdims;
-// noop_with_empty_axes) and ArgMax/ArgMin. Reference kernels for all of them (L1/L2/SumSquare/LogSumExp:
-// float types only, accumulated in double).
+// noop_with_empty_axes) and ArgMax/ArgMin. Reference kernels for all of them (L1/L2/SumSquare/LogSum/
+// LogSumExp: float types only, accumulated in double).
 #include <algorithm>
 #include <cmath>
 
@@ -9,7 +9,7 @@
 namespace kiln::ops {
 namespace {
 
-enum class Red { Sum, Prod, Min, Max, Mean, L1, L2, SumSquare, LogSumExp };
+enum class Red { Sum, Prod, Min, Max, Mean, L1, L2, SumSquare, LogSum, LogSumExp };
 
 // Normalized reduced axes (all when none are given, unless noop_with_empty_axes). nullopt: unknown.
 template <class Ctx>
@@ -54,12 +54,13 @@ void reduce_kernel(KernelContext& ctx) {
   for (int64_t a : axes) count *= x.dims()[a];
   if ((op == Red::Min || op == Red::Max) && count == 0 && numel(out_dims) > 0) ctx.fail("reducing an empty axis");
   TensorData out(x.dtype(), out_dims);
-  constexpr bool floats_only = op == Red::L1 || op == Red::L2 || op == Red::SumSquare || op == Red::LogSumExp;
+  constexpr bool floats_only =
+      op == Red::L1 || op == Red::L2 || op == Red::SumSquare || op == Red::LogSum || op == Red::LogSumExp;
   dispatch(ctx, x.dtype(), [&](auto ty) {
     using T = decltype(ty);
     using S = typename T::storage;
     if constexpr (floats_only && !T::is_float) unsupported(ctx, x.dtype());
-    // Float L1/L2/SumSquare/LogSumExp accumulate in double; the others in the element's compute type.
+    // Float L1/L2/SumSquare/LogSum/LogSumExp accumulate in double; the others in the element's compute type.
     using C = std::conditional_t<floats_only, double, std::conditional_t<T::is_bool, int64_t, typename T::compute>>;
     std::vector<C> acc(static_cast<size_t>(numel(out_dims)), op == Red::Prod ? C(1) : C(0));
     std::vector<bool> seen(acc.size(), false);
@@ -68,7 +69,8 @@ void reduce_kernel(KernelContext& ctx) {
     for_each_index(x.dims(), [&](const std::vector<int64_t>& idx) {
       const int64_t o = dot(idx, ostr);
       const C v = static_cast<C>(T::load(src[i++]));
-      if constexpr (op == Red::Sum || op == Red::Mean) acc[o] = static_cast<C>(acc[o] + v);
+      if constexpr (op == Red::Sum || op == Red::Mean || op == Red::LogSum)
+        acc[o] = static_cast<C>(acc[o] + v);
       else if constexpr (op == Red::L1) acc[o] += std::fabs(v);
       else if constexpr (op == Red::L2 || op == Red::SumSquare) acc[o] += v * v;
       else if constexpr (op == Red::LogSumExp) acc[o] += std::exp(v);
@@ -81,7 +83,7 @@ void reduce_kernel(KernelContext& ctx) {
       C v = acc[o];
       if constexpr (op == Red::Mean) v = static_cast<C>(v / static_cast<C>(count));
       if constexpr (op == Red::L2) v = std::sqrt(v);
-      if constexpr (op == Red::LogSumExp) v = std::log(v);
+      if constexpr (op == Red::LogSum || op == Red::LogSumExp) v = std::log(v);
       out.data<S>()[o] = T::store(static_cast<typename T::compute>(v));
     }
   });
@@ -131,6 +133,7 @@ KILN_REDUCE("ReduceMean", reduce_kernel<Red::Mean>);
 KILN_REDUCE("ReduceL2", reduce_kernel<Red::L2>);
 KILN_REDUCE("ReduceL1", reduce_kernel<Red::L1>);
 KILN_REDUCE("ReduceSumSquare", reduce_kernel<Red::SumSquare>);
+KILN_REDUCE("ReduceLogSum", reduce_kernel<Red::LogSum>);
 KILN_REDUCE("ReduceLogSumExp", reduce_kernel<Red::LogSumExp>);
 KILN_REGISTER_OP({.op = "ArgMax", .infer = infer_arg, .reference = arg_kernel<true>});
 KILN_REGISTER_OP({.op = "ArgMin", .infer = infer_arg, .reference = arg_kernel<false>});

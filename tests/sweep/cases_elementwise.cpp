@@ -28,6 +28,11 @@ std::vector<Case> unary_cases(const std::string& op, DType dt) {
   if (op == "HardSigmoid")
     out.push_back(make_case(dims_str(dims) + " alpha=0.3 beta=0.4", {input(dt, dims)},
                             attrs({{"alpha", 0.3f}, {"beta", 0.4f}})));
+  if (op == "Selu")
+    out.push_back(make_case(dims_str(dims) + " alpha=1.2 gamma=0.9", {input(dt, dims)},
+                            attrs({{"alpha", 1.2f}, {"gamma", 0.9f}})));
+  if (op == "Celu" || op == "ThresholdedRelu")
+    out.push_back(make_case(dims_str(dims) + " alpha=0.4", {input(dt, dims)}, attrs({{"alpha", 0.4f}})));
   if (op == "Clip") {
     out.clear();  // Clip without bounds is the identity; every case bounds it
     const std::vector<int64_t> big{2, 16, 181, 191};
@@ -45,10 +50,12 @@ std::vector<Case> unary_cases(const std::string& op, DType dt) {
 }
 
 KILN_SWEEP_CASES({.domain = "",
-                  .ops = {"Relu",        "Sigmoid",   "Tanh",       "Exp",  "Log",   "Neg",
-                          "Abs",         "Sqrt",      "Reciprocal", "Erf",  "Elu",   "LeakyRelu",
-                          "HardSigmoid", "HardSwish", "Softplus",   "Clip", "Floor", "Ceil",
-                          "Round",       "Sign",      "Sin",        "Cos"},
+                  .ops = {"Relu",     "Sigmoid",   "Tanh",        "Exp",        "Log",
+                          "Neg",      "Abs",       "Sqrt",        "Reciprocal", "Erf",
+                          "Elu",      "LeakyRelu", "HardSigmoid", "HardSwish",  "Softplus",
+                          "Clip",     "Floor",     "Ceil",        "Round",      "Sign",
+                          "Sin",      "Cos",       "Selu",        "Celu",       "ThresholdedRelu",
+                          "Softsign", "Mish"},
                   .dtypes = float_dtypes(),
                   .cases = unary_cases});
 
@@ -167,6 +174,8 @@ std::vector<Case> chain_cases(const std::string&, DType dt) {
              {"Sqrt"},
              {"Exp"},
              {"Div", 1, 0}}),
+      chain(dims_str(x) + " new activations", {input(dt, x)},
+            {{"Selu"}, {"Celu", -1, 1, 0.5f}, {"Mish"}, {"Softsign"}, {"ThresholdedRelu", -1, 1, 0.2f}}),
       chain("[7] scalar first", {input(dt, {7}), input(dt, {})}, {{"Sub", 1, 0}, {"Div", 1, 0}, {"Mul", 1}}),
       chain(dims_str(big) + " channel", {input(dt, big), weight(dt, {16, 1, 1})},
             {{"Mul", 1}, {"Add", 1}, {"Elu", -1, 1, 1.f}}),

@@ -44,6 +44,18 @@ TEST(Activation, FormulasMatchTheirDefinitions) {
   EXPECT_EQ(f(Activation::HardSigmoid, 10.0, 0.2, 0.5), 1.0);
   EXPECT_DOUBLE_EQ(f(Activation::HardSwish, 1.0), 1.0 * (1.0 / 6 + 0.5));
   EXPECT_EQ(f(Activation::HardSwish, -4.0), -0.0);
+  // Selu's beta is its gamma; defaults are ONNX's float constants.
+  EXPECT_DOUBLE_EQ(f(Activation::Selu, -0.7, 1.5, 1.2), 1.2 * 1.5 * (std::exp(-0.7) - 1));
+  EXPECT_DOUBLE_EQ(f(Activation::Selu, 0.7, 1.5, 1.2), 1.2 * 0.7);
+  EXPECT_FLOAT_EQ(ops::activation_info(Activation::Selu).alpha, 1.67326319217681884765625f);
+  EXPECT_FLOAT_EQ(ops::activation_info(Activation::Selu).beta, 1.05070102214813232421875f);
+  EXPECT_DOUBLE_EQ(f(Activation::Celu, -0.7, 2.0), 2.0 * (std::exp(-0.35) - 1));
+  EXPECT_DOUBLE_EQ(f(Activation::Celu, 0.7, 2.0), 0.7);
+  EXPECT_EQ(f(Activation::ThresholdedRelu, 0.9, 1.0), 0.0);
+  EXPECT_EQ(f(Activation::ThresholdedRelu, 1.1, 1.0), 1.1);
+  EXPECT_DOUBLE_EQ(f(Activation::Softsign, -3.0), -0.75);
+  EXPECT_DOUBLE_EQ(f(Activation::Mish, -1.3), -1.3 * std::tanh(std::log(1 + std::exp(-1.3))));
+  EXPECT_DOUBLE_EQ(f(Activation::Mish, 50.0), 50.0);  // softplus does not overflow
   const int64_t relu_int = ops::activate<Activation::Relu, ops::StdMath>(int64_t{-7}, int64_t{0}, int64_t{0});
   EXPECT_EQ(relu_int, 0);
 }

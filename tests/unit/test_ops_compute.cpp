@@ -199,8 +199,32 @@ TEST(OpsComputeNorm, BatchInstanceGroup) {
   }
   expect_near(floats(bn.run1()), want);
   OneNode train("BatchNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias), F({c}, mean), F({c}, var)}, 3);
-  train.attr("training_mode", int64_t{1});
-  EXPECT_NE(error_of([&] { train.run(); }).find("training_mode"), std::string::npos);
+  train.attr("training_mode", int64_t{1}).attr("momentum", 0.8f).attr("epsilon", 1e-3f);
+  // Training mode: each channel's statistics over N and the spatial dims; running stats blend in 20% of them.
+  std::vector<float> want_y(x.size()), want_mean, want_var;
+  for (int64_t ch = 0; ch < c; ++ch) {
+    double m = 0, v = 0;
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < hw; ++i) m += x[(b * c + ch) * hw + i];
+    m /= double(n * hw);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < hw; ++i) v += (x[(b * c + ch) * hw + i] - m) * (x[(b * c + ch) * hw + i] - m);
+    v /= double(n * hw);
+    for (int64_t b = 0; b < n; ++b)
+      for (int64_t i = 0; i < hw; ++i) {
+        const int64_t at = (b * c + ch) * hw + i;
+        want_y[at] = static_cast<float>(scale[ch] * (x[at] - m) / std::sqrt(v + 1e-3) + bias[ch]);
+      }
+    want_mean.push_back(static_cast<float>(0.8 * mean[ch] + 0.2 * m));
+    want_var.push_back(static_cast<float>(0.8 * var[ch] + 0.2 * v));
+  }
+  const auto trained = train.run();
+  expect_near(floats(trained[0]), want_y);
+  expect_near(floats(trained[1]), want_mean);
+  expect_near(floats(trained[2]), want_var);
+  OneNode stats_without_training(
+      "BatchNormalization", {F({n, c, h, w}, x), F({c}, scale), F({c}, bias), F({c}, mean), F({c}, var)}, 3);
+  EXPECT_NE(error_of([&] { stats_without_training.run(); }).find("training_mode"), std::string::npos);
 
   // Statistics of the `len` values starting at x[start], the textbook way.
   auto mean_var = [&](int64_t start, int64_t len) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -185,8 +186,10 @@ std::string run_node_test(const std::string& name, bool infer = false, std::stri
       if (std::isnan(w1) && std::isnan(g1)) continue;
       // These tests' expected outputs were typed in with 4 decimals (-0.1406 for -0.140625).
       const bool four_decimals = name == "test_gridsample_bicubic" || name.rfind("test_roialign", 0) == 0;
+      // ONNX generated the window tests' data with pi = 3.1415: 2e-4 off the exact formula the kernels use.
+      const bool approximate_pi = name.find("window") != std::string::npos;
       const bool half = got.dtype() == DType::Float16 || got.dtype() == DType::BFloat16;
-      const double tol = !dtype_is_float(got.dtype()) ? 0 : half ? 1e-2 : four_decimals ? 1e-4 : 1e-5;
+      const double tol = !dtype_is_float(got.dtype()) ? 0 : half ? 1e-2 : approximate_pi ? 2e-4 : four_decimals ? 1e-4 : 1e-5;
       if (!(std::fabs(g1 - w1) <= tol * (1 + std::fabs(w1))))
         return "element " + std::to_string(i) + ": " + std::to_string(g1) + " vs " + std::to_string(w1);
     }
