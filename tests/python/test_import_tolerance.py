@@ -71,6 +71,14 @@ RESIZES = [
     (19, "Resize", ["", "s"], dict(mode="linear", coordinate_transformation_mode="half_pixel_symmetric"),
      [f32("s", [1, 1, 1.7, 0.6])]),
     (21, "Resize", ["", "s"], dict(mode="cubic", axes=[-1, -2]), [f32("s", [2, 2])]),
+    # Antialiased downscaling (18): the filter widens by 1 / scale; upscaling is plain.
+    (18, "Resize", ["", "s"], dict(mode="linear", antialias=1), [f32("s", [1, 1, 0.5, 0.4])]),
+    (18, "Resize", ["", "s"], dict(mode="cubic", antialias=1), [f32("s", [1, 1, 0.6, 1.6])]),
+    (18, "Resize", ["", "", "sz"], dict(mode="cubic", antialias=1, exclude_outside=1, axes=[2, 3]),
+     [i64("sz", [2, 3])]),
+    (19, "Resize", ["", "", "sz"], dict(mode="linear", antialias=1, keep_aspect_ratio_policy="not_larger",
+                                        coordinate_transformation_mode="half_pixel_symmetric", axes=[2, 3]),
+     [i64("sz", [3, 3])]),
 ]
 
 
