@@ -153,8 +153,70 @@ def test_fp16_weights_and_inputs(tmp_path):
     check(m, tmp_path, [1, 4, 6, 6], dtype=np.float16, tol=2e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="value_info that contradicts the graph is an error in kiln (passes/propagate.cpp "
-                   "merge_shape); ONNX Runtime merges leniently and runs the graph as computed")
+N = helper.make_node
+BN = [f32("s", [1, 2, .5]), f32("b", [.1, .2, .3]), f32("m", [.1, -.1, 0]), f32("v", [1, 2, .5])]
+FORMS = [
+    # (name, opset, nodes, x shape, outputs, initializers): older and newer forms of the ops real exports use.
+    ("BatchNormalization7", 7, [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], epsilon=1e-3)],
+     [2, 3, 4, 5], ["y"], BN),
+    ("BatchNormalization15", 15, [N("BatchNormalization", ["x", "s", "b", "m", "v"], ["y"], training_mode=0)],
+     [2, 3, 4, 5], ["y"], BN),
+    ("LayerNormalization_axis-2", 17, [N("LayerNormalization", ["x", "s", "b"], ["y"], axis=-2, epsilon=1e-3)],
+     [2, 3, 4, 5], ["y"], [f32("s", np.linspace(.5, 1.5, 20).reshape(4, 5)),
+                           f32("b", np.linspace(-1, 1, 20).reshape(4, 5))]),
+    ("LayerNormalization_no_bias", 17, [N("LayerNormalization", ["x", "s"], ["y"])], [2, 3, 4, 5], ["y"],
+     [f32("s", np.linspace(.5, 1.5, 5))]),
+    ("LayerNormalization_broadcast", 17, [N("LayerNormalization", ["x", "s", "b"], ["y"], axis=2)], [2, 3, 4, 5],
+     ["y"], [f32("s", np.linspace(.5, 1.5, 5)), f32("b", [0.5])]),
+    ("InstanceNormalization6", 6, [N("InstanceNormalization", ["x", "s", "b"], ["y"])], [2, 3, 4, 5], ["y"],
+     BN[:2]),
+    ("Squeeze1", 1, [N("Squeeze", ["x"], ["y"], axes=[1])], [2, 1, 4, 5], ["y"], []),
+    ("Squeeze13", 13, [N("Squeeze", ["x", "a"], ["y"])], [2, 1, 4, 1], ["y"], [i64("a", [-1, 1])]),
+    ("Squeeze13_all", 13, [N("Squeeze", ["x"], ["y"])], [2, 1, 4, 1], ["y"], []),
+    ("Unsqueeze11", 11, [N("Unsqueeze", ["x"], ["y"], axes=[-1, 0])], [2, 4], ["y"], []),
+    ("Unsqueeze13", 13, [N("Unsqueeze", ["x", "a"], ["y"])], [2, 4], ["y"], [i64("a", [3, 1])]),
+    ("Slice1", 1, [N("Slice", ["x"], ["y"], starts=[1, -3], ends=[100, -1], axes=[0, 2])], [3, 4, 5], ["y"], []),
+    ("Slice10_negative_steps", 10, [N("Slice", ["x", "s", "e", "a", "st"], ["y"])], [3, 4, 5], ["y"],
+     [i64("s", [-1, 4]), i64("e", [-100, 0]), i64("a", [1, 2]), i64("st", [-1, -2])]),
+    ("Slice13_int64_limits", 13, [N("Slice", ["x", "s", "e"], ["y"])], [3, 4, 5], ["y"],
+     [i64("s", [0, 1, -2**63]), i64("e", [2**62, 2**63 - 1, 2**63 - 1])]),
+    ("Reshape5", 5, [N("Reshape", ["x", "s"], ["y"])], [3, 4, 5], ["y"], [i64("s", [0, -1])]),
+    ("Reshape14", 14, [N("Reshape", ["x", "s"], ["y"], allowzero=0)], [3, 4, 5], ["y"], [i64("s", [-1, 0, 5])]),
+    ("Concat4", 4, [N("Concat", ["x", "x"], ["y"], axis=1)], [3, 4, 5], ["y"], []),
+    ("Concat11_negative_axis", 11, [N("Concat", ["x", "x", "x"], ["y"], axis=-1)], [3, 4, 5], ["y"], []),
+    ("Expand8", 8, [N("Expand", ["x", "s"], ["y"])], [3, 1, 5], ["y"], [i64("s", [2, 1, 4, 1])]),
+    ("Pad11_edge", 11, [N("Pad", ["x", "p"], ["y"], mode="edge")], [3, 4], ["y"], [i64("p", [2, 1, 0, 3])]),
+    ("Pad13_negative", 13, [N("Pad", ["x", "p"], ["y"])], [3, 4], ["y"], [i64("p", [-1, 1, 0, -2])]),
+    ("Split11_equal", 11, [N("Split", ["x"], ["a", "b"], axis=-1)], [3, 4], ["a", "b"], []),
+    ("ReduceMean1_all_axes", 1, [N("ReduceMean", ["x"], ["y"])], [3, 4, 5], ["y"], []),
+    ("ReduceL2_18", 18, [N("ReduceL2", ["x", "a"], ["y"], keepdims=0)], [3, 4, 5], ["y"], [i64("a", [1])]),
+    ("ReduceMax18_noop_empty_axes", 18, [N("ReduceMax", ["x", "a"], ["y"], noop_with_empty_axes=1)], [3, 4, 5],
+     ["y"], [i64("a", [])]),
+    ("MatMul_1d_right", 13, [N("MatMul", ["x", "w"], ["y"])], [2, 3, 4, 5], ["y"], [f32("w", np.linspace(-1, 1, 5))]),
+    ("MatMul_1d_left", 13, [N("MatMul", ["w", "x"], ["y"])], [2, 3, 4, 5], ["y"], [f32("w", np.linspace(-1, 1, 4))]),
+    ("MatMul_broadcast", 13, [N("MatMul", ["x", "w"], ["y"])], [2, 3, 4, 5], ["y"],
+     [f32("w", np.linspace(-1, 1, 30).reshape(1, 5, 6))]),
+    ("Shape15_start", 15, [N("Shape", ["x"], ["s"], start=-2), N("Cast", ["s"], ["y"], to=F)], [3, 4, 5], ["y"], []),
+    ("Gemm7", 7, [N("Gemm", ["x", "w", "c"], ["y"], transB=1, alpha=0.5, beta=2.0)], [3, 4], ["y"],
+     [f32("w", np.linspace(-1, 1, 20).reshape(5, 4)), f32("c", [1.0])]),
+    ("Resize13_tf_crop_and_resize", 13, [N("Resize", ["x", "roi", "", "sz"], ["y"], mode="linear",
+                                           coordinate_transformation_mode="tf_crop_and_resize",
+                                           extrapolation_value=2.0)], [1, 2, 5, 6], ["y"],
+     [f32("roi", [0, 0, 0.2, -0.1, 1, 1, 0.9, 1.3]), i64("sz", [1, 2, 4, 7])]),
+    ("Resize11_pytorch_half_pixel", 11, [N("Resize", ["x", "roi", "s"], ["y"], mode="linear",
+                                           coordinate_transformation_mode="pytorch_half_pixel")], [1, 2, 5, 1],
+     ["y"], [f32("roi", []), f32("s", [1, 1, 2, 1])]),
+]
+
+
+@pytest.mark.parametrize("case", FORMS, ids=[c[0] for c in FORMS])
+def test_op_forms(case, tmp_path):
+    _, opset, nodes, shape, outputs, inits = case
+    check(model(nodes, shape, outputs, opset, inits), tmp_path, shape)
+
+
+@pytest.mark.xfail(strict=True, reason="value_info that contradicts the graph is an error in kiln "
+                   "(passes/propagate.cpp merge_shape); ONNX Runtime merges leniently and runs the graph as computed")
 def test_stale_value_info_after_the_batch_dim_was_made_dynamic(tmp_path):
     # A model exported at batch 1 whose input was later made dynamic ("N") with value_info left as it was.
     m = model([helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Neg", ["r"], ["y"])], ["N", 3], ["y"], 13)
