@@ -22,8 +22,10 @@ def ensure_model(m):
     path = model_path(m)
     if not os.path.exists(path) and m["path"].startswith("torch/"):
         stem = os.path.basename(path)[:-len(".onnx")]
-        subprocess.run([sys.executable, "-W", "ignore", os.path.join(ROOT, "tests", "models", "export_torchvision.py"),
-                        "--only", stem], check=True, stdout=subprocess.DEVNULL)
+        here = os.path.join(ROOT, "tests", "models")
+        args = ([os.path.join(here, "export_sequence.py"), "--out", os.path.dirname(path)] if stem.startswith("seq_")
+                else [os.path.join(here, "export_torchvision.py"), "--only", stem])
+        subprocess.run([sys.executable, "-W", "ignore"] + args, check=True, stdout=subprocess.DEVNULL)
     return path
 
 
