@@ -4,7 +4,13 @@
 #                                  ResNet-50, ShuffleNet, SqueezeNet, VGG-19, ZFNet-512; weights as ConstantOfShape)
 #   rapidocr-onnxruntime 1.4.4     PP-OCRv4 detection and recognition, PP-OCR mobile v2 direction classifier
 # Only the wheels are downloaded (no install, no dependencies); a second run reuses them.
+# Then our own torch exports (tests/models/export_torchvision.py: torchvision architectures, seeded random weights)
+# into out/models/torch/: the files of the suite's fast entries (those CI runs, about a minute on 2 cores), or with
+# --all every file (several minutes and 1.7 GB). Exports are cached: a file is redone only when the script changed.
+#   scripts/fetch_models.sh [--all]
 set -euo pipefail
+suite=fast
+[[ "${1:-}" == "--all" ]] && suite=all
 cd "$(dirname "$0")/.."
 out=out/models
 mkdir -p "$out/wheels"
@@ -33,3 +39,4 @@ for wheel, prefix, dest in ((onnx_wheel, "onnx/backend/test/data/light/", "light
 PY
 # The sequence models (LSTM, GRU) exported here with Debian's torch: seeded weights, no download.
 .venv/bin/python tests/models/export_sequence.py --out "$out/torch"
+.venv/bin/python -W ignore tests/models/export_torchvision.py --suite "$suite"

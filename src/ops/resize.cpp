@@ -1,8 +1,8 @@
 // Resize and Upsample: shape inference and reference kernel. Output size is floor(in * scale), or 'sizes'.
 // Forms: Upsample-7/8 (scales attribute), Upsample-9 and Resize-10 (X, scales), Resize-11+ (X, roi,
-// scales, sizes; scales or sizes, an empty tensor meaning absent), Resize-18 (axes, keep_aspect_ratio_policy).
+// scales, sizes; scales or sizes, an empty tensor meaning absent), Resize-18 (axes, keep_aspect_ratio_policy,
+// antialias).
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <functional>
 
@@ -89,7 +89,8 @@ void infer_resize(InferContext& ctx) {
 // ------------------------------------------------------------------------------------ reference kernel
 // Every output element is a weighted sum over a small neighbourhood of input elements, separable per axis:
 // for each axis and output coordinate we precompute its taps (input index, weight) — one for nearest, two
-// for linear, four for cubic — then each output sums the product of its axes' taps.
+// for linear, four for cubic, more when antialiasing a downscale — then each output sums the product of its
+// axes' taps.
 struct Tap {
   int64_t index;
   double weight;
@@ -97,11 +98,12 @@ struct Tap {
 
 bool given_k(const KernelContext& ctx, size_t k) { return ctx.has_input(k) && ctx.input(k).numel() > 0; }
 
-// Keys' cubic convolution weights of the four neighbours floor(x)-1 .. floor(x)+2, t = x - floor(x).
-std::array<double, 4> cubic_weights(double t, double a) {
-  auto near = [a](double d) { return ((a + 2) * d - (a + 3)) * d * d + 1; };            // |d| <= 1
-  auto far = [a](double d) { return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a; };       // 1 < |d| < 2
-  return {far(t + 1), near(t), near(1 - t), far(2 - t)};
+// The interpolation kernel at distance d: linear (support 1) or Keys' cubic with coefficient a (support 2).
+double filter_weight(bool cubic, double d, double a) {
+  d = std::fabs(d);
+  if (!cubic) return std::max(0.0, 1 - d);
+  if (d <= 1) return ((a + 2) * d - (a + 3)) * d * d + 1;
+  return d < 2 ? ((a * d - 5 * a) * d + 8 * a) * d - 4 * a : 0.0;
 }
 
 void resize_kernel(KernelContext& ctx) {
@@ -113,7 +115,8 @@ void resize_kernel(KernelContext& ctx) {
   if (mode == "bilinear" || mode == "trilinear") mode = "linear";  // Upsample-1's spelling
   if (mode != "nearest" && mode != "linear" && mode != "cubic") ctx.fail("mode '" + mode + "' is not supported");
   if (legacy && mode == "cubic") ctx.fail("cubic mode before opset 11 is not supported");
-  if (a.get_int("antialias", 0) != 0) ctx.fail("antialias is not supported");
+  const bool antialias =
+      a.get_int("antialias", 0) != 0;  // opset 18: downscaling widens the filter by 1 / scale
   const std::string coord = legacy ? "asymmetric" : a.get_string("coordinate_transformation_mode", "half_pixel");
   const std::string nearest_mode = legacy ? "simple" : a.get_string("nearest_mode", "round_prefer_floor");
   const double cubic_a = a.get_float("cubic_coeff_a", -0.75f);
@@ -174,21 +177,25 @@ void resize_kernel(KernelContext& ctx) {
         const std::optional<int64_t> i = resize_nearest_index(nearest_mode, c, scale[ax] < 1);
         if (!i) ctx.fail("nearest_mode '" + nearest_mode + "' is not supported");
         t.push_back({clamp(*i), 1.0});
-      } else if (mode == "linear") {
-        const double f = std::floor(c);
-        t.push_back({clamp(static_cast<int64_t>(f)), 1 - (c - f)});
-        t.push_back({clamp(static_cast<int64_t>(f) + 1), c - f});
       } else {
-        const double f = std::floor(c);
-        const auto w = cubic_weights(c - f, cubic_a);
+        // Taps floor(c) + j at distance j - frac(c), weights normalized to sum 1. Plain, the support is the
+        // filter's (2 taps linear, 4 cubic); antialiased downscaling stretches it by 1 / scale and samples
+        // the filter at scale * distance.
+        const bool cubic = mode == "cubic";
+        const double support = cubic ? 2.0 : 1.0, s = antialias ? std::min(scale[ax], 1.0) : 1.0;
+        if (!(s > 0)) ctx.fail("antialias needs positive scales");
+        const double f = std::floor(c), frac = c - f;
+        const int64_t start = static_cast<int64_t>(std::floor(-support / s)) + 1;
         double sum = 0;
-        for (int64_t j = 0; j < 4; ++j) {
-          const int64_t i = static_cast<int64_t>(f) - 1 + j;
-          const double wj = exclude_outside && (i < 0 || i >= in) ? 0.0 : w[j];
-          t.push_back({clamp(i), wj});
-          sum += wj;
+        for (int64_t j = start; j <= 1 - start; ++j) {
+          const int64_t i = static_cast<int64_t>(f) + j;
+          const bool excluded = exclude_outside && (i < 0 || i >= in);
+          const double w =
+              excluded ? 0.0 : filter_weight(cubic, s * (static_cast<double>(j) - frac), cubic_a);
+          t.push_back({clamp(i), w});
+          sum += w;
         }
-        if (exclude_outside)
+        if (sum != 0)
           for (Tap& tp : t) tp.weight /= sum;
       }
       taps[ax].push_back(t);

