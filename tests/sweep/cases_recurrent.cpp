@@ -11,11 +11,11 @@ namespace {
 const Fill kSmall{0.05, 0.6};
 
 struct Spec {
-  int64_t seq, batch, input, hidden;
+  int64_t seq = 0, batch = 0, input = 0, hidden = 0;
   std::string direction = "forward";
   int64_t layout = 0;
   bool seq_lens = false, initial = false, peepholes = false;
-  Attributes extra;
+  Attributes extra = {};
   size_t outputs = 2;
 };
 

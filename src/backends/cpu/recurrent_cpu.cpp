@@ -258,6 +258,7 @@ KernelFactory recurrent_factory(const char* op) {
   return {.name = "cpu.recurrent",
           .device = "cpu",
           .op = op,
+          .domain = "",
           .priority = 50,
           .supports = supported,
           .create = [](const LayerDesc& d) -> std::unique_ptr<Kernel> {
