@@ -146,8 +146,18 @@ ValueDecl decl_of(const onnx::ValueInfoProto& vi) {
   return d;
 }
 
+// Tests whose stored outputs contradict their own model: skipped, with the reason, rather than counted against kiln.
+const std::map<std::string, std::string> kInconsistentData = {
+    {"test_adam_multiple",
+     "expected outputs computed with epsilon 1e-2, which the node does not set (spec default 1e-6; onnx adam.py)"}};
+
 // The ops a test exercises and whether kiln claims them on the device. Fills tc.outcome when decided.
 void scan_model(TestCase& tc) {
+  if (auto it = kInconsistentData.find(tc.name); it != kInconsistentData.end()) {
+    tc.decided = true;
+    tc.outcome = {Status::Unsupported, "inconsistent test data: " + it->second};
+    return;
+  }
   std::string bytes;
   onnx::ModelProto m;
   if (!read_file(tc.dir / "model.onnx", bytes) || !m.ParseFromString(bytes)) {
