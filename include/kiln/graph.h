@@ -46,6 +46,14 @@ bool is_static(const Shape& shape);                 // every dim known
 std::vector<int64_t> static_dims(const Shape& shape);  // throws if not static
 Shape make_shape(const std::vector<int64_t>& dims);
 
+// What a sequence or optional value holds (ONNX's sequence_type / optional_type elem_type): a tensor type, or
+// (nested) another sequence's or optional's.
+struct ElementType {
+  DType dtype = DType::Undefined;
+  std::optional<Shape> shape;                  // a tensor's; nullopt when its rank is unknown
+  std::shared_ptr<const ElementType> element;  // dtype Sequence/Optional: what that holds (null: unknown)
+};
+
 // ---------------------------------------------------------------------------------------------- tensors
 // A tensor's name: a std::string that tells the graph owning the tensor when it is assigned (=, +=), so the
 // graph's name index knows whether a lookup miss can be trusted. Mutating it through a plain std::string&
@@ -81,6 +89,8 @@ class Tensor {
   TensorName name;  // editable: the graph's name index notices assignments
   DType dtype = DType::Undefined;
   std::optional<Shape> shape;  // nullopt: rank unknown
+  // dtype Sequence/Optional (whose shape is rank 0: one value): the type held, null when unknown.
+  std::shared_ptr<const ElementType> element;
   std::string doc_string;
 
   virtual bool is_constant() const = 0;

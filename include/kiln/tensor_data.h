@@ -30,14 +30,20 @@ enum class DType : int32_t {
   Complex64 = 14,
   Complex128 = 15,
   BFloat16 = 16,
+  // Values that are not tensors (outside ONNX's tensor element types; the importer maps sequence_type and
+  // optional_type here). A TensorData of these holds a list of element values instead of bytes.
+  Sequence = 100,
+  Optional = 101,
 };
 
-// Bytes per element; 0 for String and Undefined.
+// Bytes per element; 0 for String, Sequence, Optional and Undefined.
 size_t dtype_size(DType t);
 // "float32", "int64", ... (numpy names, which users read most often).
 const char* dtype_name(DType t);
 bool dtype_is_float(DType t);
 bool dtype_is_integer(DType t);
+// Sequence or Optional: a value that holds other values rather than elements in bytes.
+inline bool dtype_is_container(DType t) { return t == DType::Sequence || t == DType::Optional; }
 
 // ---- Checked sizes. Every element count, byte size or offset that a file or a user controls goes through
 // these, so a crafted shape is an error instead of a wrapped size.
@@ -73,6 +79,11 @@ class TensorData {
   static TensorData scalar_int64(int64_t v);
   static TensorData vector_int64(const std::vector<int64_t>& v);
   static TensorData scalar_float(float v);
+  // A sequence of tensors of dtype `element_dtype` (every element must have it), or an optional holding one value
+  // (a tensor or a sequence) or none. Containers have rank 0 and no bytes; `element_dtype` may be Undefined for
+  // an empty one whose type nobody declared.
+  static TensorData sequence(DType element_dtype, std::vector<TensorData> elements);
+  static TensorData optional(DType element_dtype, std::optional<TensorData> element);
 
   DType dtype() const { return dtype_; }
   const std::vector<int64_t>& dims() const { return dims_; }
@@ -95,6 +106,10 @@ class TensorData {
   // String tensors keep their elements here instead of in the byte buffer.
   std::vector<std::string>& strings() { return *strings_; }
   const std::vector<std::string>& strings() const { return *strings_; }
+  // Sequence and Optional values: the values held (an optional holds 0 or 1) and their dtype. elements() throws
+  // for a tensor.
+  const std::vector<TensorData>& elements() const;
+  DType element_dtype() const { return element_dtype_; }
 
   // Element i converted to double / int64, whatever the dtype (for shape arithmetic and tests).
   double as_double(int64_t i) const;
@@ -104,13 +119,15 @@ class TensorData {
 
   TensorData clone() const;  // deep copy
   TensorData reshaped(std::vector<int64_t> dims) const;  // shares the buffer
-  bool same_values(const TensorData& other) const;  // dtype, dims and bytes equal
+  bool same_values(const TensorData& other) const;  // dtype, dims and bytes (or strings, or elements) equal
 
  private:
   DType dtype_ = DType::Undefined;
   std::vector<int64_t> dims_;
   std::shared_ptr<unsigned char> bytes_;  // 64-byte aligned when owned (SIMD loads)
   std::shared_ptr<std::vector<std::string>> strings_;
+  std::shared_ptr<const std::vector<TensorData>> elements_;  // containers only; immutable once made
+  DType element_dtype_ = DType::Undefined;
 };
 
 template <typename T>

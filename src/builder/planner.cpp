@@ -323,12 +323,18 @@ KernelHints kernel_hints(const EnginePlan& plan) {
 namespace {
 
 // A graph whose inputs are static but some tensor's shape is not: it depends on values computed while running.
+// Strings, sequences and optionals (rank-0 values holding others) have no place in an arena either: a graph with
+// any runs per run too.
 bool has_data_dependent_shapes(const Graph& g) {
   for (const Tensor* t : g.inputs)
     if (!t->is_constant() && !t->has_static_shape()) return false;  // unknown input shapes: an error instead
-  for (const auto& node : g.nodes())
+  auto held_as_value = [](const Tensor* t) { return t && (t->dtype == DType::String || dtype_is_container(t->dtype)); };
+  if (std::any_of(g.inputs.begin(), g.inputs.end(), held_as_value)) return true;
+  for (const auto& node : g.nodes()) {
+    if (std::any_of(node->inputs().begin(), node->inputs().end(), held_as_value)) return true;
     for (const Tensor* t : node->outputs())
-      if (t && (!t->has_static_shape() || t->dtype == DType::Undefined)) return true;
+      if (t && (!t->has_static_shape() || t->dtype == DType::Undefined || held_as_value(t))) return true;
+  }
   return false;
 }
 

@@ -533,6 +533,7 @@ std::unique_ptr<Graph> Graph::copy() const {
     c->name = t->name;
     c->dtype = t->dtype;
     c->shape = t->shape;
+    c->element = t->element;
     c->doc_string = t->doc_string;
     c->name.renames_ = &g->renames_;
     map[t.get()] = c.get();

@@ -35,7 +35,7 @@ size_t dtype_size(DType t) {
     case DType::UInt16: case DType::Int16: case DType::Float16: case DType::BFloat16: return 2;
     case DType::Int64: case DType::Double: case DType::UInt64: case DType::Complex64: return 8;
     case DType::Complex128: return 16;
-    case DType::String: case DType::Undefined: return 0;
+    case DType::String: case DType::Undefined: case DType::Sequence: case DType::Optional: return 0;
   }
   return 0;
 }
@@ -59,6 +59,8 @@ const char* dtype_name(DType t) {
     case DType::Complex64: return "complex64";
     case DType::Complex128: return "complex128";
     case DType::BFloat16: return "bfloat16";
+    case DType::Sequence: return "sequence";
+    case DType::Optional: return "optional";
   }
   return "invalid";
 }
@@ -138,6 +140,9 @@ void check_memory(uint64_t bytes, const std::string& what) {
 }
 
 TensorData::TensorData(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
+  if (dtype_is_container(dtype_))
+    throw Error(std::string("a ") + dtype_name(dtype_) + " value is made by TensorData::" + dtype_name(dtype_) +
+                ", not as a tensor");
   const auto bytes = checked_nbytes(dtype_, dims_);
   if (!bytes) {
     for (int64_t d : dims_)
@@ -154,7 +159,8 @@ TensorData::TensorData(DType dtype, std::vector<int64_t> dims) : dtype_(dtype), 
 }
 
 TensorData TensorData::view(DType dtype, std::vector<int64_t> dims, void* data) {
-  if (dtype == DType::String) throw Error("string tensors cannot be views");
+  if (dtype == DType::String || dtype_is_container(dtype))
+    throw Error(std::string(dtype_name(dtype)) + " values cannot be views");
   if (!checked_nbytes(dtype, dims)) throw Error("tensor " + describe_tensor(dtype, dims) + ": its size overflows 64 bits");
   TensorData t;
   t.dtype_ = dtype;
@@ -168,6 +174,37 @@ TensorData TensorData::vector_int64(const std::vector<int64_t>& v) {
   return from_vector<int64_t>(DType::Int64, {static_cast<int64_t>(v.size())}, v);
 }
 TensorData TensorData::scalar_float(float v) { return from_vector<float>(DType::Float, {}, {v}); }
+
+TensorData TensorData::sequence(DType element_dtype, std::vector<TensorData> elements) {
+  for (const TensorData& e : elements)
+    if (e.dtype() != element_dtype)
+      throw Error(std::string("a sequence of ") + dtype_name(element_dtype) + " cannot hold a " +
+                  dtype_name(e.dtype()) + " value");
+  TensorData t;
+  t.dtype_ = DType::Sequence;
+  t.element_dtype_ = element_dtype;
+  t.elements_ = std::make_shared<const std::vector<TensorData>>(std::move(elements));
+  return t;
+}
+
+TensorData TensorData::optional(DType element_dtype, std::optional<TensorData> element) {
+  if (element && element->dtype() != element_dtype)
+    throw Error(std::string("an optional of ") + dtype_name(element_dtype) + " cannot hold a " +
+                dtype_name(element->dtype()) + " value");
+  if (element_dtype == DType::Optional) throw Error("an optional cannot hold an optional");
+  TensorData t;
+  t.dtype_ = DType::Optional;
+  t.element_dtype_ = element_dtype;
+  std::vector<TensorData> held;
+  if (element) held.push_back(std::move(*element));
+  t.elements_ = std::make_shared<const std::vector<TensorData>>(std::move(held));
+  return t;
+}
+
+const std::vector<TensorData>& TensorData::elements() const {
+  if (!elements_) throw Error(std::string("a ") + dtype_name(dtype_) + " value holds no elements");
+  return *elements_;
+}
 
 int64_t TensorData::numel() const {
   int64_t n = 1;
@@ -235,10 +272,18 @@ TensorData TensorData::clone() const {
     std::memcpy(t.bytes_.get(), bytes_.get(), nbytes());
   }
   if (strings_) t.strings_ = std::make_shared<std::vector<std::string>>(*strings_);
+  if (elements_) {
+    std::vector<TensorData> copies;
+    for (const TensorData& e : *elements_) copies.push_back(e.clone());
+    t.elements_ = std::make_shared<const std::vector<TensorData>>(std::move(copies));
+    t.element_dtype_ = element_dtype_;
+  }
   return t;
 }
 
 TensorData TensorData::reshaped(std::vector<int64_t> dims) const {
+  if (dtype_is_container(dtype_) && !dims.empty())
+    throw Error(std::string("a ") + dtype_name(dtype_) + " value has no shape to change");
   TensorData t = *this;
   t.dims_ = std::move(dims);
   if (checked_numel(t.dims_) != numel()) throw Error("reshape changes the element count");
@@ -248,6 +293,12 @@ TensorData TensorData::reshaped(std::vector<int64_t> dims) const {
 bool TensorData::same_values(const TensorData& o) const {
   if (dtype_ != o.dtype_ || dims_ != o.dims_) return false;
   if (dtype_ == DType::String) return strings() == o.strings();
+  if (dtype_is_container(dtype_)) {
+    if (element_dtype_ != o.element_dtype_ || elements().size() != o.elements().size()) return false;
+    for (size_t k = 0; k < elements().size(); ++k)
+      if (!elements()[k].same_values(o.elements()[k])) return false;
+    return true;
+  }
   return nbytes() == 0 || std::memcmp(raw(), o.raw(), nbytes()) == 0;
 }
 

@@ -165,12 +165,25 @@ class Exporter {
     vi.set_name(t.name);
     if (!t.doc_string.empty()) vi.set_doc_string(t.doc_string);
     if (t.dtype == DType::Undefined) return;  // ONNX has no tensor type without an element type
-    auto* tt = vi.mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(static_cast<int32_t>(t.dtype));
-    if (!t.shape) return;
-    auto* shape = tt->mutable_shape();
-    for (const Dim& d : *t.shape) {
-      auto* dim = shape->add_dim();
+    export_type(t.dtype, t.shape, t.element.get(), *vi.mutable_type());
+  }
+
+  // A tensor type, or a sequence/optional type and (when known) what it holds.
+  static void export_type(DType dtype, const std::optional<Shape>& shape, const ElementType* element,
+                          onnx::TypeProto& tp) {
+    if (dtype_is_container(dtype)) {
+      onnx::TypeProto* inner = dtype == DType::Sequence ? tp.mutable_sequence_type()->mutable_elem_type()
+                                                        : tp.mutable_optional_type()->mutable_elem_type();
+      if (element && element->dtype != DType::Undefined)
+        export_type(element->dtype, element->shape, element->element.get(), *inner);
+      return;
+    }
+    auto* tt = tp.mutable_tensor_type();
+    tt->set_elem_type(static_cast<int32_t>(dtype));
+    if (!shape) return;
+    auto* dims = tt->mutable_shape();
+    for (const Dim& d : *shape) {
+      auto* dim = dims->add_dim();
       if (d.is_static()) dim->set_dim_value(d.value);
       else if (!d.symbol.empty()) dim->set_dim_param(d.symbol);
     }
@@ -178,6 +191,8 @@ class Exporter {
 
   void export_tensor(const TensorData& td, onnx::TensorProto& tp, bool may_externalize) {
     if (td.empty_type()) fail("tensor '" + tp.name() + "' has no data type");
+    if (dtype_is_container(td.dtype()))
+      fail("tensor '" + tp.name() + "' holds a " + dtype_name(td.dtype()) + " value; ONNX tensors cannot");
     tp.set_data_type(static_cast<int32_t>(td.dtype()));
     for (int64_t d : td.dims()) tp.add_dims(d);
     if (td.dtype() == DType::String) {

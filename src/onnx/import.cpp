@@ -80,7 +80,7 @@ int typed_field_size(const onnx::TensorProto& tp, DType dt) {
     case DType::String: return tp.string_data_size();
     case DType::Double: case DType::Complex128: return tp.double_data_size();
     case DType::UInt32: case DType::UInt64: return tp.uint64_data_size();
-    case DType::Undefined: return 0;
+    case DType::Undefined: case DType::Sequence: case DType::Optional: return 0;  // not TensorProto types
   }
   return 0;
 }
@@ -144,7 +144,7 @@ TensorData decode_tensor(const onnx::TensorProto& tp, const TensorInfo& info, co
     case DType::String:
       for (int i = 0; i < tp.string_data_size(); ++i) out.strings()[i] = tp.string_data(i);
       break;
-    case DType::Undefined: break;
+    case DType::Undefined: case DType::Sequence: case DType::Optional: break;  // not TensorProto types
   }
   return out;
 }
@@ -232,14 +232,35 @@ class Importer {
     return shape;
   }
 
-  // Non-tensor types (sequence, map, optional) have no IR representation; those tensors stay untyped.
+  // A tensor, sequence or optional type (maps and sparse tensors have no IR representation: nullopt, and the
+  // value stays untyped). Sequences and optionals are rank-0 values whose element type is kept.
+  std::optional<ElementType> type_of(const onnx::TypeProto& tp, const std::string& what, int depth = 0) const {
+    if (depth > 16) fail(what + " nests sequence and optional types more than 16 deep");
+    ElementType e;
+    if (tp.has_tensor_type()) {
+      e.dtype = dtype_of(tp.tensor_type().elem_type(), what);
+      e.shape = shape_of(tp.tensor_type(), what);
+      return e;
+    }
+    const bool seq = tp.has_sequence_type();
+    if (!seq && !tp.has_optional_type()) return std::nullopt;
+    e.dtype = seq ? DType::Sequence : DType::Optional;
+    e.shape = Shape{};
+    const bool has_elem = seq ? tp.sequence_type().has_elem_type() : tp.optional_type().has_elem_type();
+    if (has_elem)
+      if (auto inner = type_of(seq ? tp.sequence_type().elem_type() : tp.optional_type().elem_type(), what, depth + 1))
+        e.element = std::make_shared<const ElementType>(std::move(*inner));
+    return e;
+  }
+
   void apply_type(Tensor* t, const onnx::ValueInfoProto& vi) const {
     if (!vi.doc_string().empty()) t->doc_string = vi.doc_string();
-    if (!vi.has_type() || !vi.type().has_tensor_type()) return;
-    const auto& tt = vi.type().tensor_type();
-    const std::string what = "value '" + printable(vi.name()) + "'";
-    t->dtype = dtype_of(tt.elem_type(), what);
-    t->shape = shape_of(tt, what);
+    if (!vi.has_type()) return;
+    std::optional<ElementType> type = type_of(vi.type(), "value '" + printable(vi.name()) + "'");
+    if (!type) return;
+    t->dtype = type->dtype;
+    t->shape = std::move(type->shape);
+    t->element = std::move(type->element);
   }
 
   // Where an external tensor's bytes are. Keys: location (required), offset, length, checksum (ONNX's

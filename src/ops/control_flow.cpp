@@ -21,7 +21,7 @@ InputInfo info(DType dtype, std::optional<Shape> shape) {
 OutputInfo infer_output(const KernelContext& ctx, size_t k) {
   InferContext ictx(ctx.node, ctx.opset);
   for (const TensorData* t : ctx.in)
-    ictx.in.push_back(t ? InputInfo{t->dtype(), make_shape(t->dims()), t, true} : InputInfo{});
+    ictx.in.push_back(t ? InputInfo{t->dtype(), make_shape(t->dims()), t, true, nullptr} : InputInfo{});
   ictx.out.resize(ctx.out.size());
   infer_node(*find_op(ctx.node.domain, ctx.node.op), ictx);
   return ictx.out.at(k);
@@ -49,6 +49,7 @@ void infer_if(InferContext& ctx) {
       continue;
     }
     set_out(ctx, i, t.dtype != DType::Undefined ? t.dtype : e.dtype, merge_shapes(t.shape, e.shape));
+    ctx.out[i].element = t.element ? t.element : e.element;
   }
 }
 
@@ -99,6 +100,13 @@ LoopArity loop_arity(const Ctx& ctx) {
   return a;
 }
 
+// Whether a loop-carried optional came back as the value it holds (or would hold): ONNX's own tests pass an
+// optional sequence in and get a sequence out (test_loop16_seq_none).
+bool optional_unwrapped(const TensorData& before, const TensorData& after) {
+  return before.dtype() == DType::Optional &&
+         (before.element_dtype() == after.dtype() || before.element_dtype() == DType::Undefined);
+}
+
 // Whether the body's cond output is its cond input passed through (Identity), so the loop never stops early.
 bool cond_passes_through(const Graph& body) {
   const Tensor* t = body.outputs[0];
@@ -119,7 +127,10 @@ void infer_loop(InferContext& ctx) {
   // Loop-carried shapes may change between iterations: iterate the body's inference until the shapes fed in
   // are the shapes that come out (each round only forgets dims, so this ends).
   std::vector<InputInfo> in = {info(DType::Int64, Shape{}), info(DType::Bool, Shape{})};
-  for (size_t i = 0; i < a.carried; ++i) in.push_back(info(ctx.input(2 + i).dtype, in_shape(ctx, 2 + i)));
+  for (size_t i = 0; i < a.carried; ++i) {
+    in.push_back(info(ctx.input(2 + i).dtype, in_shape(ctx, 2 + i)));
+    in.back().element = ctx.input(2 + i).element;
+  }
   for (const InputInfo& c : captured_infos(ctx)) in.push_back(c);
   std::vector<OutputInfo> out;
   for (bool changed = true; changed;) {
@@ -128,6 +139,12 @@ void infer_loop(InferContext& ctx) {
     for (size_t i = 0; i < a.carried; ++i) {
       InputInfo& v = in[2 + i];
       const OutputInfo& o = out[1 + i];
+      if (v.dtype == DType::Optional && o.dtype != DType::Undefined && o.dtype != DType::Optional) {
+        v.dtype = o.dtype;  // an optional value that the body replaces by what it holds (see optional_unwrapped)
+        v.shape = o.shape;
+        v.element = o.element;
+        changed = true;
+      }
       if (v.dtype != DType::Undefined && o.dtype != DType::Undefined && v.dtype != o.dtype)
         ctx.fail("body output " + std::to_string(1 + i) + " is " + dtype_name(o.dtype) +
                  ", but loop-carried value " + std::to_string(i) + " is " + dtype_name(v.dtype));
@@ -142,7 +159,10 @@ void infer_loop(InferContext& ctx) {
       }
     }
   }
-  for (size_t i = 0; i < a.carried; ++i) set_out(ctx, i, in[2 + i].dtype, in[2 + i].shape);
+  for (size_t i = 0; i < a.carried; ++i) {
+    set_out(ctx, i, in[2 + i].dtype, in[2 + i].shape);
+    ctx.out[i].element = in[2 + i].element;
+  }
   // The iteration count is known when M is and cond can neither start false nor turn false.
   Dim trips;
   const TensorData *m = ctx.value(0), *cond = ctx.value(1);
@@ -191,7 +211,7 @@ void loop_kernel(KernelContext& ctx) {
     const bool next = read_cond(ctx, out[0], "body output 0 (cond)");
     if (has_cond) go = next;  // without a cond input the body's cond is ignored (a for loop)
     for (size_t i = 0; i < a.carried; ++i) {
-      if (out[1 + i].dtype() != carried[i].dtype())
+      if (out[1 + i].dtype() != carried[i].dtype() && !optional_unwrapped(carried[i], out[1 + i]))
         ctx.fail("body changes loop-carried value " + std::to_string(i) + " from " +
                  dtype_name(carried[i].dtype()) + " to " + dtype_name(out[1 + i].dtype()));
       carried[i] = std::move(out[1 + i]);

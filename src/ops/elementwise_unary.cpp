@@ -194,7 +194,11 @@ void not_kernel(KernelContext& ctx) {
 KILN_REGISTER_OP({.op = "Not", .infer = infer_not, .reference = not_kernel});
 
 void identity(KernelContext& ctx) { ctx.out[0] = ctx.input(0); }  // values are immutable: share the buffer
-KILN_REGISTER_OP({.op = "Identity", .infer = infer_same, .reference = identity});
+void infer_identity(InferContext& ctx) {  // also passes sequences and optionals through, with what they hold
+  infer_same(ctx);
+  if (!ctx.out.empty()) ctx.out[0].element = ctx.input(0).element;
+}
+KILN_REGISTER_OP({.op = "Identity", .infer = infer_identity, .reference = identity});
 
 // Dropout is the identity at inference; the optional mask output is all true.
 void infer_dropout(InferContext& ctx) {

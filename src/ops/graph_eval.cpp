@@ -18,7 +18,7 @@ std::string where(const Graph& g) {
 }
 
 bool small(const TensorData& v) {
-  return v.dtype() != DType::String && v.nbytes() <= kFoldBytes;
+  return v.dtype() != DType::String && !dtype_is_container(v.dtype()) && v.nbytes() <= kFoldBytes;
 }
 
 // Opset of a subgraph node: the enclosing op's for the default domain; other domains (kiln's own ops) take
@@ -136,6 +136,7 @@ std::vector<OutputInfo> infer_graph(const InferContext& ctx, const Graph& g,
     o.dtype =
         in.dtype != DType::Undefined ? in.dtype : t->dtype;  // what the caller knows, else the declaration
     o.shape = in.shape ? in.shape : t->shape;
+    o.element = in.element ? in.element : t->element;
     if (in.value) o.value = *in.value;
   }
   const Graph* enclosing = ctx.node.graph();
@@ -145,6 +146,7 @@ std::vector<OutputInfo> infer_graph(const InferContext& ctx, const Graph& g,
     if (auto it = known.find(t); it != known.end()) {
       i.dtype = it->second.dtype;
       i.shape = it->second.shape;
+      i.element = it->second.element;
       i.value = it->second.value ? &*it->second.value : nullptr;
       return i;
     }
@@ -153,6 +155,7 @@ std::vector<OutputInfo> infer_graph(const InferContext& ctx, const Graph& g,
       if (const Tensor* o = enclosing->find_tensor(t->name)) source = o;
     i.dtype = source->dtype;
     i.shape = source->shape;
+    i.element = source->element;
     if (auto* c = dynamic_cast<const Constant*>(source);
         c && c->has_static_shape() && c->dtype != DType::String &&
         checked_nbytes(c->dtype, static_dims(*c->shape)).value_or(kFoldBytes + 1) <= kFoldBytes)
@@ -193,6 +196,7 @@ std::vector<OutputInfo> infer_graph(const InferContext& ctx, const Graph& g,
       if (o.dtype == DType::Undefined)
         o.dtype = t->dtype;  // the subgraph's declaration, when inference has none
       if (!o.shape) o.shape = t->shape;
+      if (!o.element) o.element = t->element;
     }
   }
   std::vector<OutputInfo> out;
@@ -201,6 +205,7 @@ std::vector<OutputInfo> infer_graph(const InferContext& ctx, const Graph& g,
     OutputInfo o;
     o.dtype = i.dtype;
     o.shape = i.shape;
+    o.element = i.element;
     if (i.value) o.value = *i.value;
     out.push_back(std::move(o));
   }

@@ -4,6 +4,7 @@
 // kernel is written once, simply, and is the oracle every optimized kernel is tested against; constant
 // folding and shape propagation run it too.
 #pragma once
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -19,12 +20,14 @@ struct InputInfo {
   std::optional<Shape> shape;
   const TensorData* value = nullptr;
   bool present = false;  // false for an omitted optional input
+  std::shared_ptr<const ElementType> element;  // dtype Sequence/Optional: what it holds, when known
 };
 
 struct OutputInfo {
   DType dtype = DType::Undefined;
   std::optional<Shape> shape;
   std::optional<TensorData> value;  // set by ops that know their value without a kernel (Shape, Size)
+  std::shared_ptr<const ElementType> element;  // dtype Sequence/Optional: what it holds, when known
 };
 
 class InferContext {

@@ -52,6 +52,7 @@ size_t capture_graph(Graph& g) {
         if (!v || !sg->is_outer_reference(v)) v = sg->add_variable(v ? sg->unique_name(name) : name);
         if (v->dtype == DType::Undefined) v->dtype = outer->dtype;
         if (!v->shape) v->shape = outer->shape;
+        if (!v->element) v->element = outer->element;
         sg->inputs.push_back(v);
       }
     }

@@ -134,6 +134,7 @@ class Propagator {
         info.dtype = t->dtype;
         info.shape = t->shape;
         info.value = known_value(t, all_known);
+        info.element = t->element;
       }
       ctx.in.push_back(info);
     }
@@ -148,6 +149,7 @@ class Propagator {
       if (!t) continue;
       merge_dtype(graph_, node, *t, ctx.out[k].dtype);
       merge_shape(graph_, node, *t, ctx.out[k].shape);
+      if (!t->element) t->element = ctx.out[k].element;
       if (ctx.out[k].value) store_value(node, *t, std::move(*ctx.out[k].value));
     }
     if (all_known) evaluate(node, *schema, opset);
@@ -248,8 +250,8 @@ PropagateReport fold_constants(Graph& graph, const PropagateOptions& options) {
   std::vector<Node*> foldable;
   for (const auto& node : graph.nodes()) {
     bool all_outputs_known = !node->outputs().empty();
-    for (Tensor* t : node->outputs())
-      if (t && !values.count(t)) all_outputs_known = false;
+    for (Tensor* t : node->outputs())  // sequences and optionals stay computed: ONNX constants are tensors
+      if (t && (!values.count(t) || dtype_is_container(values.at(t).dtype()))) all_outputs_known = false;
     if (all_outputs_known) foldable.push_back(node.get());
   }
   std::unordered_set<Tensor*> graph_inputs(graph.inputs.begin(), graph.inputs.end());

@@ -275,7 +275,7 @@ TensorData read_tensor_proto(const std::string& path) {
       check("string_data", tp.string_data_size());
       for (int i = 0; i < tp.string_data_size(); ++i) t.strings()[static_cast<size_t>(i)] = tp.string_data(i);
       break;
-    case DType::Undefined: break;
+    case DType::Undefined: case DType::Sequence: case DType::Optional: break;  // not TensorProto types
   }
   return t;
 }

@@ -130,6 +130,13 @@ ValueDecl decl_of(const onnx::ValueInfoProto& vi) {
   const auto& t = vi.type();
   if (t.has_tensor_type()) {
     d.elem_type = t.tensor_type().elem_type();
+  } else if (t.has_sequence_type() || t.has_optional_type()) {
+    d.is_tensor = false;
+    d.kind = t.has_sequence_type() ? "sequence" : "optional";
+    const onnx::TypeProto* inner = &t;  // the innermost tensor type gives the element type
+    while (inner->has_sequence_type() || inner->has_optional_type())
+      inner = inner->has_sequence_type() ? &inner->sequence_type().elem_type() : &inner->optional_type().elem_type();
+    if (inner->has_tensor_type()) d.elem_type = inner->tensor_type().elem_type();
   } else {
     d.is_tensor = false;
     d.kind = t.has_sequence_type() ? "sequence" : t.has_optional_type() ? "optional" : t.has_map_type() ? "map"
@@ -139,8 +146,18 @@ ValueDecl decl_of(const onnx::ValueInfoProto& vi) {
   return d;
 }
 
+// Tests whose stored outputs contradict their own model: skipped, with the reason, rather than counted against kiln.
+const std::map<std::string, std::string> kInconsistentData = {
+    {"test_adam_multiple",
+     "expected outputs computed with epsilon 1e-2, which the node does not set (spec default 1e-6; onnx adam.py)"}};
+
 // The ops a test exercises and whether kiln claims them on the device. Fills tc.outcome when decided.
 void scan_model(TestCase& tc) {
+  if (auto it = kInconsistentData.find(tc.name); it != kInconsistentData.end()) {
+    tc.decided = true;
+    tc.outcome = {Status::Unsupported, "inconsistent test data: " + it->second};
+    return;
+  }
   std::string bytes;
   onnx::ModelProto m;
   if (!read_file(tc.dir / "model.onnx", bytes) || !m.ParseFromString(bytes)) {
@@ -171,7 +188,7 @@ void scan_model(TestCase& tc) {
   }
   auto check = [&](const std::vector<ValueDecl>& vs, const char* what) {
     for (const ValueDecl& v : vs) {
-      if (!v.is_tensor) {
+      if (!v.is_tensor && v.kind != "sequence" && v.kind != "optional") {
         tc.decided = true;
         tc.outcome = {Status::Unsupported, std::string("graph ") + what + " '" + v.name + "' is a " + v.kind +
                                                " value; kiln's IR holds tensors only (not supported)"};
@@ -196,6 +213,18 @@ std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
   if (got.dtype() != want.dtype())
     return std::string("dtype ") + kiln::dtype_name(got.dtype()) + ", expected " + kiln::dtype_name(want.dtype());
   if (got.dims() != want.dims()) return "shape " + dims_str(got.dims()) + ", expected " + dims_str(want.dims());
+  if (kiln::dtype_is_container(want.dtype())) {  // element by element; an undeclared element dtype matches any
+    const auto &g = got.elements(), &w = want.elements();
+    if (got.element_dtype() != want.element_dtype() && got.element_dtype() != DType::Undefined &&
+        want.element_dtype() != DType::Undefined)
+      return std::string("holds ") + kiln::dtype_name(got.element_dtype()) + ", expected " +
+             kiln::dtype_name(want.element_dtype());
+    if (g.size() != w.size())
+      return std::to_string(g.size()) + " elements, expected " + std::to_string(w.size());
+    for (size_t k = 0; k < g.size(); ++k)
+      if (std::string why = compare(g[k], w[k]); !why.empty()) return "element " + std::to_string(k) + ": " + why;
+    return "";
+  }
   const int64_t n = want.numel();
   const DType dt = want.dtype();
   if (dt == DType::String) {
@@ -305,22 +334,22 @@ Outcome run_test(const TestCase& tc) {
       for (size_t k = 0; k < in_files.size(); ++k) {
         std::string name = tc.inputs[k].name;
         int declared = tc.inputs[k].elem_type;
-        NamedTensor nt = load_pb(in_files[k], declared);
+        NamedTensor nt = load_pb(in_files[k], declared, tc.inputs[k].kind);
         for (const auto& d : tc.inputs)
           if (!nt.name.empty() && d.name == nt.name && nt.name != name) {
             name = d.name;
-            nt = load_pb(in_files[k], d.elem_type);
+            nt = load_pb(in_files[k], d.elem_type, d.kind);
           }
         feeds.emplace_back(name, std::move(nt.value));
       }
       std::vector<std::pair<std::string, kiln::TensorData>> expected;
       for (size_t k = 0; k < out_files.size(); ++k) {
         std::string name = tc.outputs[k].name;
-        NamedTensor nt = load_pb(out_files[k], tc.outputs[k].elem_type);
+        NamedTensor nt = load_pb(out_files[k], tc.outputs[k].elem_type, tc.outputs[k].kind);
         for (const auto& d : tc.outputs)
           if (!nt.name.empty() && d.name == nt.name && nt.name != name) {
             name = d.name;
-            nt = load_pb(out_files[k], d.elem_type);
+            nt = load_pb(out_files[k], d.elem_type, d.kind);
           }
         expected.emplace_back(name, std::move(nt.value));
       }

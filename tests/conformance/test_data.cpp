@@ -106,11 +106,72 @@ kiln::TensorData tensor_from_proto(const onnx::TensorProto& tp, int declared) {
   return t;
 }
 
-NamedTensor load_pb(const fs::path& p, int declared) {
+namespace {
+kiln::DType declared_dtype(int declared) {
+  return declared > 0 && declared <= static_cast<int>(kiln::DType::BFloat16) ? static_cast<kiln::DType>(declared)
+                                                                            : kiln::DType::Undefined;
+}
+
+kiln::TensorData optional_from_proto(const onnx::OptionalProto& op, int declared);
+
+kiln::TensorData sequence_from_proto(const onnx::SequenceProto& sp, int declared) {
+  std::vector<kiln::TensorData> items;
+  kiln::DType dtype = declared_dtype(declared);
+  switch (sp.elem_type()) {
+    case onnx::SequenceProto::TENSOR:
+    case onnx::SequenceProto::UNDEFINED:
+      for (const auto& tp : sp.tensor_values()) items.push_back(tensor_from_proto(tp, declared));
+      break;
+    case onnx::SequenceProto::SEQUENCE:
+      dtype = kiln::DType::Sequence;
+      for (const auto& s : sp.sequence_values()) items.push_back(sequence_from_proto(s, declared));
+      break;
+    case onnx::SequenceProto::OPTIONAL:
+      dtype = kiln::DType::Optional;
+      for (const auto& o : sp.optional_values()) items.push_back(optional_from_proto(o, declared));
+      break;
+    default: throw Unrepresentable("sequence '" + sp.name() + "' holds maps or sparse tensors");
+  }
+  if (!items.empty()) dtype = items[0].dtype();
+  return kiln::TensorData::sequence(dtype, std::move(items));
+}
+
+kiln::TensorData optional_from_proto(const onnx::OptionalProto& op, int declared) {
+  switch (op.elem_type()) {
+    case onnx::OptionalProto::TENSOR:
+      if (!op.has_tensor_value()) return kiln::TensorData::optional(declared_dtype(declared), std::nullopt);
+      {
+        kiln::TensorData t = tensor_from_proto(op.tensor_value(), declared);
+        return kiln::TensorData::optional(t.dtype(), t);
+      }
+    case onnx::OptionalProto::SEQUENCE:
+      if (!op.has_sequence_value()) return kiln::TensorData::optional(kiln::DType::Sequence, std::nullopt);
+      return kiln::TensorData::optional(kiln::DType::Sequence, sequence_from_proto(op.sequence_value(), declared));
+    case onnx::OptionalProto::UNDEFINED: return kiln::TensorData::optional(kiln::DType::Undefined, std::nullopt);
+    default: throw Unrepresentable("optional '" + op.name() + "' holds a map, sparse tensor or optional");
+  }
+}
+
+template <class Proto>
+Proto parse_pb(const fs::path& p, const char* what) {
   std::string bytes;
-  onnx::TensorProto tp;
+  Proto proto;
   if (!read_file(p, bytes)) throw std::runtime_error("cannot read " + p.string());
-  if (!tp.ParseFromString(bytes)) throw std::runtime_error("cannot parse " + p.string() + " as a TensorProto");
+  if (!proto.ParseFromString(bytes)) throw std::runtime_error("cannot parse " + p.string() + " as a " + what);
+  return proto;
+}
+}  // namespace
+
+NamedTensor load_pb(const fs::path& p, int declared, const std::string& kind) {
+  if (kind == "sequence") {
+    const auto sp = parse_pb<onnx::SequenceProto>(p, "SequenceProto");
+    return {sp.name(), sequence_from_proto(sp, declared)};
+  }
+  if (kind == "optional") {
+    const auto op = parse_pb<onnx::OptionalProto>(p, "OptionalProto");
+    return {op.name(), optional_from_proto(op, declared)};
+  }
+  const auto tp = parse_pb<onnx::TensorProto>(p, "TensorProto");
   return {tp.name(), tensor_from_proto(tp, declared)};
 }
 

@@ -1,7 +1,7 @@
 // kiln_conformance: reading the ONNX node tests' files — model bytes, and TensorProto .pb files into kiln
 // tensors (every storage field ONNX test data uses; bfloat16 stored as uint16 in older data sets).
 #pragma once
-#include <onnx/onnx_pb.h>
+#include <onnx/onnx-data_pb.h>
 
 #include <filesystem>
 #include <stdexcept>
@@ -30,7 +30,9 @@ struct NamedTensor {
   std::string name;  // as stored in the .pb (may be empty)
   kiln::TensorData value;
 };
-NamedTensor load_pb(const std::filesystem::path& p, int declared);
+// `kind` "sequence" or "optional" reads a SequenceProto or OptionalProto (whose tensors are read with
+// `declared`, the innermost element type) into a kiln sequence or optional value; anything else a TensorProto.
+NamedTensor load_pb(const std::filesystem::path& p, int declared, const std::string& kind = "");
 
 // Files named `stem`_0.pb, `stem`_1.pb, ... in numeric order.
 std::vector<std::filesystem::path> numbered(const std::filesystem::path& dir, const std::string& stem);

@@ -209,6 +209,9 @@ TEST(OpsNodeTests, ReferenceKernelsMatchOnnxBackendData) {
     if (name.find("_expanded") != std::string::npos) continue;  // function bodies, not our node
     // This data set stores bfloat16 tensors as uint16 (older ONNX); string casts are out of scope.
     if (name.find("BFLOAT16") != std::string::npos || name.find("STRING") != std::string::npos) continue;
+    // Its outputs were computed with epsilon 1e-2, which the node does not carry (ONNX's adam.py); test_optimizers.cpp's
+    // OptimizerOps test runs it with the attribute set.
+    if (name == "test_adam_multiple") continue;
     // Random masks: the kernel must refuse, not guess (ratio 0 is deterministic and must pass below).
     if (name.rfind("test_training_dropout", 0) == 0 && name.find("zero_ratio") == std::string::npos) {
       EXPECT_NE(run_node_test(name).find("training_mode"), std::string::npos) << name;

@@ -24,6 +24,18 @@ std::string dims_key(const std::vector<const TensorData*>& in) {
   return key;
 }
 
+// Strings, sequences and optionals are not bytes a kernel's TensorView can point at: only reference kernels,
+// which take TensorData, run them.
+bool held_as_values(DType t) { return t == DType::String || dtype_is_container(t); }
+
+bool byte_operands(const std::vector<const TensorData*>& in, const std::vector<backend::LayerDesc::Operand>& out) {
+  for (const TensorData* t : in)
+    if (t && held_as_values(t->dtype())) return false;
+  for (const backend::LayerDesc::Operand& o : out)
+    if (o.present && held_as_values(o.dtype)) return false;
+  return true;
+}
+
 class PerRunExecutor final : public Executor {
  public:
   explicit PerRunExecutor(const EnginePlan& plan) : plan_(plan), kernels_(plan.layers.size()) {
@@ -82,7 +94,7 @@ class PerRunExecutor final : public Executor {
     ops::InferContext ctx(n, plan_.graph->opset(n.domain));
     for (const TensorData* t : in) {
       ops::InputInfo info;
-      if (t) info = {t->dtype(), make_shape(t->dims()), t, true};
+      if (t) info = {t->dtype(), make_shape(t->dims()), t, true, nullptr};
       ctx.in.push_back(info);
     }
     ctx.out.resize(n.outputs().size());
@@ -107,7 +119,7 @@ class PerRunExecutor final : public Executor {
     for (const Tensor* t : n.inputs()) in.push_back(value_of(t, n));
     std::vector<TensorData> out(n.outputs().size());
     auto known = schema ? infer_outputs(n, *schema, in) : std::nullopt;
-    if (known) {
+    if (known && byte_operands(in, *known)) {
       run_kernel(k, n, in, *known, out);
     } else {
       if (!schema || !schema->reference)
