@@ -8,7 +8,10 @@ namespace {
 
 std::string dims_text(const std::vector<int64_t>& dims) {
   std::string s;
-  for (int64_t v : dims) s += (s.empty() ? "" : "x") + std::to_string(v);
+  for (int64_t v : dims) {
+    if (!s.empty()) s += 'x';
+    s += std::to_string(v);
+  }
   return s;
 }
 
