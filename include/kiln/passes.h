@@ -33,6 +33,10 @@ struct PropagateReport {
   size_t folded_nodes = 0;         // fold_constants only
   std::vector<NotFolded> not_folded;  // nodes whose inputs were all known but were not folded
   std::vector<std::string> unknown_ops;
+  // Intermediate tensors whose declared shape (the file's value_info) contradicted the computed one: the
+  // computed shape wins, as in ONNX Runtime (exporters leave stale value_info when a dim is made dynamic).
+  // A graph output's declared shape is a contract and stays an error.
+  std::vector<std::string> overridden_value_info;
 };
 
 // Infers every tensor's dtype and shape, evaluating constant subgraphs (Shape→Gather→Concat→Reshape

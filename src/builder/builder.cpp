@@ -142,6 +142,10 @@ std::unique_ptr<EnginePlan> build_plan(const Graph& source, const BuildOptions& 
   PropagateReport r = fold_constants(g, options.fold);
   build_log(options, "folded " + std::to_string(r.folded_nodes) + " nodes; " + std::to_string(g.num_nodes()) +
                          " left");
+  if (!r.overridden_value_info.empty())
+    build_log(options, "warning: " + std::to_string(r.overridden_value_info.size()) +
+                           " declared shapes (value_info) contradict the graph; the computed ones are used, e.g. " +
+                           r.overridden_value_info.front());
   g.cleanup();
   g.toposort();
   run_rewrites(g, plan->options);

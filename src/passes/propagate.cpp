@@ -43,21 +43,27 @@ std::optional<size_t> static_bytes(DType dtype, const std::optional<Shape>& shap
 
 // Merge an inferred shape into what the tensor already declares: inferred static dims win over unknown
 // ones; two different static sizes are an error (the file's value_info contradicts its own graph).
-void merge_shape(const Graph& g, const Node& n, Tensor& t, const std::optional<Shape>& inferred) {
+// `overridden`: where a contradicted declaration of an intermediate tensor is recorded (the computed shape
+// wins); a graph output's contradicted declaration is an error.
+void merge_shape(const Graph& g, const Node& n, Tensor& t, const std::optional<Shape>& inferred,
+                 std::vector<std::string>& overridden) {
   if (!inferred) return;
+  auto contradicted = [&] {
+    const std::string what = where(g, n) + "output '" + printable(t.name) + "' is declared " +
+                             printable(to_string(*t.shape)) + " but computes " + printable(to_string(*inferred));
+    if (std::find(g.outputs.begin(), g.outputs.end(), &t) != g.outputs.end()) throw Error(what);
+    overridden.push_back(what);
+    t.shape = inferred;
+  };
   if (!t.shape || t.shape->size() != inferred->size()) {
-    if (t.shape && is_static(*t.shape) && is_static(*inferred))
-      throw Error(where(g, n) + "output '" + printable(t.name) + "' is declared " +
-                  printable(to_string(*t.shape)) + " but computes " + printable(to_string(*inferred)));
+    if (t.shape && is_static(*t.shape) && is_static(*inferred)) return contradicted();
     t.shape = inferred;
     return;
   }
   for (size_t k = 0; k < inferred->size(); ++k) {
     Dim& have = (*t.shape)[k];
     const Dim& got = (*inferred)[k];
-    if (have.is_static() && got.is_static() && have.value != got.value)
-      throw Error(where(g, n) + "output '" + printable(t.name) + "' is declared " +
-                  printable(to_string(*t.shape)) + " but computes " + printable(to_string(*inferred)));
+    if (have.is_static() && got.is_static() && have.value != got.value) return contradicted();
     if (got.is_static() || (!have.is_static() && have.symbol.empty())) have = got;
   }
 }
@@ -148,7 +154,7 @@ class Propagator {
       Tensor* t = node.output(k);
       if (!t) continue;
       merge_dtype(graph_, node, *t, ctx.out[k].dtype);
-      merge_shape(graph_, node, *t, ctx.out[k].shape);
+      merge_shape(graph_, node, *t, ctx.out[k].shape, report_.overridden_value_info);
       if (!t->element) t->element = ctx.out[k].element;
       if (ctx.out[k].value) store_value(node, *t, std::move(*ctx.out[k].value));
     }
@@ -163,7 +169,7 @@ class Propagator {
 
   void store_value(const Node& node, Tensor& t, TensorData v) {
     merge_dtype(graph_, node, t, v.dtype());
-    merge_shape(graph_, node, t, make_shape(v.dims()));
+    merge_shape(graph_, node, t, make_shape(v.dims()), report_.overridden_value_info);
     if (values_.emplace(&t, std::move(v)).second) ++report_.values_computed;
   }
 

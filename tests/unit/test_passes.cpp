@@ -61,6 +61,36 @@ TEST(Passes, FoldConstantsReplacesShapeChainByInt64Constant) {
   m.g.validate();
 }
 
+// A stale declared shape on an intermediate tensor (exporters leave value_info at batch 1 when the batch is made
+// dynamic) gives way to the computed shape and is reported; on a graph output it is an error.
+TEST(Passes, ContradictedValueInfoOfIntermediatesIsOverriddenNotOfOutputs) {
+  auto make = [](Shape declared_r, Shape declared_y) {
+    auto g = std::make_unique<Graph>();
+    g->set_opset("", 13);
+    auto* x = g->add_variable("x", DType::Float, Shape{4, 3});
+    auto* r = g->add_variable("r", DType::Float, declared_r);
+    g->add_node("Relu", {x}, {r}, "relu");
+    g->add_node("Neg", {r}, {g->add_variable("y", DType::Float, declared_y)}, "neg");
+    g->inputs = {x};
+    g->outputs = {g->tensor("y")};
+    return g;
+  };
+  auto g = make(Shape{1, 3}, Shape{});
+  g->tensor("y")->shape.reset();
+  PropagateReport r = infer_shapes(*g);
+  ASSERT_EQ(r.overridden_value_info.size(), 1u);
+  EXPECT_EQ(r.overridden_value_info[0], "node 'relu' (Relu): output 'r' is declared 1x3 but computes 4x3");
+  EXPECT_EQ(*g->tensor("r")->shape, (Shape{4, 3}));
+  EXPECT_EQ(*g->tensor("y")->shape, (Shape{4, 3}));
+  auto bad = make(Shape{4, 3}, Shape{1, 3});
+  try {
+    infer_shapes(*bad);
+    FAIL() << "a contradicted graph output must be an error";
+  } catch (const Error& e) {
+    EXPECT_EQ(std::string(e.what()), "node 'neg' (Neg): output 'y' is declared 1x3 but computes 4x3");
+  }
+}
+
 TEST(Passes, SymbolicBatchIsNotFoldedButPropagates) {
   ShapeChain m(Shape{Dim::symbolic("N"), 32, 4, 5});
   PropagateReport r = fold_constants(m.g);
