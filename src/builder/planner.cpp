@@ -63,8 +63,10 @@ void index_values(EnginePlan& plan, bool host) {
     if (auto it = index.find(t); it != index.end()) return it->second;
     const std::string what = "tensor '" + t->name + "'" +
                              (t->producer() ? " (output of node " + t->producer()->label() + ")" : "");
-    if (t->dtype == DType::String)
-      throw Error(model_prefix(g) + what + ": string tensors are not supported by the engine");
+    // Values without a byte layout in an arena run only on devices with per-run plans (the CPU).
+    if (t->dtype == DType::String || t->dtype == DType::Sequence || t->dtype == DType::Optional)
+      throw Error(model_prefix(g) + what + ": " + dtype_name(t->dtype) + " values are not supported on " +
+                  plan.options.device);
     if (!t->has_static_shape() || t->dtype == DType::Undefined) {
       const bool inputs_static = std::all_of(g.inputs.begin(), g.inputs.end(),
                                              [](const Tensor* in) { return in->has_static_shape(); });

@@ -6,7 +6,7 @@
 namespace kiln::gpu_test {
 namespace {
 
-// x [N, 8, H, W] -> Conv 8->16 3x3 pad 1 -> Relu -> GlobalAveragePool -> Flatten -> y [N, 16].
+// x [N, 8, H, W] -> Conv 8->16 3x3 pad 1 -> Relu -> Transpose to NHWC -> y [N, H, W, 16].
 std::unique_ptr<Graph> make_graph() {
   auto g = std::make_unique<Graph>();
   g->set_opset("", 13);
@@ -16,8 +16,7 @@ std::unique_ptr<Graph> make_graph() {
               {v("c")}, "conv")
       ->attrs.set("pads", std::vector<int64_t>{1, 1, 1, 1});
   g->add_node("Relu", {g->tensor("c")}, {v("r")}, "relu");
-  g->add_node("GlobalAveragePool", {g->tensor("r")}, {v("p")}, "pool");
-  g->add_node("Flatten", {g->tensor("p")}, {v("y")}, "flatten");
+  g->add_node("Transpose", {g->tensor("r")}, {v("y")}, "nhwc")->attrs.set("perm", std::vector<int64_t>{0, 2, 3, 1});
   g->inputs = {x};
   g->outputs = {g->tensor("y")};
   return g;
