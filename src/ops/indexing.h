@@ -43,6 +43,24 @@ inline int64_t outer_count(int64_t total, int64_t n, int64_t inner) {
   return n != 0 && inner != 0 ? total / (n * inner) : 0;
 }
 
+// A tensor seen along its optional `axis` attribute (absent: flattened to 1-D, as Compress and Unique read it):
+// n elements along the axis, blocks of `inner` after it, `outer` of those before it.
+struct AxisSplit {
+  std::vector<int64_t> dims;
+  int64_t axis = 0, n = 0, inner = 0, outer = 0;
+};
+template <class Ctx>
+AxisSplit split_at_optional_axis(const Ctx& ctx, const TensorData& x) {
+  AxisSplit s;
+  const bool has_axis = ctx.node.attrs.has("axis");
+  s.dims = has_axis ? x.dims() : std::vector<int64_t>{x.numel()};
+  s.axis = has_axis ? normalize_axis(ctx, ctx.node.attrs.get_int("axis", 0), x.rank()) : 0;
+  s.n = s.dims[static_cast<size_t>(s.axis)];
+  s.inner = numel({s.dims.begin() + s.axis + 1, s.dims.end()});
+  s.outer = outer_count(x.numel(), s.n, s.inner);
+  return s;
+}
+
 // a < b on element type T's compute values, with NaN ordered above every number and equal to NaN: a strict
 // weak order (std::sort's requirement) even when NaNs occur.
 template <class T>

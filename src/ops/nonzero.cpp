@@ -74,11 +74,9 @@ void infer_compress(InferContext& ctx) {
 
 void compress_kernel(KernelContext& ctx) {
   const TensorData& x = ctx.input(0);
-  const bool has_axis = ctx.node.attrs.has("axis");
-  const std::vector<int64_t> dims = has_axis ? x.dims() : std::vector<int64_t>{x.numel()};
-  const int64_t axis = has_axis ? normalize_axis(ctx, ctx.node.attrs.get_int("axis", 0), x.rank()) : 0;
-  const int64_t n = dims[axis], inner = numel({dims.begin() + axis + 1, dims.end()});
-  const int64_t outer = outer_count(x.numel(), n, inner);
+  const AxisSplit split = split_at_optional_axis(ctx, x);
+  const std::vector<int64_t>& dims = split.dims;
+  const int64_t axis = split.axis, n = split.n, inner = split.inner, outer = split.outer;
   const std::vector<int64_t> sel = selected(ctx, ctx.input(1), n);
   std::vector<int64_t> out_dims = dims;
   out_dims[axis] = static_cast<int64_t>(sel.size());

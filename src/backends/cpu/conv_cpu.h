@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "backends/cpu/onednn_engine.h"
 #include "device/kernel.h"
 #include "ops/activation.h"
 
@@ -16,9 +17,6 @@ namespace kiln::backend::conv_onednn {
 
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
-
-// The CPU engine every primitive and memory of these kernels lives on.
-const dnnl::engine& cpu_engine();
 
 // Everything the primitive needs, derived from the layer; `ok` is false (with no throw) when the layer is
 // outside what this kernel handles.

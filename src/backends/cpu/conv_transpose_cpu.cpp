@@ -18,12 +18,10 @@
 #include <unordered_map>
 
 #include "backends/cpu/omp_threads.h"
+#include "backends/cpu/onednn_engine.h"
 #include "device/kernel.h"
 
 namespace kiln::backend {
-namespace conv_onednn {
-const dnnl::engine& cpu_engine();  // conv_onednn_cpu.cpp: the one CPU engine every primitive lives on
-}
 namespace {
 
 using conv_onednn::cpu_engine;
