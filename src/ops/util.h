@@ -66,6 +66,15 @@ inline int64_t dot(const std::vector<int64_t>& idx, const std::vector<int64_t>& 
   return off;
 }
 
+// The `output_datatype` attribute of the signal ops (windows, MelWeightMatrix): a numeric dtype, float by default.
+template <class Ctx>
+DType output_datatype(const Ctx& ctx) {
+  const DType dt = static_cast<DType>(ctx.node.attrs.get_int("output_datatype", static_cast<int64_t>(DType::Float)));
+  if (dtype_size(dt) == 0 || dt == DType::Bool)
+    ctx.fail("output_datatype " + std::to_string(static_cast<int>(dt)) + " is not a numeric type");
+  return dt;
+}
+
 // Axis in [-rank, rank) → [0, rank); anything else fails with a message naming the axis and the rank.
 template <class Ctx>
 int64_t normalize_axis(const Ctx& ctx, int64_t axis, int64_t rank, const char* what = "axis") {

@@ -16,15 +16,6 @@ struct Coefficients {
 };
 
 template <class Ctx>
-DType output_dtype(const Ctx& ctx) {
-  const DType dt =
-      static_cast<DType>(ctx.node.attrs.get_int("output_datatype", static_cast<int64_t>(DType::Float)));
-  if (dtype_size(dt) == 0 || dt == DType::Bool)
-    ctx.fail("output_datatype " + std::to_string(static_cast<int>(dt)) + " is not a numeric type");
-  return dt;
-}
-
-template <class Ctx>
 int64_t window_size(const Ctx& ctx, const TensorData& size) {
   if (size.numel() != 1) ctx.fail("size must be a scalar");
   if (size.dtype() != DType::Int32 && size.dtype() != DType::Int64) ctx.fail("size must be int32 or int64");
@@ -34,7 +25,7 @@ int64_t window_size(const Ctx& ctx, const TensorData& size) {
 }
 
 void infer_window(InferContext& ctx) {
-  const DType dt = output_dtype(ctx);
+  const DType dt = output_datatype(ctx);
   if (const TensorData* size = ctx.value(0)) return set_out(ctx, 0, dt, Shape{Dim(window_size(ctx, *size))});
   set_out(ctx, 0, dt, Shape{Dim()});
 }
@@ -44,7 +35,7 @@ void window_kernel(KernelContext& ctx) {
   const int64_t size = window_size(ctx, ctx.input(0));
   const bool periodic = ctx.node.attrs.get_int("periodic", 1) != 0;
   const double n_total = static_cast<double>(periodic ? size : size - 1);
-  TensorData out(output_dtype(ctx), {size});
+  TensorData out(output_datatype(ctx), {size});
   dispatch(ctx, out.dtype(), [&](auto ty) {
     using T = decltype(ty);
     for (int64_t n = 0; n < size; ++n) {

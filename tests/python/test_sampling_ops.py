@@ -103,6 +103,16 @@ def test_stft(tmp_path, window, frame_length, onesided):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("mels,dft,rate,lo,hi", [(8, 16, 8192, 0.0, 4096.0), (20, 512, 16000, 20.0, 7600.0),
+                                                 (5, 64, 22050, 300.0, 8000.0)])
+def test_mel_weight_matrix(tmp_path, mels, dft, rate, lo, hi):
+    consts = {"n": np.array(mels, np.int64), "d": np.array(dft, np.int64), "sr": np.array(rate, np.int64),
+              "lo": np.array(lo, np.float32), "hi": np.array(hi, np.float32)}
+    got, want = run_both(tmp_path, helper.make_node("MelWeightMatrix", list(consts), ["y"]), {}, consts, None, 17)
+    assert got.shape == want.shape == (dft // 2 + 1, mels)
+    np.testing.assert_array_equal(got, want)
+
+
 @pytest.mark.parametrize("size,kernel,strides,pads,output_shape", [
     (8, [2, 2], [2, 2], [0, 0, 0, 0], None), (9, [3, 3], [2, 2], [1, 1, 1, 1], None),
     (9, [3, 2], [1, 2], [0, 1, 0, 0], None), (9, [3, 3], [2, 2], [1, 1, 1, 1], [2, 3, 9, 11])])
