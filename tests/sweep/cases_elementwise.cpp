@@ -18,6 +18,9 @@ std::vector<Case> unary_cases(const std::string& op, DType dt) {
   Fill fill;
   if (op == "Log" || op == "Sqrt") fill.positive = true;  // their domain
   if (op == "Sin" || op == "Cos") fill.hi = 6.0;
+  // Past their breakpoints: Erf's two polynomials meet at 0.9 and it saturates at 3.92; HardSwish clamps at
+  // ±3.
+  if (op == "Erf" || op == "HardSwish") fill = {0.01, 5.0, false};
   std::vector<Case> out;
   for (const auto& dims : unary_shapes()) out.push_back(make_case(dims_str(dims), {input(dt, dims, fill)}));
   const std::vector<int64_t> dims{2, 5, 9, 13};

@@ -213,6 +213,22 @@ std::vector<Case> resize_cases(const std::string& op, DType dt) {
     out.push_back(make_case("linear pytorch_half_pixel x0.5 [1,3,8,10]",
                             {input(dt, {1, 3, 8, 10}), absent(), scales({1, 1, 0.5f, 0.5f})},
                             linear("pytorch_half_pixel"), 13));
+    // cpu.resize_linear: DeepLabV3's head (x8 by sizes, 21 classes), the other coordinate modes, odd
+    // non-integer factors both ways; a batch/channel scale it leaves to the reference.
+    out.push_back(make_case("linear half_pixel sizes [2,21,65,65]->[2,21,520,520]",
+                            {input(dt, {2, 21, 65, 65}), absent(), absent(), ints({2, 21, 520, 520})},
+                            linear("half_pixel"), 17));
+    out.push_back(make_case("linear asymmetric x1.7,x0.6 [2,5,13,22]",
+                            {input(dt, {2, 5, 13, 22}), absent(), scales({1, 1, 1.7f, 0.6f})},
+                            linear("asymmetric"), 13));
+    out.push_back(make_case("linear align_corners x2.5 [1,4,7,9]",
+                            {input(dt, {1, 4, 7, 9}), absent(), scales({1, 1, 2.5f, 2.5f})},
+                            linear("align_corners"), 13));
+    out.push_back(make_case("linear pytorch_half_pixel sizes [1,3,1,30] from [1,3,6,11]",
+                            {input(dt, {1, 3, 6, 11}), absent(), absent(), ints({1, 3, 1, 30})},
+                            linear("pytorch_half_pixel"), 13));
+    out.push_back(make_case("linear half_pixel channels x2 [1,3,5,7]",
+                            {input(dt, x), absent(), scales({1, 2, 2, 2})}, linear("half_pixel"), 13));
   }
   return out;
 }
