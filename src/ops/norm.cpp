@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/internal_ops.h"
 #include "ops/util.h"
 
 namespace kiln::ops {
@@ -271,6 +272,9 @@ KILN_REGISTER_OP({.op = "GroupNormalization", .min_inputs = 3, .max_inputs = 3, 
                   .reference = group_norm_kernel});
 KILN_REGISTER_OP({.op = "LayerNormalization", .min_inputs = 2, .max_inputs = 3, .max_outputs = 3, .infer = infer_layer_norm,
                   .reference = layer_norm_kernel});
+// The same contract in kiln's domain: what fuse_layernorm writes into graphs whose opset predates 17.
+KILN_REGISTER_OP({.op = "LayerNormalization", .domain = internal_ops::kDomain, .min_inputs = 2, .max_inputs = 3, .max_outputs = 3,
+                  .infer = infer_layer_norm, .reference = layer_norm_kernel});
 
 }  // namespace
 }  // namespace kiln::ops

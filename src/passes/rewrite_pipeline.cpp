@@ -13,6 +13,14 @@ size_t run_groupnorm(Graph& g, const RewriteContext& c) {
   return n;
 }
 
+size_t run_layernorm(Graph& g, const RewriteContext& c) {
+  std::vector<NotFolded> rejected;
+  const size_t n = fuse_layernorm(g, &rejected);
+  if (c.verbose)
+    for (const NotFolded& r : rejected) c.log("LayerNorm not fused at " + r.node + ": " + r.reason);
+  return n;
+}
+
 size_t run_pad_into_conv(Graph& g, const RewriteContext&) {
   return fuse_pad_into_conv(g);
 }
@@ -32,6 +40,9 @@ const std::vector<Rewrite>& rewrite_pipeline() {
   static const std::vector<Rewrite> pipeline = {
       {"groupnorm", internal_ops::group_norm::kOp,
        "PyTorch's GroupNorm subgraph (+ Relu/Elu) -> kiln.GroupNorm", run_groupnorm},
+      {"layernorm", "LayerNormalization",
+       "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add] -> LayerNormalization (kiln's before opset 17)",
+       run_layernorm},
       {"pad_into_conv", "", "zero Pad on spatial axes -> the Conv's own pads", run_pad_into_conv},
       {"batchnorm_into_conv", "", "Conv -> BatchNormalization -> one Conv (weights rescaled, bias added)",
        run_batchnorm_into_conv},

@@ -15,6 +15,11 @@ namespace kiln {
 // rescaled, bias added; see fuse_batchnorm_conv.cpp). Returns the count.
 size_t fuse_batchnorm_into_conv(Graph& graph);
 
+// Replaces the pre-opset-17 layer-norm subgraph (ReduceMean, Sub, Pow 2, ReduceMean, Add eps, Sqrt, Div
+// [, Mul γ [, Add β]]) over X's trailing axes by one LayerNormalization (ONNX's at opset >= 17, else
+// kiln.LayerNormalization); see fuse_layernorm.cpp. Returns the count; reasons for rejects in `rejected`.
+size_t fuse_layernorm(Graph& graph, std::vector<NotFolded>* rejected = nullptr);
+
 // Replaces Conv → Relu/Elu/Sigmoid (the Conv output read only by the activation) by one kiln.FusedConv node
 // (Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
 size_t fuse_conv_activation(Graph& graph);

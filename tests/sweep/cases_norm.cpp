@@ -130,6 +130,28 @@ std::vector<Case> batch_norm_cases(const std::string&, DType dt) {
 KILN_SWEEP_CASES(
     {.domain = "", .ops = {"BatchNormalization"}, .dtypes = float_dtypes(), .cases = batch_norm_cases});
 
+// LayerNormalization (ONNX's and kiln's, as fuse_layernorm writes it): the last axis of transformer
+// activations (ViT's 197x768, a threaded size), trailing axes, scale as [1, D] (leading 1s), no bias, data
+// whose mean dwarfs its spread, and an output Mean (which cpu.layernorm leaves to the reference).
+std::vector<Case> layer_norm_cases(const std::string&, DType dt) {
+  auto c = [&](std::vector<int64_t> x, int64_t axis, std::vector<int64_t> scale, bool bias, Fill fill = {}) {
+    std::vector<Operand> ops{input(dt, x, fill), weight(dt, scale)};
+    if (bias) ops.push_back(weight(dt, scale));
+    return make_case(dims_str(x) + " axis " + std::to_string(axis) + " scale " + dims_str(scale) +
+                         (bias ? "" : " no bias"),
+                     std::move(ops), attrs({{"axis", axis}, {"epsilon", 1e-5f}}));
+  };
+  std::vector<Case> out{c({2, 7, 32}, -1, {32}, true),         c({1, 197, 768}, 2, {768}, true),
+                        c({2, 3, 5, 9}, 2, {5, 9}, true),       c({4, 33}, 1, {1, 33}, false),
+                        c({1, 40, 120}, -1, {120}, true, kShifted), c({3, 17}, -1, {17}, true)};
+  out.back().outputs = 2;
+  return out;
+}
+
+KILN_SWEEP_CASES({.domain = "", .ops = {"LayerNormalization"}, .dtypes = float_dtypes(), .cases = layer_norm_cases});
+KILN_SWEEP_CASES(
+    {.domain = "kiln", .ops = {"LayerNormalization"}, .dtypes = float_dtypes(), .cases = layer_norm_cases});
+
 // LRN: AlexNet's size 5 / beta 0.75 (alpha large enough that the denominator matters), beta 0.5 and 1, an
 // even window, 3-D and 5-D inputs, one layer large enough to be threaded, and beta 0.6 (which cpu.lrn leaves
 // to the reference).
