@@ -43,6 +43,13 @@ inline constexpr const char* kAlpha = "alpha";           // floats: a step's alp
 inline constexpr const char* kBeta = "beta";             // floats, optional: a step's second parameter
 }  // namespace elementwise_chain
 
+// kiln.LayerNormalization: ONNX's LayerNormalization (opset 17 semantics: axis, epsilon, Scale, B) for graphs of
+// an older opset, where fuse_layernorm finds the chain exporters write instead (an ONNX LayerNormalization there
+// would be invalid to other tools). Same schema, reference and kernels as the ONNX op.
+namespace layer_norm {
+inline constexpr const char* kOp = "LayerNormalization";
+}  // namespace layer_norm
+
 // Control flow (If, Loop, Scan) after capture_outer_references (src/passes/capture_outer_refs.cpp): the node's
 // last kCaptured inputs are the values its subgraphs read from enclosing scopes (ONNX Runtime's "implicit
 // inputs"), and every subgraph has the same number of extra trailing inputs, bound to them by position. Such a

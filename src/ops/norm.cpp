@@ -273,7 +273,7 @@ KILN_REGISTER_OP({.op = "GroupNormalization", .min_inputs = 3, .max_inputs = 3, 
 KILN_REGISTER_OP({.op = "LayerNormalization", .min_inputs = 2, .max_inputs = 3, .max_outputs = 3, .infer = infer_layer_norm,
                   .reference = layer_norm_kernel});
 // The same contract in kiln's domain: what fuse_layernorm writes into graphs whose opset predates 17.
-KILN_REGISTER_OP({.op = "LayerNormalization", .domain = internal_ops::kDomain, .min_inputs = 2, .max_inputs = 3, .max_outputs = 3,
+KILN_REGISTER_OP({.op = internal_ops::layer_norm::kOp, .domain = internal_ops::kDomain, .min_inputs = 2, .max_inputs = 3, .max_outputs = 3,
                   .infer = infer_layer_norm, .reference = layer_norm_kernel});
 
 }  // namespace

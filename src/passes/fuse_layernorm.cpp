@@ -107,8 +107,8 @@ std::string match_at(const Graph& g, Node* mean1, Match& m, bool& ok) {
   for (const auto& [user, slot] : centered->uses())
     if (user->op == "Pow" && slot == 0) pow = user;
   if (!pow) return "";
-  const std::vector<Node*> var = pattern::match_chain(
-      g, pow, {{"Pow"}, {"ReduceMean"}, {"Add", true}, {"Sqrt"}, {"Div", true}});
+  const std::vector<Node*> var =
+      pattern::match_chain(g, pow, {{"Pow"}, {"ReduceMean"}, {"Add", true}, {"Sqrt"}, {"Div", true}});
   if (var.empty()) return "";
   Node *mean2 = var[1], *add_eps = var[2], *sqrt = var[3], *div = var[4];
   if (div->input(0) != centered || div->input(1) != sqrt->output(0)) return "";
@@ -123,7 +123,8 @@ std::string match_at(const Graph& g, Node* mean1, Match& m, bool& ok) {
   if (mean1->attrs.get_int("keepdims", 1) != 1 || mean2->attrs.get_int("keepdims", 1) != 1)
     return "ReduceMean keepdims is not 1";
   double exponent = 0, eps = 0;
-  if (!is_scalar_constant(pow->input(1), &exponent) || exponent != 2.0) return "Pow's exponent is not a constant 2";
+  if (!is_scalar_constant(pow->input(1), &exponent) || exponent != 2.0)
+    return "Pow's exponent is not a constant 2";
   if (!is_scalar_constant(other_input(add_eps, mean2->output(0)), &eps) || !(eps >= 0))
     return "epsilon is not a non-negative scalar constant";
   m.x = x;
@@ -180,8 +181,8 @@ size_t fuse_layernorm(Graph& g, std::vector<NotFolded>* rejected) {
     const std::string base = m.nodes[0]->name.empty() ? "layernorm" : m.nodes[0]->name;
     std::vector<Tensor*> inputs{m.x, g.add_constant(g.unique_name(base + "_scale"), m.gamma)};
     if (!m.beta.empty_type()) inputs.push_back(g.add_constant(g.unique_name(base + "_bias"), m.beta));
-    Node* fused = g.replace_nodes(m.nodes, "LayerNormalization", inputs, {m.nodes.back()->output(0)}, base,
-                                  onnx17 ? "" : internal_ops::kDomain);
+    Node* fused = g.replace_nodes(m.nodes, internal_ops::layer_norm::kOp, inputs, {m.nodes.back()->output(0)},
+                                  base, onnx17 ? "" : internal_ops::kDomain);
     fused->attrs.set("axis", m.axis);
     fused->attrs.set("epsilon", m.eps);
     fused->attrs.set(internal_ops::kFusedNames, names);

@@ -40,7 +40,7 @@ const std::vector<Rewrite>& rewrite_pipeline() {
   static const std::vector<Rewrite> pipeline = {
       {"groupnorm", internal_ops::group_norm::kOp,
        "PyTorch's GroupNorm subgraph (+ Relu/Elu) -> kiln.GroupNorm", run_groupnorm},
-      {"layernorm", "LayerNormalization",
+      {"layernorm", internal_ops::layer_norm::kOp,
        "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add] -> LayerNormalization (kiln's before opset 17)",
        run_layernorm},
       {"pad_into_conv", "", "zero Pad on spatial axes -> the Conv's own pads", run_pad_into_conv},

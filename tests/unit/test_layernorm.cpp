@@ -13,9 +13,9 @@ namespace {
 using namespace kiln::test;  // NOLINT: shared test helpers
 
 struct Variant {
-  int64_t axis = -1;          // the ReduceMeans' axes attribute
-  float exponent = 2.f;       // Pow's
-  bool eps_constant = true;   // false: eps is a graph input
+  int64_t axis = -1;         // the ReduceMeans' axes attribute
+  float exponent = 2.f;      // Pow's
+  bool eps_constant = true;  // false: eps is a graph input
   int64_t opset = 13;
   std::vector<int64_t> gamma_dims{32};
 };
@@ -33,10 +33,12 @@ struct ExportedLayerNorm {
     };
     reduce(x, "mean", "mean");
     g.add_node("Sub", {x, g.tensor("mean")}, {t("d")}, "sub");
-    g.add_node("Pow", {g.tensor("d"), g.add_constant("two", TensorData::scalar_float(v.exponent))}, {t("sq")}, "pow");
+    g.add_node("Pow", {g.tensor("d"), g.add_constant("two", TensorData::scalar_float(v.exponent))}, {t("sq")},
+               "pow");
     reduce(g.tensor("sq"), "var", "var");
-    Tensor* eps = v.eps_constant ? static_cast<Tensor*>(g.add_constant("eps", TensorData::scalar_float(1e-5f)))
-                                 : g.add_variable("eps", DType::Float, Shape{});
+    Tensor* eps = v.eps_constant
+                      ? static_cast<Tensor*>(g.add_constant("eps", TensorData::scalar_float(1e-5f)))
+                      : g.add_variable("eps", DType::Float, Shape{});
     g.add_node("Add", {g.tensor("var"), eps}, {t("ve")}, "add_eps");
     g.add_node("Sqrt", {g.tensor("ve")}, {t("sd")}, "sqrt");
     g.add_node("Div", {g.tensor("d"), g.tensor("sd")}, {t("n")}, "div");

@@ -29,8 +29,8 @@ inline double lane_sum(const float* x, int64_t n, F f) {
   return s;
 }
 
-KILN_SIMD_CLONES void norm_rows(const float* x, float* y, const float* scale, const float* bias, int64_t inner,
-                                int64_t begin, int64_t end, double eps) {
+KILN_SIMD_CLONES void norm_rows(const float* x, float* y, const float* scale, const float* bias,
+                                int64_t inner, int64_t begin, int64_t end, double eps) {
   for (int64_t r = begin; r < end; ++r) {
     const float* xr = x + r * inner;
     float* yr = y + r * inner;
@@ -55,9 +55,8 @@ class LayerNormKernel final : public Kernel {
     const float* bias = in.size() > 2 && in[2].data ? in[2].as<float>() : nullptr;
     const float *x = in[0].as<float>(), *scale = in[1].as<float>();
     float* y = out[0].as<float>();
-    parallel_for(outer_, outer_ * inner_, threads_, [&](int64_t begin, int64_t end) {
-      norm_rows(x, y, scale, bias, inner_, begin, end, eps_);
-    });
+    parallel_for(outer_, outer_ * inner_, threads_,
+                 [&](int64_t begin, int64_t end) { norm_rows(x, y, scale, bias, inner_, begin, end, eps_); });
   }
 
  private:
