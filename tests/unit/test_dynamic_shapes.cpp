@@ -288,3 +288,37 @@ TEST(DataDependentShapes, RunsWhereShapesDependOnComputedValues) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// The same input dims can give other output dims when a value sets them (Expand's target shape here): every run
+// must produce its own shape, growing and shrinking, with the per-run executor's kernels keyed by input and
+// output shapes (today Expand runs its reference, which takes any shape; a kernel made for one output shape
+// would write past a smaller buffer if reused).
+TEST(DataDependentShapes, KernelsFollowOutputShapesNotOnlyInputShapes) {
+  auto g = std::make_unique<Graph>();
+  g->set_opset("", 13);
+  auto* x = g->add_variable("x", DType::Float, Shape{1, 1});
+  auto* s = g->add_variable("s", DType::Int64, Shape{2});
+  g->add_node("Expand", {x, s}, {g->add_variable("e")}, "expand");
+  g->add_node("Relu", {g->tensor("e")}, {g->add_variable("y")}, "relu");
+  g->inputs = {x, s};
+  g->outputs = {g->tensor("y")};
+  BuildOptions o;
+  o.threads = 1;
+  auto engine = Engine::build(*g, o);
+  auto ctx = engine->create_context();
+  for (std::vector<int64_t> target : {std::vector<int64_t>{4, 4}, {2, 3}, {4, 4}, {1, 1}}) {
+    TensorData xv = TensorData::from_vector(DType::Float, {1, 1}, std::vector<float>{1.5f});
+    ctx->set_input("x", xv);
+    ctx->set_input("s", TensorData::vector_int64(target));
+    ctx->run();
+    const TensorData& y = ctx->output("y");
+    ASSERT_EQ(y.dims(), target);
+    for (int64_t i = 0; i < y.numel(); ++i) EXPECT_EQ(y.data<float>()[i], 1.5f);
+  }
+}
+
+}  // namespace
+}  // namespace kiln

@@ -140,7 +140,13 @@ class PerRunExecutor final : public Executor {
   // The kernel the builder would choose for these shapes, made on first use of each input signature.
   void run_kernel(size_t k, const Node& n, const std::vector<const TensorData*>& in,
                   const std::vector<backend::LayerDesc::Operand>& outs, std::vector<TensorData>& out) {
-    const std::string key = dims_key(in);
+    // Inputs and outputs both: the same input dims can give other output dims (a Reshape whose target is a
+    // computed value), and a kernel is made for one set of shapes.
+    std::string key = dims_key(in) + "->";
+    for (const backend::LayerDesc::Operand& o : outs) {
+      for (int64_t d : o.dims) key += std::to_string(d) + ",";
+      key += ";";
+    }
     std::unique_ptr<backend::Kernel>& kernel = kernels_[k][key];
     backend::LayerDesc desc;
     if (!kernel) {
