@@ -28,12 +28,14 @@ std::optional<TensorData> from_proto(const onnx::TensorProto& p) {
   if (dt == DType::String || dt == DType::Undefined || dtype_size(dt) == 0) return std::nullopt;
   if (p.data_type() > static_cast<int>(DType::BFloat16)) return std::nullopt;
   std::vector<int64_t> dims(p.dims().begin(), p.dims().end());
+  // A SequenceProto or OptionalProto file read as a TensorProto gives arbitrary dims: bound the count before
+  // every multiply (no overflow) and give up past 2^26 elements.
   int64_t n = 1;
   for (int64_t d : dims) {
-    if (d < 0 || d > (1 << 24)) return std::nullopt;  // not a tensor (e.g. an OptionalProto file)
+    if (d < 0 || d > (1 << 24)) return std::nullopt;
+    if (d != 0 && n > (int64_t{1} << 26) / d) return std::nullopt;
     n *= d;
   }
-  if (n > (1 << 26)) return std::nullopt;
   TensorData t(dt, dims);
   const size_t es = dtype_size(dt);
   auto* out = static_cast<unsigned char*>(t.raw());
