@@ -5,20 +5,21 @@
 namespace kiln {
 namespace {
 
+// Logs why a rewrite left each match alone (verbose builds) and passes its count through.
+size_t with_reasons(const RewriteContext& c, const char* what, const std::vector<NotFolded>& rejected, size_t n) {
+  if (c.verbose)
+    for (const NotFolded& r : rejected) c.log(std::string(what) + " not fused at " + r.node + ": " + r.reason);
+  return n;
+}
 size_t run_groupnorm(Graph& g, const RewriteContext& c) {
   std::vector<NotFolded> rejected;
   const size_t n = fuse_groupnorm(g, &rejected);
-  if (c.verbose)
-    for (const NotFolded& r : rejected) c.log("GroupNorm not fused at " + r.node + ": " + r.reason);
-  return n;
+  return with_reasons(c, "GroupNorm", rejected, n);
 }
-
 size_t run_layernorm(Graph& g, const RewriteContext& c) {
   std::vector<NotFolded> rejected;
   const size_t n = fuse_layernorm(g, &rejected);
-  if (c.verbose)
-    for (const NotFolded& r : rejected) c.log("LayerNorm not fused at " + r.node + ": " + r.reason);
-  return n;
+  return with_reasons(c, "LayerNorm", rejected, n);
 }
 
 size_t run_pad_into_conv(Graph& g, const RewriteContext&) {
