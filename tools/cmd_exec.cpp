@@ -45,6 +45,7 @@ struct ExecArgs {
   bool dump_profile = false;
   bool verbose = false;
   bool fp16 = false, bf16 = false, tf32 = true, use_cuda_graph = true, no_data_transfers = false;
+  bool allow_host_fallback = false;
   std::string timing_cache;
 };
 
@@ -274,6 +275,7 @@ int run_exec(const ExecArgs& a) {
   options.skip_rewrites = a.skip_rewrites;
   options.precision = a.fp16 ? DType::Float16 : a.bf16 ? DType::BFloat16 : DType::Float;
   options.tf32 = a.tf32;
+  options.allow_host_fallback = a.allow_host_fallback;
   options.timing_cache_file = a.timing_cache;
   options.log = [](const std::string& line) { std::cout << line << std::endl; };  // flushed: progress as it comes
 
@@ -503,6 +505,8 @@ Command add_exec(CLI::App& app) {
   app.add_flag("--bf16", a->bf16, "Run float layers in bf16 (inputs/outputs stay fp32)");
   app.add_flag("--tf32,!--noTF32", a->tf32, "fp32 convolutions may use TF32 tensor cores (default on; --noTF32: strict fp32)");
   app.add_option("--timingCacheFile", a->timing_cache, "Read and write timed kernel choices here (fast rebuilds)");
+  app.add_flag("--allowHostFallback", a->allow_host_fallback,
+               "CUDA: run layers that have no CUDA kernel on the host (copied out and back) instead of failing");
   app.add_flag("--useCudaGraph,!--noCudaGraph", a->use_cuda_graph, "CUDA: replay inferences as a CUDA graph (default on)");
   app.add_flag("--noDataTransfers", a->no_data_transfers, "CUDA: no host<->device copies in the timed runs");
   app.add_option("--threads", a->threads, "CPU worker threads (0 = every core)")->capture_default_str();

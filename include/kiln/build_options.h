@@ -36,6 +36,10 @@ struct BuildOptions {
   std::string timing_cache_file;
   // Every CPU layer runs its reference kernel (the oracle the tests compare optimized backends against).
   bool reference_kernels = false;
+  // A layer the device has no kernel for runs on the host (copies in and out around the op's reference kernel,
+  // reported in the build log and the layer list) instead of failing the build: trtexec has no such switch,
+  // ONNX Runtime does it silently; kiln does it when asked (--allowHostFallback).
+  bool allow_host_fallback = false;
   // Input shapes to fix before building (for inputs with symbolic or unknown dims), by input name.
   std::map<std::string, std::vector<int64_t>> input_shapes;
   // Shape ranges for inputs left dynamic: the engine runs any shape inside one of them

@@ -260,25 +260,49 @@ void plan_memory(EnginePlan& plan, bool host) {
   for (size_t v = 0; v < plan.values.size(); ++v) resolve(v);
 }
 
-std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, PlannedLayer& layer) {
-  const Node& n = *layer.node;
-  backend::LayerDesc desc = describe_layer(plan, layer);
-  for (const backend::KernelFactory* f : backend::kernels_for(plan.options.device, n.domain, n.op)) {
-    if (plan.options.reference_kernels && f->name != "reference") continue;
-    if (!f->supports(desc)) continue;
+constexpr size_t kListedUnsupported = 40;  // an error lists this many layers without a kernel, then counts
+
+// What a layer that has no kernel is listed as: node, op and operand dtypes and shapes.
+std::string unsupported_entry(const backend::LayerDesc& desc) {
+  std::string operands;
+  for (const backend::LayerDesc::Operand& o : desc.inputs) {
+    if (!operands.empty()) operands += ", ";
+    operands += o.present ? std::string(dtype_name(o.dtype)) + " " + to_string(make_shape(o.dims)) : "-";
+  }
+  const Node& n = *desc.node;
+  return "node " + n.label() + " (" + n.op + (ops::find_op(n.domain, n.op) ? "" : ", an op kiln does not know") +
+         "; inputs " + operands + ")";
+}
+
+// The first kernel that supports the layer; the host fallback when none does and the build allows it; null
+// otherwise (the caller lists every such layer in one error).
+std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, const DeviceBackend& device,
+                                               PlannedLayer& layer) {
+  const backend::LayerDesc desc = describe_layer(plan, layer);
+  if (const backend::KernelFactory* f =
+          backend::first_supporting(plan.options.device, desc, plan.options.reference_kernels)) {
     layer.info.kernel = f->name;
     return f->create(desc);
   }
-  std::string registered;
-  throw Error(model_prefix(*plan.graph) + "node " + n.label() + ": no " + plan.options.device +
-              " kernel supports op '" + n.op + "' with these inputs" +
-              (ops::find_op(n.domain, n.op) ? "" : " (kiln does not know this op)"));
+  const ops::OpSchema* schema = ops::find_op(layer.node->domain, layer.node->op);
+  if (!plan.options.allow_host_fallback || !device.host_fallback || !schema || !schema->reference) return nullptr;
+  layer.info.kernel = kHostFallbackKernel;
+  build_log(plan.options, "layer " + layer.info.name + " (" + layer.node->op + ") has no " + plan.options.device +
+                              " kernel: it runs on the host, its inputs and outputs copied each run");
+  return device.host_fallback(desc);
 }
 
 // The kernel an engine file recorded for a layer, re-created by name (and state) without choosing again.
 std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedLayer& layer,
                                                 const std::string& state, const std::string& file) {
   const Node& n = *layer.node;
+  if (layer.info.kernel == kHostFallbackKernel) {
+    const DeviceBackend* device = find_device_backend(plan.options.device);
+    if (!device || !device->host_fallback)
+      throw Error(file + ": layer '" + printable(layer.info.name) + "' runs on the host, which device '" +
+                  printable(plan.options.device) + "' cannot do");
+    return device->host_fallback(describe_layer(plan, layer));
+  }
   const backend::KernelFactory* factory =
       backend::find_kernel(plan.options.device, n.domain, n.op, layer.info.kernel);
   if (!factory)
@@ -305,6 +329,7 @@ std::unique_ptr<backend::Kernel> hinted_kernel(const EnginePlan& plan, PlannedLa
   if (it == hints.end() || it->second.first == kAliasKernel) return nullptr;
   const auto& [name, state] = it->second;
   const Node& n = *layer.node;
+  if (name == kHostFallbackKernel) return nullptr;  // chosen again: the fallback stays the last resort
   const backend::KernelFactory* f = backend::find_kernel(plan.options.device, n.domain, n.op, name);
   if (!f || (plan.options.reference_kernels && f->name != "reference")) return nullptr;
   backend::LayerDesc desc = describe_layer(plan, layer);
@@ -380,6 +405,7 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded, const Kernel
                                          kConcatInPlace) == options.skip_rewrites.end();
   std::vector<bool> claimed(plan.values.size(), false);     // inputs of in-place Concats
   std::vector<bool> own_buffer(plan.values.size(), false);  // written by a layer that is not a view
+  std::vector<std::string> unsupported;                     // layers no kernel takes, all listed at the end
   for (size_t k = 0; k < plan.layers.size(); ++k) {
     PlannedLayer& layer = plan.layers[k];
     if (recorded) {
@@ -404,7 +430,11 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded, const Kernel
       layer.info.kernel = kAliasKernel;
     } else {
       if (hints) layer.kernel = hinted_kernel(plan, layer, *hints);
-      if (!layer.kernel) layer.kernel = choose_kernel(plan, layer);
+      if (!layer.kernel) layer.kernel = choose_kernel(plan, device, layer);
+      if (!layer.kernel) {
+        unsupported.push_back(unsupported_entry(describe_layer(plan, layer)));
+        continue;
+      }
     }
     if (!layer.is_alias)
       for (int v : layer.outputs)
@@ -417,6 +447,23 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded, const Kernel
   }
   plan.timing_cache = nullptr;
   cache.save();
+  if (!unsupported.empty()) {
+    std::string list;
+    for (size_t k = 0; k < unsupported.size() && k < kListedUnsupported; ++k) list += "\n  " + unsupported[k];
+    if (unsupported.size() > kListedUnsupported)
+      list += "\n  ... and " + std::to_string(unsupported.size() - kListedUnsupported) + " more";
+    throw Error(model_prefix(*plan.graph) + std::to_string(unsupported.size()) + " layer" +
+                (unsupported.size() == 1 ? " has" : "s have") + " no " + options.device + " kernel" +
+                (device.host_fallback && !options.allow_host_fallback
+                     ? " (--allowHostFallback runs them on the host)"
+                     : "") +
+                ":" + list);
+  }
+  size_t on_host = 0;
+  for (const PlannedLayer& layer : plan.layers) on_host += layer.info.kernel == kHostFallbackKernel;
+  if (on_host)
+    build_log(options, std::to_string(on_host) + " of " + std::to_string(plan.layers.size()) +
+                           " layers run on the host (allowed host fallback)");
   if (cache.hits() + cache.misses() > 0)
     build_log(options, "timing cache: " + std::to_string(cache.hits()) + " hits, " +
                            std::to_string(cache.misses()) + " timed" +

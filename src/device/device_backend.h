@@ -12,6 +12,10 @@
 namespace kiln {
 
 struct EnginePlan;
+namespace backend {
+class Kernel;
+struct LayerDesc;
+}  // namespace backend
 
 // Per-engine state a device keeps (weights uploaded once, shared by every context).
 struct DeviceState {
@@ -43,6 +47,9 @@ struct DeviceBackend {
   bool data_dependent_shapes = false;
   // "" when the device can be used in this process; otherwise why not (one line).
   std::function<std::string()> unavailable_reason;
+  // A device with its own memory may run a layer it has no kernel for on the host: this makes the kernel that
+  // copies the layer's inputs out, runs the op's reference kernel and copies the outputs back (null: it can't).
+  std::function<std::unique_ptr<backend::Kernel>(const backend::LayerDesc&)> host_fallback;
   // After kernels are chosen (build or load): upload weights, size workspaces.
   std::function<std::shared_ptr<DeviceState>(const EnginePlan&)> prepare;
   std::function<std::unique_ptr<Executor>(const EnginePlan&)> create_executor;

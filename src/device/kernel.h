@@ -83,6 +83,9 @@ std::vector<const KernelFactory*> kernels_for(const std::string& device, const s
 // Every registered factory (not the on-demand reference ones), in registration order: what the backend sweep
 // exercises.
 std::vector<const KernelFactory*> registered_kernels();
+// The highest-priority factory for the layer's op on `device` whose supports() takes it (only the reference
+// when `reference_only`); null when none does.
+const KernelFactory* first_supporting(const std::string& device, const LayerDesc& desc, bool reference_only);
 const KernelFactory* find_kernel(const std::string& device, const std::string& domain, const std::string& op,
                                  const std::string& name);
 // The reference kernel as a backend kernel (inputs wrapped as views, outputs copied to their buffers).

@@ -118,6 +118,14 @@ std::vector<const KernelFactory*> registered_kernels() {
   return out;
 }
 
+const KernelFactory* first_supporting(const std::string& device, const LayerDesc& desc, bool reference_only) {
+  for (const KernelFactory* f : kernels_for(device, desc.node->domain, desc.node->op)) {
+    if (reference_only && f->name != "reference") continue;
+    if (f->supports(desc)) return f;
+  }
+  return nullptr;
+}
+
 const KernelFactory* find_kernel(const std::string& device, const std::string& domain, const std::string& op,
                                  const std::string& name) {
   for (const KernelFactory* f : kernels_for(device, domain, op))

@@ -41,6 +41,9 @@ struct PlannedLayer {
 inline constexpr const char* kAliasKernel = "alias";
 // The kernel name layers of a data-dependent plan report: chosen per run by the executor.
 inline constexpr const char* kPerRunKernel = "per-run";
+// The kernel name of a layer a device without a kernel for it runs on the host (BuildOptions::allow_host_fallback):
+// its inputs copied to host memory, the op's reference kernel, its outputs copied back.
+inline constexpr const char* kHostFallbackKernel = "host_fallback";
 
 struct EnginePlan {
   std::unique_ptr<Graph> graph;  // optimized; owns the nodes and constants the layers point at

@@ -160,12 +160,9 @@ class PerRunExecutor final : public Executor {
         desc.inputs.push_back(o);
       }
       desc.outputs = outs;
-      for (const backend::KernelFactory* f : backend::kernels_for(plan_.options.device, n.domain, n.op)) {
-        if (plan_.options.reference_kernels && f->name != "reference") continue;
-        if (!f->supports(desc)) continue;
-        kernel = f->create(desc);
-        break;
-      }
+      const backend::KernelFactory* f =
+          backend::first_supporting(plan_.options.device, desc, plan_.options.reference_kernels);
+      if (f) kernel = f->create(desc);
       if (!kernel) throw Error("node " + n.label() + ": no cpu kernel supports op '" + n.op + "' with these inputs");
     }
     std::vector<backend::TensorView> ins, views;

@@ -29,6 +29,9 @@ struct RunContext {
   cudaStream_t stream = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
+  // The layer's own pinned host memory (CudaKernel::host_staging_bytes), kept by the context for its lifetime:
+  // host work enqueued on the stream (cudaLaunchHostFunc) reads and writes it when the stream gets there.
+  void* host_staging = nullptr;
 };
 
 // Base of every kernel a "cuda" KernelFactory creates. TensorViews hold device pointers. enqueue() must only
@@ -42,6 +45,11 @@ class CudaKernel : public backend::Kernel {
   // Constant inputs the kernel uploaded itself at create time (in its own layout and precision, e.g.
   // convolution weights): the executor does not upload them and passes data == nullptr for them.
   virtual bool owns_constant_input(size_t index) const { return false; }
+  // Pinned host memory this layer needs per context (host work on the stream; a region of its own, since
+  // captured graphs replay host callbacks with the pointers of the capture).
+  virtual size_t host_staging_bytes() const { return 0; }
+  // After a run has finished: throws what host work enqueued for this layer failed with, if it did.
+  virtual void check_host_work(const RunContext&) const {}
 };
 
 // Float dtypes the CUDA kernels compute in (float accumulation for the 16-bit ones).

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/cuda/cuda_common.h"
+#include "backends/cuda/host_fallback_cuda.h"
 #include "device/device_backend.h"
 #include "device/plan.h"
 
@@ -103,6 +104,15 @@ class CudaExecutor final : public Executor {
     rc_.stream = stream_;
     rc_.workspace = workspace_.ptr;
     rc_.workspace_bytes = workspace_.bytes;
+    layer_rc_.assign(plan.layers.size(), rc_);
+    for (size_t k = 0; k < plan.layers.size(); ++k) {
+      if (plan.layers[k].is_alias) continue;
+      if (const size_t bytes = cuda_kernel(plan.layers[k]).host_staging_bytes()) {
+        host_staging_.push_back(pinned(bytes));
+        layer_rc_[k].host_staging = host_staging_.back();
+        host_work_layers_.push_back(k);
+      }
+    }
   }
 
   ~CudaExecutor() override {
@@ -112,6 +122,7 @@ class CudaExecutor final : public Executor {
     for (cudaEvent_t e : layer_events_) cudaEventDestroy(e);
     for (void* p : input_staging_) cudaFreeHost(p);
     for (void* p : output_staging_) cudaFreeHost(p);
+    for (void* p : host_staging_) cudaFreeHost(p);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
@@ -152,6 +163,13 @@ class CudaExecutor final : public Executor {
     KILN_CUDA_CHECK(cudaEventRecord(events_[3], stream_));
     KILN_CUDA_CHECK(cudaEventSynchronize(events_[3]));
     KILN_CUDA_CHECK(cudaGetLastError());
+    for (size_t k : host_work_layers_) {
+      try {
+        cuda_kernel(plan_.layers[k]).check_host_work(layer_rc_[k]);
+      } catch (const std::exception& e) {
+        throw Error(layer_label(plan_.layers[k]) + ": " + e.what());
+      }
+    }
     times.h2d_ms = elapsed(events_[0], events_[1]);
     times.compute_ms = elapsed(events_[1], events_[2]);
     times.d2h_ms = elapsed(events_[2], events_[3]);
@@ -202,7 +220,7 @@ class CudaExecutor final : public Executor {
       if (layer.is_alias) continue;
       if (with_events) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[2 * k], stream_));
       try {
-        static_cast<const CudaKernel&>(*layer.kernel).enqueue(inputs_[k], outputs_[k], rc_);
+        static_cast<const CudaKernel&>(*layer.kernel).enqueue(inputs_[k], outputs_[k], layer_rc_[k]);
       } catch (const std::exception& e) {
         throw Error(layer_label(layer) + ": " + e.what());
       }
@@ -230,6 +248,9 @@ class CudaExecutor final : public Executor {
   cudaStream_t stream_ = nullptr;
   DeviceBuffer arena_, workspace_;
   RunContext rc_;
+  std::vector<RunContext> layer_rc_;         // rc_ plus the layer's host staging, per layer
+  std::vector<void*> host_staging_;          // pinned, one region per layer that does host work
+  std::vector<size_t> host_work_layers_;     // those layers
   cudaEvent_t events_[4] = {};
   std::vector<cudaEvent_t> layer_events_;
   std::vector<void*> input_staging_, output_staging_;
@@ -276,6 +297,7 @@ void check_compatible(const std::string& recorded, const std::string& file) {
 const bool registered = register_device_backend({
     .name = "cuda",
     .unavailable_reason = gpu_unavailable_reason,
+    .host_fallback = make_host_fallback_kernel,
     .prepare = prepare,
     .create_executor = [](const EnginePlan& plan) -> std::unique_ptr<Executor> {
       return std::make_unique<CudaExecutor>(plan);
