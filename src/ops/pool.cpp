@@ -2,6 +2,7 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/pool.h"
 #include "ops/util.h"
 
 namespace kiln::ops {
@@ -30,13 +31,8 @@ void infer_global_pool(InferContext& ctx) {
 }
 
 // ------------------------------------------------------------------------------------ reference kernels
-// Window geometry as a kernel sees it, spatial lists padded to 3 entries (1-D and 2-D pools are 3-D with
-// leading spatial dims of size 1). Infer has validated the attributes and computed the output size.
-struct Pool3 {
-  int64_t in[3] = {1, 1, 1}, out[3] = {1, 1, 1}, k[3] = {1, 1, 1};
-  int64_t stride[3] = {1, 1, 1}, dil[3] = {1, 1, 1};
-  int64_t pad[3] = {0, 0, 0}, pad_end[3] = {0, 0, 0};
-  int64_t planes = 0;  // N * C
+// The window as a kernel sees it (ops/pool.h), with the output dims infer computed.
+struct Pool3 : PoolWindow {
   std::vector<int64_t> y_dims;
 };
 
@@ -44,29 +40,9 @@ Pool3 pool_geometry(KernelContext& ctx) {
   const TensorData& x = ctx.input(0);
   Pool3 g;
   g.y_dims = inferred_dims(ctx);
-  const size_t n = static_cast<size_t>(x.rank()) - 2;
-  if (n > 3) ctx.fail(std::to_string(n) + "-D pooling is not supported (1-D to 3-D only)");
-  const auto& a = ctx.node.attrs;
-  const auto kernel = a.get_ints("kernel_shape"), strides = a.get_ints("strides", std::vector<int64_t>(n, 1));
-  const auto dil = a.get_ints("dilations", std::vector<int64_t>(n, 1)), pads = a.get_ints("pads", std::vector<int64_t>(2 * n, 0));
-  const std::string auto_pad = a.get_string("auto_pad", "NOTSET");
-  g.planes = x.dims()[0] * x.dims()[1];
-  const size_t o = 3 - n;
-  for (size_t i = 0; i < n; ++i) {
-    g.in[o + i] = x.dims()[i + 2];
-    g.out[o + i] = g.y_dims[i + 2];
-    g.k[o + i] = kernel[i];
-    g.stride[o + i] = strides[i];
-    g.dil[o + i] = dil[i];
-    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-      const int64_t total = std::max<int64_t>(0, (g.out[o + i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - g.in[o + i]);
-      g.pad[o + i] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
-      g.pad_end[o + i] = total - g.pad[o + i];
-    } else if (auto_pad != "VALID") {
-      g.pad[o + i] = pads[i];
-      g.pad_end[o + i] = pads[i + n];
-    }
-  }
+  const auto w = pool_window(ctx.node.attrs, x.dims(), g.y_dims);
+  if (!w) ctx.fail(std::to_string(x.rank() - 2) + "-D pooling is not supported (1-D to 3-D only)");
+  static_cast<PoolWindow&>(g) = *w;
   return g;
 }
 

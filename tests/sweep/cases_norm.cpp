@@ -106,9 +106,9 @@ KILN_SWEEP_CASES({.domain = "",
                   .dtypes = float_dtypes(),
                   .cases = group_norm_plugin_cases});
 
-// BatchNormalization (inference): constant per-channel parameters (var positive) on 4-D, 3-D and 2-D
-// inputs, one large enough to be threaded, and variable parameters (which cpu.batch_norm leaves to the
-// reference).
+// BatchNormalization (inference): constant per-channel parameters (var positive) on 5-D, 4-D, 3-D and 2-D
+// inputs, one large enough to be threaded; variable parameters (which cpu.batch_norm leaves to the
+// reference), all or only mean/var; and float32 parameters for 16-bit data, constant and variable.
 std::vector<Case> batch_norm_cases(const std::string&, DType dt) {
   const Fill positive{0.2, 2.0, true};
   std::vector<Case> out;
@@ -124,6 +124,21 @@ std::vector<Case> batch_norm_cases(const std::string&, DType dt) {
   out.push_back(make_case(dims_str(x) + " variable params",
                           {input(dt, x), input(dt, c), input(dt, c), input(dt, c), input(dt, c, positive)},
                           {}, 15));
+  out.push_back(make_case(dims_str(x) + " variable mean/var",
+                          {input(dt, x), weight(dt, c), weight(dt, c), input(dt, c), input(dt, c, positive)},
+                          {}, 15));
+  const std::vector<int64_t> x5{1, 3, 4, 5, 6}, c3{3};
+  out.push_back(make_case(dims_str(x5), {input(dt, x5), weight(dt, c3), weight(dt, c3), weight(dt, c3),
+                                         weight(dt, c3, positive)}));
+  if (dt != DType::Float) {
+    const DType f = DType::Float;
+    out.push_back(make_case(dims_str(x) + " float32 params",
+                            {input(dt, x), weight(f, c), weight(f, c), weight(f, c), weight(f, c, positive)},
+                            {}, 15));
+    out.push_back(make_case(dims_str(x) + " variable float32 params",
+                            {input(dt, x), input(f, c), input(f, c), input(f, c), input(f, c, positive)}, {},
+                            15));
+  }
   return out;
 }
 
@@ -153,8 +168,8 @@ KILN_SWEEP_CASES(
     {.domain = "kiln", .ops = {"LayerNormalization"}, .dtypes = float_dtypes(), .cases = layer_norm_cases});
 
 // LRN: AlexNet's size 5 / beta 0.75 (alpha large enough that the denominator matters), beta 0.5 and 1, an
-// even window, 3-D and 5-D inputs, one layer large enough to be threaded, and beta 0.6 (which cpu.lrn leaves
-// to the reference).
+// even window, 3-D and 5-D inputs, one layer large enough to be threaded, beta 0.6 (which cpu.lrn leaves
+// to the reference), a window wider than the channels and size 1.
 std::vector<Case> lrn_cases(const std::string&, DType dt) {
   struct Spec {
     std::vector<int64_t> x;
@@ -165,7 +180,8 @@ std::vector<Case> lrn_cases(const std::string&, DType dt) {
       {{2, 16, 9, 11}, 5, 0.5f, 0.75f, 1.f},  {{1, 7, 6, 5}, 3, 0.2f, 0.5f, 2.f},
       {{1, 9, 4, 7}, 4, 0.3f, 1.f, 1.5f},     {{2, 6, 13}, 5, 0.4f, 0.75f, 1.f},
       {{1, 5, 3, 4, 5}, 3, 0.4f, 0.75f, 1.f}, {{1, 64, 56, 56}, 5, 1e-2f, 0.75f, 1.f},
-      {{1, 8, 5, 5}, 5, 0.3f, 0.6f, 1.f}};
+      {{1, 8, 5, 5}, 5, 0.3f, 0.6f, 1.f},     {{2, 3, 4, 5}, 7, 0.5f, 0.75f, 1.f},
+      {{1, 4, 3, 3}, 1, 0.5f, 0.75f, 1.f}};
   std::vector<Case> out;
   for (const Spec& s : specs)
     out.push_back(
