@@ -86,6 +86,12 @@ std::vector<Case> binary_cases(const std::string& op, DType dt) {
   };
   if (op != "Pow")  // a scalar base: Pow's base must stay positive, which a random left scalar is not
     out.push_back(two("scalar const a " + dims_str(x), weight(dt, {}, base), input(dt, x, other)));
+  if (op == "Max" || op == "Min") {  // variadic: one input, and several broadcasting ones
+    out.push_back(make_case("one " + dims_str(x), {input(dt, x)}));
+    out.push_back(
+        make_case("four broadcast [2,1,5,1],[1,3,1,7],[7],[]",
+                  {input(dt, {2, 1, 5, 1}), input(dt, {1, 3, 1, 7}), input(dt, {7}), input(dt, {})}));
+  }
   if (op == "Pow") {
     out.push_back(two("exponent int64 2", input(dt, x, base), scalar(DType::Int64, 2)));
     out.push_back(two("exponent 0.5", input(dt, x, base), scalar(dt, 0.5)));
@@ -119,15 +125,18 @@ std::vector<Case> cast_cases(const std::string& op, DType from) {
   return out;
 }
 
-// Sum: one, two (ResNet's residual) and three same-shape inputs, one large enough to be threaded, and a
-// broadcast pair (which cpu.sum leaves to the reference).
+// Sum: one, two (ResNet's residual) and three same-shape inputs, one large enough to be threaded, a
+// broadcast pair (which cpu.sum leaves to the reference), four broadcasting inputs and eight.
 std::vector<Case> sum_cases(const std::string&, DType dt) {
   const std::vector<int64_t> x{2, 3, 17, 19}, big{2, 16, 181, 191};
   return {make_case("one " + dims_str(x), {input(dt, x)}),
           make_case("two " + dims_str(x), {input(dt, x), input(dt, x)}),
           make_case("three " + dims_str(x), {input(dt, x), input(dt, x), input(dt, x)}),
           make_case("two " + dims_str(big), {input(dt, big), input(dt, big)}),
-          make_case("broadcast [4,5,33]+[33]", {input(dt, {4, 5, 33}), input(dt, {33})})};
+          make_case("broadcast [4,5,33]+[33]", {input(dt, {4, 5, 33}), input(dt, {33})}),
+          make_case("four broadcast [2,1,5,1]+[1,3,1,7]+[7]+[]",
+                    {input(dt, {2, 1, 5, 1}), input(dt, {1, 3, 1, 7}), input(dt, {7}), input(dt, {})}),
+          make_case("eight [3,5,7]", std::vector<Operand>(8, input(dt, {3, 5, 7})))};
 }
 
 KILN_SWEEP_CASES({.domain = "", .ops = {"Sum"}, .dtypes = float_dtypes(), .cases = sum_cases});
