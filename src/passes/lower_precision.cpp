@@ -16,6 +16,34 @@ bool keeps_fp32(const Node& n, size_t slot) {
   return false;
 }
 
+// Ops whose float output type comes from an attribute, not from a float input: left alone they would write
+// fp32 tensors into an fp16 graph (a ConstantOfShape the fold cap kept, say). Returns whether it changed `n`.
+bool lower_attribute_dtype(Node& n, DType to) {
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  if (n.op == "ConstantOfShape" || n.op == "Constant") {
+    const TensorData* v = n.attrs.get_tensor("value");
+    if (n.op == "ConstantOfShape" && !v) {  // the default fill is float32 zero
+      n.attrs.set("value", convert_float(TensorData(DType::Float, {1}), to));
+      return true;
+    }
+    if (!v || v->dtype() != DType::Float) return false;
+    n.attrs.set("value", convert_float(*v, to));
+    return true;
+  }
+  static const char* const kDtypeAttrOps[] = {"EyeLike",          "RandomNormal",      "RandomUniform",
+                                              "RandomNormalLike", "RandomUniformLike", "Bernoulli"};
+  for (const char* op : kDtypeAttrOps) {
+    if (n.op != op) continue;
+    const bool float_by_default = n.op == "RandomNormal" || n.op == "RandomUniform";
+    const int64_t dtype =
+        n.attrs.get_int("dtype", float_by_default ? static_cast<int64_t>(DType::Float) : -1);
+    if (dtype != static_cast<int64_t>(DType::Float)) return false;
+    n.attrs.set("dtype", static_cast<int64_t>(to));
+    return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 size_t lower_float_precision(Graph& g, DType to) {
@@ -61,6 +89,8 @@ size_t lower_float_precision(Graph& g, DType to) {
         node->attrs.get_int("to", 0) == static_cast<int64_t>(DType::Float) &&
         std::find(boundary.begin(), boundary.end(), node->outputs()[0]) == boundary.end())
       node->attrs.set("to", static_cast<int64_t>(to));
+    if (std::find(boundary.begin(), boundary.end(), node->outputs()[0]) == boundary.end())
+      changed += lower_attribute_dtype(*node, to);
     for (size_t k = 0; k < node->inputs().size(); ++k) {
       auto* c = dynamic_cast<Constant*>(node->inputs()[k]);
       if (!c || c->dtype != DType::Float || keeps_fp32(*node, k)) continue;

@@ -1,6 +1,7 @@
 // infer_shapes / fold_constants on graphs shaped like what PyTorch's exporter emits.
 #include <gtest/gtest.h>
 
+#include "kiln/engine.h"
 #include "kiln/passes.h"
 
 namespace kiln {
@@ -61,8 +62,8 @@ TEST(Passes, FoldConstantsReplacesShapeChainByInt64Constant) {
   m.g.validate();
 }
 
-// A stale declared shape on an intermediate tensor (exporters leave value_info at batch 1 when the batch is made
-// dynamic) gives way to the computed shape and is reported; on a graph output it is an error.
+// A stale declared shape on an intermediate tensor (exporters leave value_info at batch 1 when the batch is
+// made dynamic) gives way to the computed shape and is reported; on a graph output it is an error.
 TEST(Passes, ContradictedValueInfoOfIntermediatesIsOverriddenNotOfOutputs) {
   auto make = [](Shape declared_r, Shape declared_y) {
     auto g = std::make_unique<Graph>();
@@ -167,6 +168,37 @@ TEST(Passes, FoldCapLeavesLargeTensorsAndSaysWhy) {
   EXPECT_NE(r.not_folded[0].node.find("make_big"), std::string::npos);
   EXPECT_NE(r.not_folded[0].reason.find("cap"), std::string::npos);
   EXPECT_EQ(to_string(*big->shape), "1024x1024");  // shape still inferred
+}
+
+// fp16 builds: an op whose float output type is an attribute (ConstantOfShape here, left unfolded by the fold
+// cap; with and without an explicit value) is lowered with the graph, so the Add that reads it sees fp16 on
+// both sides (a YOLOv8 head failed with "input dtypes differ: float32 vs float16"), and the result matches.
+TEST(Passes, LowerPrecisionLowersAttributeTypedFloatOutputs) {
+  for (bool explicit_value : {true, false}) {
+    Graph g;
+    g.set_opset("", 13);
+    auto* x = g.add_variable("x", DType::Float, Shape{64, 64});
+    auto* fill = g.add_variable("fill");
+    auto* y = g.add_variable("y");
+    Node* n = g.add_node("ConstantOfShape", {ints(g, "shape", {64, 64})}, {fill}, "fill");
+    if (explicit_value) n->attrs.set("value", TensorData::from_vector<float>(DType::Float, {1}, {1.5f}));
+    g.add_node("Add", {x, fill}, {y}, "add");
+    g.inputs = {x};
+    g.outputs = {y};
+    BuildOptions o;
+    o.precision = DType::Float16;
+    o.fold.max_folded_bytes = 1024;  // keeps the 16 KB fill a layer
+    auto engine = Engine::build(g, o);
+    auto ctx = engine->create_context();
+    std::vector<float> xs(64 * 64);
+    for (size_t i = 0; i < xs.size(); ++i) xs[i] = 0.25f * static_cast<float>(i % 17) - 2.f;  // exact in fp16
+    ctx->set_input("x", TensorData::from_vector<float>(DType::Float, {64, 64}, xs));
+    ctx->run();
+    const TensorData out = ctx->output("y");
+    ASSERT_EQ(out.dtype(), DType::Float);
+    for (size_t i = 0; i < xs.size(); ++i)
+      ASSERT_EQ(out.as_double(static_cast<int64_t>(i)), xs[i] + (explicit_value ? 1.5 : 0.0)) << i;
+  }
 }
 
 // A value over the cap that only feeds weight operands (Gemm's B here) is folded up to 16x the cap: kernels
