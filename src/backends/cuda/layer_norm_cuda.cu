@@ -2,8 +2,9 @@
 //   cuda.layernorm       ONNX LayerNormalization (opset 17)
 //   cuda.layernorm_kiln  kiln.LayerNormalization (what fuse_layernorm writes before opset 17; same contract)
 //
-// Rows are X[:axis] × X[axis:]: a warp per row when short, a block when long. Two passes in float (mean, then
-// squared deviations about it: accurate when |mean| >> std), then y = (x - mean) · invstd · scale + B.
+// Rows are X[:axis] × X[axis:]: a warp per row when short, a block when long. Two passes in float over x
+// shifted by the row's first element (mean, then squared deviations about it: accurate when |mean| >> std),
+// then y = (x - mean) · invstd · scale + B.
 // Scale and B broadcast to the normalized dims when, leading 1s aside, they are a suffix of them (per-channel
 // [D], [S, D], a scalar): entry k % size. The optional outputs Mean and InvStdDev (stash_type float) are
 // written per row.
@@ -54,12 +55,15 @@ __global__ void __launch_bounds__(kBlock)
     const bool live = row < a.r.rows;
     const int64_t n = live ? inner : 0;
     const T* xr = x + (live ? row : 0) * inner;
+    // Everything relative to the row's first element: x - shift is exact for values within a factor 2 of
+    // it, and its mean is small, so a large common offset costs no precision (a float mean would).
+    const float shift = live ? to_float(xr[0]) : 0.f;
     float sum = 0.f;
-    for (int64_t k = lane; k < n; k += LANES) sum += to_float(xr[k]);
-    const float mean = group_reduce<LANES>(sum, SumOp{}) / static_cast<float>(inner);
+    for (int64_t k = lane; k < n; k += LANES) sum += to_float(xr[k]) - shift;
+    const float mean = group_reduce<LANES>(sum, SumOp{}) / static_cast<float>(inner);  // of x - shift
     float sq = 0.f;
     for (int64_t k = lane; k < n; k += LANES) {
-      const float d = to_float(xr[k]) - mean;
+      const float d = (to_float(xr[k]) - shift) - mean;
       sq += d * d;
     }
     const float var = group_reduce<LANES>(sq, SumOp{}) / static_cast<float>(inner);
@@ -67,12 +71,13 @@ __global__ void __launch_bounds__(kBlock)
     if (!live) continue;
     T* yr = y + row * inner;
     for (int64_t k = lane; k < n; k += LANES) {
-      float v = (to_float(xr[k]) - mean) * inv * to_float(scale[param_index(k, a.r.scale_size, inner)]);
+      const float d = (to_float(xr[k]) - shift) - mean;
+      float v = d * inv * to_float(scale[param_index(k, a.r.scale_size, inner)]);
       if (bias) v += to_float(bias[param_index(k, a.r.bias_size, inner)]);
       yr[k] = from_float<T>(v);
     }
     if (lane == 0) {
-      if (a.mean) a.mean[row] = mean;
+      if (a.mean) a.mean[row] = shift + mean;
       if (a.inv_std) a.inv_std[row] = inv;
     }
   }
@@ -98,6 +103,7 @@ void launch(const void* x, void* y, const Args& a, cudaStream_t stream) {
 // Entries of a parameter broadcast to `norm` (X[axis:]): its dims without leading 1s must be a suffix of
 // `norm`; nullopt otherwise.
 std::optional<int64_t> param_size(const std::vector<int64_t>& dims, const std::vector<int64_t>& norm) {
+  if (dims.size() > norm.size()) return std::nullopt;  // the reference's rule: it broadcasts *to* norm
   size_t lead = 0;
   while (lead < dims.size() && dims[lead] == 1) ++lead;
   const size_t rest = dims.size() - lead;
