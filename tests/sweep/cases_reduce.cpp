@@ -36,6 +36,7 @@ std::vector<RedSpec> reduce_specs() {
       {{2, 3, 4, 5}, std::vector<int64_t>{-3, -1}, 0, false},   // separated axes, innermost reduced
       {{2, 1, 6, 1, 5}, std::vector<int64_t>{-4, 2}, 0, true},  // size-1 dims among and between axes
       {{40, 30, 50}, std::vector<int64_t>{0, -1}, 1, true},     // long separated reduction
+      {{33, 4, 9, 8}, std::vector<int64_t>{-4, 2}, 0, false},   // separated axes, split columns
       {{5, 4}, std::vector<int64_t>{}, 1, true, 1},             // noop_with_empty_axes: f(x) per element
   };
 }
