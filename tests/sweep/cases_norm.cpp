@@ -156,14 +156,25 @@ std::vector<Case> layer_norm_cases(const std::string&, DType dt) {
                          (bias ? "" : " no bias"),
                      std::move(ops), attrs({{"axis", axis}, {"epsilon", 1e-5f}}));
   };
-  std::vector<Case> out{c({2, 7, 32}, -1, {32}, true),         c({1, 197, 768}, 2, {768}, true),
-                        c({2, 3, 5, 9}, 2, {5, 9}, true),       c({4, 33}, 1, {1, 33}, false),
-                        c({1, 40, 120}, -1, {120}, true, kShifted), c({3, 17}, -1, {17}, true)};
+  std::vector<Case> out{c({2, 7, 32}, -1, {32}, true),
+                        c({1, 197, 768}, 2, {768}, true),
+                        c({2, 3, 5, 9}, 2, {5, 9}, true),
+                        c({4, 33}, 1, {1, 33}, false),
+                        c({1, 40, 120}, -1, {120}, true, kShifted),
+                        c({3, 17}, -1, {17}, true)};
   out.back().outputs = 2;
+  // Rows long enough for a block each (CUDA), the whole tensor as one row, scale and bias broadcast along
+  // the leading normalized dim, and both statistics outputs.
+  out.push_back(c({3, 5000}, -1, {5000}, true));
+  out.push_back(c({3, 4, 5}, -3, {3, 4, 5}, true));
+  out.push_back(c({2, 6, 8}, 1, {8}, true));
+  out.push_back(c({5, 2, 33}, -2, {2, 33}, true));
+  out.back().outputs = 3;
   return out;
 }
 
-KILN_SWEEP_CASES({.domain = "", .ops = {"LayerNormalization"}, .dtypes = float_dtypes(), .cases = layer_norm_cases});
+KILN_SWEEP_CASES(
+    {.domain = "", .ops = {"LayerNormalization"}, .dtypes = float_dtypes(), .cases = layer_norm_cases});
 KILN_SWEEP_CASES(
     {.domain = "kiln", .ops = {"LayerNormalization"}, .dtypes = float_dtypes(), .cases = layer_norm_cases});
 
@@ -193,21 +204,37 @@ std::vector<Case> lrn_cases(const std::string&, DType dt) {
 
 KILN_SWEEP_CASES({.domain = "", .ops = {"LRN"}, .dtypes = float_dtypes(), .cases = lrn_cases});
 
-// Softmax: the last axis (opset 13: a classifier head, attention scores, PP-OCR's 6625-way output), opset 11
-// coercing to 2-D at axis 1 and at a negative axis, one large enough to be threaded, and an inner axis at
-// opset 13 (which cpu.softmax leaves to the reference).
+// Softmax, LogSoftmax and Hardmax: the last axis (opset 13: a classifier head, attention scores, PP-OCR's
+// 6625-way output), opset 11 coercing to 2-D at axis 1, at a negative axis and at axis 0 (one long row), one
+// large enough to be threaded, inner axes at opset 13 (which cpu.softmax leaves to the reference; short and
+// long columns on CUDA), and data full of ties (Hardmax takes the first maximum).
 std::vector<Case> softmax_cases(const std::string&, DType dt) {
   const Fill wide{0.1, 8.0};
   auto c = [&](std::vector<int64_t> x, int64_t axis, int64_t opset) {
     return make_case(dims_str(x) + " axis " + std::to_string(axis) + " opset " + std::to_string(opset),
                      {input(dt, x, wide)}, attrs({{"axis", axis}}), opset);
   };
-  return {c({2, 1000}, -1, 13),   c({1, 8, 40, 40}, -1, 13), c({1, 40, 6625}, -1, 13),
-          c({2, 3, 5, 7}, 1, 11), c({2, 3, 5, 7}, -2, 11),   c({64, 8, 4096}, -1, 13),
-          c({2, 5, 7, 3}, 1, 13)};
+  std::vector<Case> out{c({2, 1000}, -1, 13),   c({1, 8, 40, 40}, -1, 13), c({1, 40, 6625}, -1, 13),
+                        c({2, 3, 5, 7}, 1, 11), c({2, 3, 5, 7}, -2, 11),   c({64, 8, 4096}, -1, 13),
+                        c({2, 5, 7, 3}, 1, 13), c({3, 5000}, 0, 11),       c({2, 40, 9}, -2, 13),
+                        c({3, 1}, -1, 13)};
+  TensorData ties(dt, {4, 37});
+  for (int64_t i = 0; i < ties.numel(); ++i) {
+    const float v = static_cast<float>((i * 7 + i / 3) % 5 - 2);
+    if (dt == DType::Float)
+      ties.data<float>()[i] = v;
+    else
+      ties.data<uint16_t>()[i] = dt == DType::Float16 ? float_to_half(v) : float_to_bfloat16(v);
+  }
+  out.push_back(
+      make_case("[4, 37] axis -1 opset 13 ties", {fixed(ties)}, attrs({{"axis", int64_t{-1}}}), 13));
+  return out;
 }
 
-KILN_SWEEP_CASES({.domain = "", .ops = {"Softmax"}, .dtypes = float_dtypes(), .cases = softmax_cases});
+KILN_SWEEP_CASES({.domain = "",
+                  .ops = {"Softmax", "LogSoftmax", "Hardmax"},
+                  .dtypes = float_dtypes(),
+                  .cases = softmax_cases});
 
 }  // namespace
 }  // namespace kiln::sweep
