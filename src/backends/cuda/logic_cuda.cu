@@ -1,6 +1,6 @@
 // CUDA comparisons and logic (cuda.logic): Equal, Less, Greater, LessOrEqual, GreaterOrEqual (→ bool), And,
-// Or, Xor, Not on bool, and Where (cond ? x : y). Numpy broadcasting of any rank (broadcast_cuda.cuh), one
-// thread per output element.
+// Or, Xor on bool (Not is unary_more_cuda.cu's), and Where (cond ? x : y). Numpy broadcasting of any rank
+// (broadcast_cuda.cuh), one thread per output element.
 //
 // Comparisons take float, float16, bfloat16, double, int32, int64 and bool operands and compare what the
 // reference compares: float16/bfloat16 widened to float, bool bytes as (byte != 0). Where moves its elements
@@ -177,31 +177,6 @@ class LogicKernel final : public CudaKernel {
   Logic op_;
 };
 
-// ================================================================================================== Not
-__global__ void not_kernel(const uint8_t* x, uint8_t* y, int64_t n) {
-  const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += step)
-    y[i] = x[i] != 0 ? 0 : 1;
-}
-
-class NotKernel final : public CudaKernel {
- public:
-  void enqueue(const std::vector<TensorView>& in, const std::vector<TensorView>& out,
-               const RunContext& rc) const override {
-    const int64_t n = out[0].numel();
-    if (n == 0) return;
-    not_kernel<<<blocks_for(n, kThreads), kThreads, 0, rc.stream>>>(static_cast<const uint8_t*>(in[0].data),
-                                                                    static_cast<uint8_t*>(out[0].data), n);
-    KILN_CUDA_CHECK_LAUNCH();
-  }
-};
-
-bool not_supported(const LayerDesc& d) {
-  return d.inputs.size() == 1 && d.outputs.size() == 1 && d.inputs[0].present && d.outputs[0].present &&
-         d.inputs[0].dtype == DType::Bool && d.outputs[0].dtype == DType::Bool &&
-         d.outputs[0].dims == d.inputs[0].dims;
-}
-
 // ================================================================================================ Where
 template <typename U, typename I>
 __global__ void where_kernel(const uint8_t* c, const U* x, const U* z, U* y, I n, bcast::Params<3> p) {
@@ -296,10 +271,6 @@ KILN_REGISTER_KERNEL(logic_factory("GreaterOrEqual"));
 KILN_REGISTER_KERNEL(logic_factory("And"));
 KILN_REGISTER_KERNEL(logic_factory("Or"));
 KILN_REGISTER_KERNEL(logic_factory("Xor"));
-KILN_REGISTER_KERNEL(make_factory("Not", not_supported,
-                                  [](const LayerDesc&) -> std::unique_ptr<backend::Kernel> {
-                                    return std::make_unique<NotKernel>();
-                                  }));
 KILN_REGISTER_KERNEL(make_factory(
     "Where", [](const LayerDesc& d) { return where_plan(d).has_value(); },
     [](const LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
