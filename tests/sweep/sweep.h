@@ -21,10 +21,13 @@
 namespace kiln::sweep {
 
 // How random values are drawn: magnitude uniform in [lo, hi], sign random unless `positive`; never zero.
-// Integers: magnitude in [max(1, lo), max(1, hi)] rounded.
+// Integers: magnitude in [1, 2^20] (8- and 16-bit types: [1, 100]), sign random unless `positive`.
+// `whole`: every dtype (bool excepted) gets whole numbers uniform in [lo, hi], zero and both signs included
+// (index operands within an axis, [-n, n-1]; equal values for comparisons).
 struct Fill {
   double lo = 0.1, hi = 2.0;
   bool positive = false;
+  bool whole = false;
 };
 
 struct Operand {

@@ -26,9 +26,58 @@ std::map<std::string, VariantSource>& variant_sources() {
   return m;
 }
 
+// Element i of t set to the whole number v (small enough for t's dtype).
+void put_whole(TensorData& t, int64_t i, int64_t v) {
+  switch (t.dtype()) {
+    case DType::Float:
+      t.data<float>()[i] = static_cast<float>(v);
+      break;
+    case DType::Double:
+      t.data<double>()[i] = static_cast<double>(v);
+      break;
+    case DType::Float16:
+      t.data<uint16_t>()[i] = float_to_half(static_cast<float>(v));
+      break;
+    case DType::BFloat16:
+      t.data<uint16_t>()[i] = float_to_bfloat16(static_cast<float>(v));
+      break;
+    case DType::Int8:
+      t.data<int8_t>()[i] = static_cast<int8_t>(v);
+      break;
+    case DType::UInt8:
+      t.data<uint8_t>()[i] = static_cast<uint8_t>(v);
+      break;
+    case DType::Int16:
+      t.data<int16_t>()[i] = static_cast<int16_t>(v);
+      break;
+    case DType::UInt16:
+      t.data<uint16_t>()[i] = static_cast<uint16_t>(v);
+      break;
+    case DType::Int32:
+      t.data<int32_t>()[i] = static_cast<int32_t>(v);
+      break;
+    case DType::UInt32:
+      t.data<uint32_t>()[i] = static_cast<uint32_t>(v);
+      break;
+    case DType::Int64:
+      t.data<int64_t>()[i] = v;
+      break;
+    case DType::UInt64:
+      t.data<uint64_t>()[i] = static_cast<uint64_t>(v);
+      break;
+    default:
+      throw Error(std::string("sweep: no whole-number fill for ") + dtype_name(t.dtype()));
+  }
+}
+
 TensorData random_tensor(DType dtype, const std::vector<int64_t>& dims, const Fill& f, std::mt19937_64& rng) {
   TensorData t(dtype, dims);
   const int64_t n = t.numel();
+  if (f.whole && dtype != DType::Bool) {
+    std::uniform_int_distribution<int64_t> pick(static_cast<int64_t>(f.lo), static_cast<int64_t>(f.hi));
+    for (int64_t i = 0; i < n; ++i) put_whole(t, i, pick(rng));
+    return t;
+  }
   if (dtype_is_integer(dtype) || dtype == DType::Bool) {
     // Wide, distinct-ish values so a misplaced element shows; small types stay in range.
     const int64_t hi = dtype_size(dtype) >= 4 ? (int64_t{1} << 20) : 100;
