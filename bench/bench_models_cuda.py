@@ -34,10 +34,10 @@ import collections
 import datetime
 import gc
 import json
+import math
 import os
 import re
 import shutil
-import subprocess
 import sys
 import time
 
@@ -151,19 +151,22 @@ def check_case(args, m):
     row["profile"] = bool(profile_flags(m))
     hosts, ok = [], True
     for p in args.precisions:
-        flags = PRECISIONS[p][0] + flags_common + [f"--timingCacheFile={os.path.join(args.workdir, f'timing_{p}.cache')}"]
+        cache = os.path.join(args.workdir, f"timing_{p}.cache")
+        flags = PRECISIONS[p][0] + flags_common + [f"--timingCacheFile={cache}"]
         try:
             got, _, stdout = runner.exec_kiln(runner.model_path(m), feeds, list(want), args.threads, 1, args.device,
                                               flags, timeout=args.kiln_timeout)
             errors = runner.compare(got, want)
-            worst = max(errors.values())
+            worst = max(errors.values(), key=lambda e: (math.isnan(e), e))  # a NaN output is the worst
             row["cells"][p] = (worst, None)
             ok &= worst <= bound(m, p) or (p == "fp16" and bool(m.get("no_fp16")))  # it ran: all one can ask
-            hosts.append(host_layers(stdout))
+            hosts.append((p, host_layers(stdout)))
         except Exception as e:
             row["cells"][p] = (None, one_line(str(e).replace(runner.model_path(m) + ": ", ""), 240))
             ok = False
-    row["host"] = next((h for h in hosts if h), "")
+    distinct = {h for _, h in hosts if h}
+    row["host"] = (distinct.pop() if len(distinct) == 1 and all(h for _, h in hosts)
+                   else "; ".join(f"{p}: {h}" for p, h in hosts if h))
     row["ok"] = ok
     row["seconds"] = time.perf_counter() - t0
     return row
@@ -172,7 +175,8 @@ def check_case(args, m):
 def render_check(args, meta, rows, left):
     head = " | ".join(f"{p} (≤ {PRECISIONS[p][1]:g})" for p in args.precisions)
     lines = [f"## Model suite on {meta['gpu']} vs ONNX Runtime CPU fp32 — {meta['date']}", "",
-             f"kiln {meta['kiln_rev']} · torch {meta['torch']} · onnxruntime {meta['ort']} · `{meta['command']}`", "",
+             f"kiln {meta['kiln_rev']} · torch {meta['torch']} · onnxruntime {meta['ort']} · "
+             f"`{meta['command']}`", "",
              "Worst rel L2 over the outputs; ✗ above the bound (the entry's looser bound in brackets). "
              "Host fallback: layers without a CUDA kernel, run on the host.", "",
              f"| model | {head} | host fallback | note |", "|---" * (len(args.precisions) + 3) + "|"]
@@ -190,7 +194,11 @@ def render_check(args, meta, rows, left):
                 cells.append(f"n/a, beyond fp16 (ran: {worst:.1e})")
                 continue
             b = bound(r["m"], p)
-            cells.append(f"{worst:.1e}" + ("" if worst <= b else " ✗") + ("" if b == PRECISIONS[p][1] else f" (≤ {b:g})"))
+            cells.append(f"{worst:.1e}" + ("" if worst <= b else " ✗")
+                         + ("" if b == PRECISIONS[p][1] else f" (≤ {b:g})"))
+        errs = [r["cells"].get(p, (None, None))[1] for p in args.precisions]
+        if len(args.precisions) > 1 and errs[0] and all(e == errs[0] for e in errs):
+            cells = [cells[0]] + ["same"] * (len(cells) - 1)  # one build error, said once
         note = "; ".join(filter(None, ["profile" if r.get("profile") else "", r["note"],
                                         r["m"].get("no_fp16", "") if "fp16" in args.precisions else ""]))
         lines.append(f"| {r['case']} | " + " | ".join(cells) + f" | {r['host'] or '-'} | {note} |")
@@ -243,7 +251,10 @@ def kiln_bench(args, b, onnx, x_path, tag):
     rc, wall, text = bp.run_logged(cmd, os.path.join(args.workdir, f"kiln_{tag}.log"), args.kiln_timeout)
     if rc != 0:
         return {"error": one_line(runner.error_line(text, rc), 160)}
-    compute = bp.parse_times(times)["compute"]
+    try:
+        compute = bp.parse_times(times)["compute"]
+    except (OSError, ValueError) as e:
+        return {"error": f"no times from --exportTimes: {one_line(e, 120)}"}
     outs = sorted(f for f in os.listdir(out_dir) if f.endswith(".npy")) if os.path.isdir(out_dir) else []
     return {"gpu_ms": float(np.median(compute)) if compute else None, "host": host_layers(text),
             "output": np.load(os.path.join(out_dir, outs[0])) if outs else None, "wall_s": wall}
@@ -279,13 +290,14 @@ def bench_row(args, b):
     x_path = os.path.join(args.workdir, f"input_{b['name']}.npy")
     np.save(x_path, x)
     row["kiln"] = kiln_bench(args, b, onnx, x_path, b["name"])
-    log(f"{b['name']}: kiln {args.bench_precision}: " + (row["kiln"].get("error") or f"{row['kiln']['gpu_ms']:.3f} ms"))
+    k = row["kiln"]
+    log(f"{b['name']}: kiln {args.bench_precision}: " + (k.get("error") or f"{bp.fmt(k.get('gpu_ms'), '.3f')} ms"))
     if b["spec"] is None:
         return row
     model = torch_module(b["spec"])
     if args.device == "cpu":
         ref = torch_cpu_eager(model, x, max(3, args.iterations // 10))
-        row["torch"]["torch-eager-fp32 (cpu)"] = ref
+        row["torch"]["torch-eager-fp32 (cpu)"] = {"gpu_ms": ref["gpu_ms"]}
     else:
         torch = bp.torch_setup(args)
         ref = bp.run_torch_mode(torch, args, bp.REFERENCE, model, x, None, timed=False)
@@ -293,7 +305,7 @@ def bench_row(args, b):
             log(f"{b['name']}: {mode}")
             r = bp.run_torch_mode(torch, args, mode, model, x, ref.get("output"))
             row["torch"][mode] = {k: v for k, v in r.items() if k in ("gpu_ms", "error", "rel_l2", "compile_s", "note")}
-            log(f"{b['name']}: {mode}: " + (r.get("error") or f"{r['gpu_ms']:.3f} ms"))
+            log(f"{b['name']}: {mode}: " + (r.get("error") or f"{bp.fmt(r.get('gpu_ms'), '.3f')} ms"))
     y = row["kiln"].get("output")
     if ref.get("output") is not None and y is not None and y.size == ref["output"].size:
         row["kiln"]["rel_l2"] = bp.rel_l2(y, ref["output"])
@@ -318,17 +330,19 @@ def render_bench(args, meta, rows, left):
             lines.append(f"| {r['name']} | {r['shape']} | {r['error']} |" + " |" * (len(modes) + 3))
             continue
         k = r["kiln"]
-        cells = [k.get("error") or f"{k['gpu_ms']:.3f}"]
+        cells = [k.get("error") or bp.fmt(k.get("gpu_ms"), ".3f")]
         for mode in modes:
             t = r["torch"].get(mode)
-            cells.append("-" if t is None else one_line(t["error"], 80) if t.get("error") else f"{t['gpu_ms']:.3f}")
+            cells.append("-" if t is None else one_line(t["error"], 80) if t.get("error")
+                         else bp.fmt(t.get("gpu_ms"), ".3f"))
         comp = r["torch"].get(compile_mode, {}).get("gpu_ms")
         ratio = f"{k['gpu_ms'] / comp:.2f}" if comp and k.get("gpu_ms") else "-"
         notes = [] if r["pytorch"] else ["Paddle model: no PyTorch module, kiln only"]
         if k.get("host"):
             notes.append(f"on host: {k['host']}")
         rel = f"{k['rel_l2']:.1e}" if k.get("rel_l2") is not None else "-"
-        lines.append(f"| {r['name']} | {r['shape']} | " + " | ".join(cells) + f" | {ratio} | {rel} | {'; '.join(notes)} |")
+        lines.append(f"| {r['name']} | {r['shape']} | " + " | ".join(cells)
+                     + f" | {ratio} | {rel} | {'; '.join(notes)} |")
     thr = [r for r in rows if r["name"].startswith("resnet50_b") and "error" not in r and r["name"] != "resnet50_b1"]
     if thr:
         lines += ["", "| ResNet-50 throughput | kiln images/s | torch.compile images/s | kiln / torch.compile |",
@@ -366,8 +380,9 @@ def run_bench(args, meta, emit):
 def collect_meta(args):
     gpu = bp.cmd_out(["nvidia-smi", "--query-gpu=name,driver_version,memory.total", "--format=csv,noheader"])
     meta = {"date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "gpu": gpu.splitlines()[0] if args.device == "cuda" else "the CPU (--device cpu)", "torch": "-", "cuda": "-",
-            "cudnn": "-", "kiln_rev": os.environ.get("KILN_REV") or bp.cmd_out(["git", "rev-parse", "--short", "HEAD"]),
+            "gpu": gpu.splitlines()[0] if args.device == "cuda" else "the CPU (--device cpu)",
+            "torch": "-", "cuda": "-", "cudnn": "-",
+            "kiln_rev": os.environ.get("KILN_REV") or bp.cmd_out(["git", "rev-parse", "--short", "HEAD"]),
             "command": "python3 " + " ".join([os.path.relpath(os.path.abspath(__file__), ROOT)] + sys.argv[1:])}
     try:
         import onnxruntime
@@ -396,8 +411,8 @@ def self_test():
                                 "--shapes=x:1x3x48x320"], profile_flags(m)
     assert profile_flags(next(x for x in suite.MODELS if x["name"] == "ppocr_cls")) == []
     err = "kiln: error: m.onnx: 2 layers have no cuda kernel:\n  node a (LRN; inputs f32)\n  node b (LRN; inputs f32)\n"
-    assert runner.error_line(err, 1) == "kiln: error: m.onnx: 2 layers have no cuda kernel: node a (LRN; inputs f32); " \
-        "node b (LRN; inputs f32)", runner.error_line(err, 1)
+    assert runner.error_line(err, 1) == ("kiln: error: m.onnx: 2 layers have no cuda kernel: node a (LRN; inputs "
+                                         "f32); node b (LRN; inputs f32)"), runner.error_line(err, 1)
     assert runner.error_line("", -11) == "exit -11"
 
 
@@ -438,7 +453,8 @@ def main():
     args.bench_precision = args.bench_precision or ("fp16" if args.device == "cuda" else "fp32")
     args.kiln, args.workdir = os.path.abspath(args.kiln), os.path.abspath(args.workdir)
     default_dir = os.path.join(ROOT, ".devbin", "models")
-    args.models_dir = os.path.abspath(args.models_dir or (default_dir if os.path.isdir(default_dir) else runner.MODELS_DIR))
+    args.models_dir = os.path.abspath(args.models_dir
+                                      or (default_dir if os.path.isdir(default_dir) else runner.MODELS_DIR))
     os.makedirs(args.workdir, exist_ok=True)
     runner.KILN, runner.MODELS_DIR, runner.EXPORTS_DIR = args.kiln, args.models_dir, args.workdir
     # bench_packnet_cuda's PyTorch helpers read these

@@ -37,7 +37,10 @@ def ensure_model(m):
         args = [os.path.join(here, script), "--out", os.path.dirname(path)]
         if not stem.startswith("seq_"):
             args += ["--only", stem]
-        subprocess.run([sys.executable, "-W", "ignore"] + args, check=True, stdout=subprocess.DEVNULL)
+        proc = subprocess.run([sys.executable, "-W", "ignore"] + args, capture_output=True, text=True)
+        if proc.returncode:  # the exporter's own FAILED line names the exception; else its last words
+            lines = (proc.stdout + proc.stderr).strip().splitlines() or [f"exit {proc.returncode}"]
+            raise RuntimeError(f"{script} {stem}: " + next((x for x in lines if "FAILED" in x), lines[-1]).strip())
     return path
 
 
