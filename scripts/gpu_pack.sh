@@ -28,6 +28,7 @@ for d in light ppocr; do
 done
 du -sh .devbin
 # The device call carries at most 64 MiB (working tree included).
-total=$(( $(du -sb .devbin | cut -f1) + $(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1) ))
+tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1 || true)
+total=$(( $(du -sb .devbin | cut -f1) + ${tracked:-0} ))
 echo "gpu_pack: .devbin + tracked files = $(( total / 1048576 )) MiB of the 64 MiB a device call carries"
 if (( total > 60 * 1048576 )); then echo "gpu_pack: WARNING: close to the 64 MiB limit" >&2; fi
