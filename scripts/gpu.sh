@@ -2,13 +2,21 @@
 # On the GPU machine (device tool, carrying .devbin from scripts/gpu_pack.sh): GPU tests, the backend sweep, ONNX
 # conformance on CUDA, kernel benchmark, PackNet01 end to end and the side-by-side benchmark against PyTorch, in
 # one call.
-#   bash scripts/gpu.sh [tests] [sweep] [conformance] [sanitize] [kernels] [packnet] [bench] [profile]
+#   bash scripts/gpu.sh [tests] [sweep] [conformance] [sanitize] [kernels] [packnet] [bench] [profile] [models]
+#                       [modelbench]
 #   (default: tests sweep conformance kernels packnet bench)
 # sweep: kiln_backend_sweep --device=cuda, every registered CUDA kernel against the CPU reference
 # (docs/backend_sweep.md); SWEEP_ARGS adds options (e.g. "--perf", "--filter=Conv").
 # conformance: the ONNX node tests with every engine built for cuda (tests/conformance/README.md).
 # sanitize: compute-sanitizer memcheck over every GPU test, racecheck and synccheck over kiln's own kernels
 # (the shared-memory and barrier users; cuDNN/cuBLAS convolutions are left to memcheck).
+# models: the model suite on CUDA in fp32/TF32/fp16 against ONNX Runtime CPU (bench/bench_models_cuda.py
+# --check-only; light zoo and PP-OCR from .devbin/models, torch exports made in /tmp/kiln_models_cuda).
+# modelbench: kiln fp16 against PyTorch eager / CUDA graph / torch.compile on ResNet-50, MobileNetV3, EfficientNet,
+# ViT-B/16, a transformer encoder, PP-OCRv4 (bench_models_cuda.py --bench-only).
+# Both stop starting cases after MODELS_BUDGET seconds (default 540: run each in its own call) and name the cases
+# left; MODELS="substring ..." (suite case ids or file paths, e.g. "light/ ppocr/" or "torch/"; =NAME exact)
+# picks a part, to split the work across calls.
 # Writes logs and reports under $OUT (or out/gpu when run elsewhere).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -100,5 +108,19 @@ fi
 if [[ " $stages " == *" bench "* ]]; then
   run python3 bench/bench_packnet_cuda.py --onnx $MODEL_DIR/packnet01.onnx --workdir /tmp/bench --kiln "$BIN/kiln" \
     --out "$OUT/bench_packnet_cuda.md" --json "$OUT/bench_packnet_cuda.json" 2>&1 | tail -40
+fi
+MODELS_ARGS=(--kiln "$BIN/kiln" --models-dir "$BIN/models" --workdir /tmp/kiln_models_cuda
+             --budget-s "${MODELS_BUDGET:-540}" ${MODELS:+--models $MODELS})
+if [[ " $stages " == *" models "* ]]; then
+  run python3 bench/bench_models_cuda.py --check-only "${MODELS_ARGS[@]}" \
+    --out "$OUT/models_cuda.md" --json "$OUT/models_cuda.json" > "$OUT/models_cuda.log" 2>&1
+  grep -E "^\[ *[0-9.]+s\] done;|time budget|^!! failed|Traceback|Error" "$OUT/models_cuda.log" | tail -20
+  cat "$OUT/models_cuda.md" 2>/dev/null
+fi
+if [[ " $stages " == *" modelbench "* ]]; then
+  run python3 bench/bench_models_cuda.py --bench-only "${MODELS_ARGS[@]}" \
+    --out "$OUT/bench_models_cuda.md" --json "$OUT/bench_models_cuda.json" > "$OUT/bench_models_cuda.log" 2>&1
+  grep -E "failed|error|Error|Traceback|time budget" "$OUT/bench_models_cuda.log" | head -20
+  cat "$OUT/bench_models_cuda.md" 2>/dev/null
 fi
 exit $status

@@ -17,4 +17,18 @@ strip --strip-unneeded .devbin/* 2>/dev/null || true
 NODE_TESTS=/usr/share/libonnx-testdata/data
 if [ -d $NODE_TESTS/node ]; then tar czf .devbin/onnx_node_tests.tar.gz -C $NODE_TESTS node; fi
 echo "$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- src include tools || echo -dirty)" > .devbin/REV
+# The model suite's wheel models for `scripts/gpu.sh models modelbench` (bench/bench_models_cuda.py): the light zoo
+# (0.6 MB) and PP-OCR (16 MB) from scripts/fetch_models.sh; the torch exports are made on the GPU machine.
+for d in light ppocr; do
+  if ls out/models/$d/*.onnx >/dev/null 2>&1; then
+    mkdir -p .devbin/models/$d && cp out/models/$d/*.onnx .devbin/models/$d/
+  else
+    echo "gpu_pack: no out/models/$d/*.onnx (run scripts/fetch_models.sh): the models stage will skip them"
+  fi
+done
 du -sh .devbin
+# The device call carries at most 64 MiB (working tree included).
+tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1 || true)
+total=$(( $(du -sb .devbin | cut -f1) + ${tracked:-0} ))
+echo "gpu_pack: .devbin + tracked files = $(( total / 1048576 )) MiB of the 64 MiB a device call carries"
+if (( total > 60 * 1048576 )); then echo "gpu_pack: WARNING: close to the 64 MiB limit" >&2; fi

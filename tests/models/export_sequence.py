@@ -12,6 +12,8 @@ import os
 import torch
 from torch import nn
 
+from export_torchvision import onnx_export  # the TorchScript exporter on torch 1.13 and >= 2.9 alike
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHAPE = (1, 40, 64)  # batch, time steps, features
 
@@ -46,7 +48,7 @@ def main():
             path = os.path.join(args.out, f"{name}_op{opset}.onnx")
             if os.path.exists(path):
                 continue
-            torch.onnx.export(model, (x,), path, input_names=["x"], output_names=["scores"], opset_version=opset)
+            onnx_export(model, (x,), path, input_names=["x"], output_names=["scores"], opset_version=opset)
             print(f"export_sequence: {path}")
 
 

@@ -108,8 +108,11 @@ def stamp_text():
     return f"{digest} torch {torch.__version__} torchvision {torchvision.__version__}\n"
 
 
-def export_one(name, build, shape, opset, opts, path):
-    import onnx
+def seeded_model(build):
+    """The module an export writes: built after torch.manual_seed(SEED), eval mode, weights made checkable.
+
+    bench/bench_models_cuda.py times this same module in PyTorch, so kiln and PyTorch run the same weights.
+    """
     import torch
     torch.manual_seed(SEED)
     model = build().eval()
@@ -129,15 +132,61 @@ def export_one(name, build, shape, opset, opts, path):
                 if getattr(mod, "running_mean", None) is not None:
                     mod.running_mean.normal_(0.0, 0.1)
                     mod.running_var.uniform_(0.5, 1.5)
+    return model
+
+
+def _sdpa_as_ops(q, k, v, attn_mask=None, dropout_p=0.0, is_causal=False, scale=None, **_):
+    """scaled_dot_product_attention as MatMul / Softmax / MatMul, the form torch 1.13's exporter writes.
+
+    torch >= 2.0's nn.MultiheadAttention calls F.scaled_dot_product_attention, which the TorchScript exporter
+    writes only from opset 14; exported through this function, every opset gets the same plain graph.
+    """
+    import torch
+    scores = torch.matmul(q, k.transpose(-2, -1)) * (scale if scale is not None else q.size(-1) ** -0.5)
+    if is_causal:
+        n, s = q.size(-2), k.size(-2)
+        attn_mask = torch.ones(n, s, dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None:
+        scores = (scores.masked_fill(~attn_mask, float("-inf")) if attn_mask.dtype == torch.bool
+                  else scores + attn_mask)
+    return torch.matmul(torch.softmax(scores, dim=-1), v)
+
+
+def onnx_export(model, args, path, **kw):
+    """torch.onnx.export with the TorchScript exporter on every torch this runs with.
+
+    torch >= 2.9 defaults to the dynamo exporter (dynamo=True): it is turned off where the argument exists, and
+    F.scaled_dot_product_attention is exported as plain ops (_sdpa_as_ops). torch 1.13 has neither: unchanged.
+    """
+    import inspect
+
+    import torch
+    import torch.nn.functional as F
+    if "dynamo" in inspect.signature(torch.onnx.export).parameters:
+        kw["dynamo"] = False
+    sdpa = getattr(F, "scaled_dot_product_attention", None)
+    if sdpa is not None:
+        F.scaled_dot_product_attention = _sdpa_as_ops
+    try:
+        torch.onnx.export(model, args, path, **kw)
+    finally:
+        if sdpa is not None:
+            F.scaled_dot_product_attention = sdpa
+
+
+def export_one(name, build, shape, opset, opts, path):
+    import onnx
+    import torch
+    model = seeded_model(build)
     x = torch.randn(*shape)
     dynamic = {"input": {0: "N"}, "output": {0: "N"}} if opts.get("dynamic_batch") else None
     tmp = path + ".tmp"
     # Not under no_grad: there nn.MultiheadAttention takes its fused fast path (aten::_native_multi_head_attention),
     # which the exporter cannot write; with gradients on it traces the plain MatMul / Softmax form.
-    torch.onnx.export(model, (x,), tmp, opset_version=opset, input_names=["input"],
-                      output_names=["output"] if name != "resample" else ["centered", "padded"],
-                      dynamic_axes=dynamic, do_constant_folding=True,
-                      keep_initializers_as_inputs=bool(opts.get("keep_initializers_as_inputs")))
+    onnx_export(model, (x,), tmp, opset_version=opset, input_names=["input"],
+                output_names=["output"] if name != "resample" else ["centered", "padded"],
+                dynamic_axes=dynamic, do_constant_folding=True,
+                keep_initializers_as_inputs=bool(opts.get("keep_initializers_as_inputs")))
     m = onnx.load(tmp)
     os.remove(tmp)
     m.producer_name, m.producer_version = "kiln tests/models/export_torchvision.py", torch.__version__
