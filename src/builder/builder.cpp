@@ -48,7 +48,10 @@ void run_rewrites(Graph& g, const BuildOptions& o) {
   context.log = [&o](const std::string& m) { build_log(o, m); };
   for (const Rewrite& r : rewrite_pipeline()) {
     if (!enabled(o, r.name)) continue;
-    if (*r.needs && backend::kernels_for(o.device, internal_ops::kDomain, r.needs).empty()) {
+    const auto kernels = *r.needs ? backend::kernels_for(o.device, internal_ops::kDomain, r.needs)
+                                  : std::vector<const backend::KernelFactory*>{};
+    if (*r.needs &&
+        std::none_of(kernels.begin(), kernels.end(), [](auto* f) { return f->name != "reference"; })) {
       build_log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel for kiln." + r.needs);
       continue;
     }

@@ -50,6 +50,15 @@ namespace layer_norm {
 inline constexpr const char* kOp = "LayerNormalization";
 }  // namespace layer_norm
 
+// kiln.Attention: scaled-dot-product attention, the MatMul -> [Add mask] -> Softmax -> MatMul chain exporters
+// write (src/passes/fuse_attention.cpp). Inputs Q [..., S, Dh], Kt [..., Dh, Skv] (K already transposed, as
+// the exported first MatMul reads it), V [..., Skv, Dv], optional mask broadcasting to [..., S, Skv]; Q, Kt,
+// V share their batch dims. Output [..., S, Dv] = softmax_last(scale * Q @ Kt + mask) @ V.
+namespace attention {
+inline constexpr const char* kOp = "Attention";
+inline constexpr const char* kScale = "scale";  // float, default 1
+}  // namespace attention
+
 // Control flow (If, Loop, Scan) after capture_outer_references (src/passes/capture_outer_refs.cpp): the node's
 // last kCaptured inputs are the values its subgraphs read from enclosing scopes (ONNX Runtime's "implicit
 // inputs"), and every subgraph has the same number of extra trailing inputs, bound to them by position. Such a

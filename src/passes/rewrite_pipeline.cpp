@@ -22,6 +22,12 @@ size_t run_layernorm(Graph& g, const RewriteContext& c) {
   return with_reasons(c, "LayerNorm", rejected, n);
 }
 
+size_t run_attention(Graph& g, const RewriteContext& c) {
+  std::vector<NotFolded> rejected;
+  const size_t n = fuse_attention(g, &rejected);
+  return with_reasons(c, "Attention", rejected, n);
+}
+
 size_t run_pad_into_conv(Graph& g, const RewriteContext&) {
   return fuse_pad_into_conv(g);
 }
@@ -44,6 +50,8 @@ const std::vector<Rewrite>& rewrite_pipeline() {
       {"layernorm", internal_ops::layer_norm::kOp,
        "ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div[/Mul/Add] -> LayerNormalization (kiln's before opset 17)",
        run_layernorm},
+      {"attention", internal_ops::attention::kOp,
+       "MatMul(Q, Kt) [*scale] [+mask] -> Softmax -> MatMul(V) -> kiln.Attention", run_attention},
       {"pad_into_conv", "", "zero Pad on spatial axes -> the Conv's own pads", run_pad_into_conv},
       {"batchnorm_into_conv", "", "Conv -> BatchNormalization -> one Conv (weights rescaled, bias added)",
        run_batchnorm_into_conv},

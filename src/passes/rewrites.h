@@ -20,6 +20,11 @@ size_t fuse_batchnorm_into_conv(Graph& graph);
 // kiln.LayerNormalization); see fuse_layernorm.cpp. Returns the count; reasons for rejects in `rejected`.
 size_t fuse_layernorm(Graph& graph, std::vector<NotFolded>* rejected = nullptr);
 
+// Replaces attention (MatMul(Q, Kt) [scaled] [+ mask] → Softmax(last axis) → MatMul(·, V)) by one
+// kiln.Attention node reading Q, Kt, V[, mask]; see fuse_attention.cpp. Returns the count; reasons for
+// rejects in `rejected`.
+size_t fuse_attention(Graph& graph, std::vector<NotFolded>* rejected = nullptr);
+
 // Replaces Conv → Relu/Elu/Sigmoid (the Conv output read only by the activation) by one kiln.FusedConv node
 // (Conv attributes plus kiln_post_op, kiln_post_alpha, kiln_fused). Returns the count.
 size_t fuse_conv_activation(Graph& graph);
@@ -47,7 +52,8 @@ struct RewriteContext {
 };
 
 // One entry of the pipeline. `needs` names the kiln-internal op the rewrite produces: the builder runs it
-// only when the target device has a kernel for that op ("" = produces standard ONNX, always runs).
+// only when the target device has a kernel of its own for that op ("" = produces standard ONNX, always
+// runs). The host's reference kernel does not count: it would replace the unfused ops' tuned kernels.
 struct Rewrite {
   const char* name;     // what BuildOptions::skip_rewrites / --skipRewrites name
   const char* needs;    // a kiln-domain op, or ""
@@ -56,8 +62,8 @@ struct Rewrite {
 };
 
 // The graph rewrites Engine::build runs, in order, after constant folding and before precision lowering.
-// Order matters: GroupNorm subgraphs hold Mul/Add that element-wise chains would otherwise take; Pads and
-// BatchNormalizations fold into Convs before Conv+activation fuses them.
+// Order matters: GroupNorm subgraphs and attention's scale and mask hold Mul/Div/Add that element-wise
+// chains would otherwise take; Pads and BatchNormalizations fold into Convs before Conv+activation fuses them.
 const std::vector<Rewrite>& rewrite_pipeline();
 
 }  // namespace kiln
