@@ -52,7 +52,7 @@ void run_rewrites(Graph& g, const BuildOptions& o) {
                                   : std::vector<const backend::KernelFactory*>{};
     if (*r.needs &&
         std::none_of(kernels.begin(), kernels.end(), [](auto* f) { return f->name != "reference"; })) {
-      build_log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel for kiln." + r.needs);
+      build_log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel of its own for kiln." + r.needs);
       continue;
     }
     build_log(o, std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" +
