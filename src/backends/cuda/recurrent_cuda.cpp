@@ -5,7 +5,7 @@
 // gate scales) and P in float. sequence_lens may be a constant (checked at create time, as the CPU kernel)
 // or device data (clamped to [0, seq] on the device, see recurrent_cuda.cu).
 //
-// Per run: one strided-batched cuBLASLt GEMM for X.W^T of every step and direction (TF32 as BuildOptions
+// Per run: one cuBLASLt GEMM for X.W^T of every step and direction (TF32 as BuildOptions
 // says), then per time step one GEMM h.R^T for both directions (strict fp32 for fp32: its error would
 // compound over the steps) and one gate kernel; GRU without linear_before_reset needs r before its candidate
 // product, so it adds a gate phase and a second GEMM, (r*h).Rh^T. Everything is enqueued on the layer's
@@ -126,17 +126,14 @@ class RecurrentKernel final : public CudaKernel {
                       std::to_string(sl.as_int64(k)) + " is outside [0, " + std::to_string(s.seq) + "]");
     }
 
-    // The GEMMs: every row of X against each direction's W; each direction's state against its R.
+    // The GEMMs: every row of X against both directions' W at once; each direction's state against its R.
     LtProblem proj;
     proj.dtype = dtype_;
     proj.tf32 = d.options ? d.options->tf32 : true;
     proj.m = s.seq * s.batch;
-    proj.n = GH;
+    proj.n = nd * GH;  // W [dirs, gates * hidden, input] is one [dirs * gates * hidden, input] matrix
     proj.k = s.input;
     proj.trans_b = true;
-    proj.batch = nd;
-    proj.stride_b = GH * s.input;
-    proj.stride_y = s.seq * s.batch * GH;
     proj_ = make_gemm(proj);
     LtProblem rec;
     rec.dtype = dtype_;
@@ -282,7 +279,7 @@ bool supported(const LayerDesc& d) {
   const Sizes s = sizes_of(d, c);
   const int64_t nd = c.directions, H = s.hidden, GH = fam->gates * H;
   if (s.seq < 1 || s.batch < 1 || s.input < 1 || H < 1 || (c.hidden >= 0 && c.hidden != H)) return false;
-  if (GH > kMaxExtent || s.input > kMaxExtent || s.seq * s.batch > kMaxExtent) return false;
+  if (nd * GH > kMaxExtent || s.input > kMaxExtent || s.seq * s.batch > kMaxExtent) return false;
   if (w != std::vector<int64_t>{nd, GH, s.input} || r != std::vector<int64_t>{nd, GH, H}) return false;
   if (present(d, in::kB) && d.inputs[in::kB].dims != std::vector<int64_t>{nd, 2 * GH}) return false;
   if (fam->gates == 4 && present(d, in::kP) && d.inputs[in::kP].dims != std::vector<int64_t>{nd, 3 * H})

@@ -78,7 +78,7 @@ __global__ void step_kernel(Params p, int64_t step, int phase) {
     const bool backward = p.reverse || d == 1;
     const int64_t t = backward ? len - 1 - step : step;
     const int64_t row = p.batch_first ? n * S + t : t * N + n;
-    const T* xw = static_cast<const T*>(p.xw) + (d * S * N + row) * G * H;
+    const T* xw = static_cast<const T*>(p.xw) + (row * p.directions + d) * G * H;
     const T* hr = static_cast<const T*>(p.hr) + (d * N + n) * p.hr_cols;
     const float* b = p.bias + d * G * H;
     const DeviceAct* f = p.acts + d * p.acts_per_dir;

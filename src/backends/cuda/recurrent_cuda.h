@@ -38,7 +38,7 @@ struct Params {
                                   // alone for the candidate gate)
   const float* rbh = nullptr;     // [dirs][hidden]: GRU linear_before_reset's Rbh (scaled by r)
   const float* peep = nullptr;    // [dirs][3 * hidden]: LSTM peepholes i o f; nullptr: none
-  const void* xw = nullptr;       // [dirs][seq * batch][gates * hidden] T: X.W^T, rows in X's order
+  const void* xw = nullptr;       // [seq * batch][dirs][gates * hidden] T: X.W^T, rows in X's order
   const void* hr = nullptr;       // [dirs][batch][hr_cols] T: h.R^T of the gates R's first hr_cols rows
   int64_t hr_cols = 0;            // gates * hidden; GRU without linear_before_reset: 2 * hidden (z, r)
   const void* hc = nullptr;       // GRU without linear_before_reset: [dirs][batch][hidden] T: (r*h).Rh^T
