@@ -152,6 +152,41 @@ Operand scales(const std::vector<float>& s) {
   return fixed(TensorData::from_vector(DType::Float, {static_cast<int64_t>(s.size())}, s));
 }
 
+// cuda.resize_cubic: every coordinate mode, cubic_coeff_a, exclude_outside, up and down by scales and by
+// sizes, tf_crop_and_resize sampling outside the input (extrapolation_value), axes, a grid of many blocks.
+void append_cubic_cases(std::vector<Case>& out, DType dt) {
+  auto cubic = [](std::string coord,
+                  std::initializer_list<std::pair<std::string, AttributeValue>> more = {}) {
+    Attributes a = attrs(more);
+    a.set("mode", std::string("cubic"));
+    a.set("coordinate_transformation_mode", coord);
+    return a;
+  };
+  const std::vector<int64_t> x{1, 3, 5, 7};
+  out.push_back(make_case("cubic half_pixel x2", {input(dt, x), absent(), scales({1, 1, 2, 2})},
+                          cubic("half_pixel"), 13));
+  out.push_back(make_case("cubic align_corners a=-0.5 exclude_outside sizes [1,3,9,13]",
+                          {input(dt, x), absent(), absent(), ints({1, 3, 9, 13})},
+                          cubic("align_corners", {{"cubic_coeff_a", -0.5f}, {"exclude_outside", int64_t{1}}}),
+                          13));
+  out.push_back(make_case("cubic asymmetric x1.7,x0.6 [2,5,13,22]",
+                          {input(dt, {2, 5, 13, 22}), absent(), scales({1, 1, 1.7f, 0.6f})},
+                          cubic("asymmetric"), 13));
+  out.push_back(make_case("cubic pytorch_half_pixel exclude_outside x0.5 [1,3,8,10]",
+                          {input(dt, {1, 3, 8, 10}), absent(), scales({1, 1, 0.5f, 0.5f})},
+                          cubic("pytorch_half_pixel", {{"exclude_outside", int64_t{1}}}), 13));
+  out.push_back(make_case("cubic half_pixel_symmetric x1.5,x2.5",
+                          {input(dt, x), absent(), scales({1, 1, 1.5f, 2.5f})}, cubic("half_pixel_symmetric"),
+                          19));
+  out.push_back(
+      make_case("cubic tf_crop_and_resize roi past the edges sizes [1,3,6,8]",
+                {input(dt, x), scales({0, 0, -0.2f, 0.1f, 1, 1, 0.9f, 1.3f}), absent(), ints({1, 3, 6, 8})},
+                cubic("tf_crop_and_resize", {{"extrapolation_value", 0.25f}}), 13));
+  out.push_back(make_case("cubic axes [2,3] sizes [2,8,33,47]->[2,8,64,100]",
+                          {input(dt, {2, 8, 33, 47}), absent(), absent(), ints({64, 100})},
+                          cubic("half_pixel", {{"axes", std::vector<int64_t>{2, 3}}}), 18));
+}
+
 std::vector<Case> resize_cases(const std::string& op, DType dt) {
   const std::vector<int64_t> x{1, 3, 5, 7};
   auto nearest = [](std::string coord, std::string nmode) {
@@ -229,6 +264,7 @@ std::vector<Case> resize_cases(const std::string& op, DType dt) {
                             linear("pytorch_half_pixel"), 13));
     out.push_back(make_case("linear half_pixel channels x2 [1,3,5,7]",
                             {input(dt, x), absent(), scales({1, 2, 2, 2})}, linear("half_pixel"), 13));
+    append_cubic_cases(out, dt);
   }
   return out;
 }
