@@ -270,8 +270,8 @@ std::string unsupported_entry(const backend::LayerDesc& desc) {
     operands += o.present ? std::string(dtype_name(o.dtype)) + " " + to_string(make_shape(o.dims)) : "-";
   }
   const Node& n = *desc.node;
-  return "node " + n.label() + " (" + n.op + (ops::find_op(n.domain, n.op) ? "" : ", an op kiln does not know") +
-         "; inputs " + operands + ")";
+  return "node " + n.label() + (ops::find_op(n.domain, n.op) ? "" : ", an op kiln does not know,") +
+         " with inputs " + operands;
 }
 
 // The first kernel that supports the layer; the host fallback when none does and the build allows it; null
@@ -285,9 +285,11 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, const Dev
     return f->create(desc);
   }
   const ops::OpSchema* schema = ops::find_op(layer.node->domain, layer.node->op);
-  if (!plan.options.allow_host_fallback || !device.host_fallback || !schema || !schema->reference) return nullptr;
+  if (!plan.options.allow_host_fallback || !device.host_fallback || !schema || !schema->reference)
+    return nullptr;
   layer.info.kernel = kHostFallbackKernel;
-  build_log(plan.options, "layer " + layer.info.name + " (" + layer.node->op + ") has no " + plan.options.device +
+  build_log(plan.options, "layer " + layer.info.name + " (" + layer.node->op + ") has no " +
+                              plan.options.device +
                               " kernel: it runs on the host, its inputs and outputs copied each run");
   return device.host_fallback(desc);
 }
@@ -323,8 +325,10 @@ std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedL
   }
 }
 
-// The hinted kernel for a layer, or null when there is no hint or the kernel does not take the layer's shapes.
-std::unique_ptr<backend::Kernel> hinted_kernel(const EnginePlan& plan, PlannedLayer& layer, const KernelHints& hints) {
+// The hinted kernel for a layer, or null when there is no hint or the kernel does not take the layer's
+// shapes.
+std::unique_ptr<backend::Kernel> hinted_kernel(const EnginePlan& plan, PlannedLayer& layer,
+                                               const KernelHints& hints) {
   auto it = hints.find(layer.info.name);
   if (it == hints.end() || it->second.first == kAliasKernel) return nullptr;
   const auto& [name, state] = it->second;
@@ -349,13 +353,15 @@ KernelHints kernel_hints(const EnginePlan& plan) {
 
 namespace {
 
-// A graph whose inputs are static but some tensor's shape is not: it depends on values computed while running.
-// Strings, sequences and optionals (rank-0 values holding others) have no place in an arena either: a graph with
-// any runs per run too.
+// A graph whose inputs are static but some tensor's shape is not: it depends on values computed while
+// running. Strings, sequences and optionals (rank-0 values holding others) have no place in an arena either:
+// a graph with any runs per run too.
 bool has_data_dependent_shapes(const Graph& g) {
   for (const Tensor* t : g.inputs)
     if (!t->is_constant() && !t->has_static_shape()) return false;  // unknown input shapes: an error instead
-  auto held_as_value = [](const Tensor* t) { return t && (t->dtype == DType::String || dtype_is_container(t->dtype)); };
+  auto held_as_value = [](const Tensor* t) {
+    return t && (t->dtype == DType::String || dtype_is_container(t->dtype));
+  };
   if (std::any_of(g.inputs.begin(), g.inputs.end(), held_as_value)) return true;
   for (const auto& node : g.nodes()) {
     if (std::any_of(node->inputs().begin(), node->inputs().end(), held_as_value)) return true;
@@ -386,7 +392,8 @@ void finish_data_dependent_plan(EnginePlan& plan) {
     layer.info.kernel = kPerRunKernel;
     plan.layer_infos.push_back(layer.info);
   }
-  build_log(plan.options, "shapes depend on computed values: kernels are chosen and memory allocated per run");
+  build_log(plan.options,
+            "shapes depend on computed values: kernels are chosen and memory allocated per run");
 }
 
 }  // namespace
