@@ -91,7 +91,9 @@ std::vector<Case> fused_conv_cases(const std::string&, DType dt) {
 
 // ConvTranspose: the PP-OCR detector's 2x2 stride-2 upsampling, pads with output_padding, groups, dilation
 // with asymmetric pads, 1-D and 3-D, output_shape, SAME_UPPER, output_padding past the end pad (which
-// cpu.conv_transpose leaves to the reference) and one layer large enough to be threaded.
+// cpu.conv_transpose leaves to the reference), one layer large enough to be threaded, depthwise and grouped
+// layers with strides, dilations and output_padding, SAME_LOWER, pads past the kernel and a bias computed at
+// run time (the cuDNN kernel's direct and cropped paths, constant and device bias).
 std::vector<Case> conv_transpose_cases(const std::string&, DType dt) {
   using V = std::vector<int64_t>;
   struct Spec {
@@ -131,6 +133,39 @@ std::vector<Case> conv_transpose_cases(const std::string&, DType dt) {
        false,
        attrs({{"strides", V{2, 2}}, {"output_padding", V{1, 1}}})},
       {"2x2 s2 large", {1, 64, 40, 40}, {64, 32, 2, 2}, true, attrs({{"strides", V{2, 2}}})},
+      {"depthwise s2 p1 outpad1",
+       {1, 8, 9, 7},
+       {8, 1, 3, 3},
+       true,
+       attrs({{"group", int64_t{8}},
+              {"strides", V{2, 2}},
+              {"pads", V{1, 1, 1, 1}},
+              {"output_padding", V{1, 1}}})},
+      {"g4 s3x2 dil2 asym outpad",
+       {2, 8, 5, 7},
+       {8, 2, 3, 2},
+       false,
+       attrs({{"group", int64_t{4}},
+              {"strides", V{3, 2}},
+              {"dilations", V{2, 1}},
+              {"pads", V{1, 0, 0, 2}},
+              {"output_padding", V{2, 1}}})},
+      {"SAME_LOWER s2",
+       {1, 3, 5, 4},
+       {3, 2, 4, 3},
+       true,
+       attrs({{"strides", V{2, 2}}, {"auto_pad", std::string("SAME_LOWER")}})},
+      {"pads past kernel", {1, 2, 6, 5}, {2, 3, 3, 3}, true, attrs({{"pads", V{3, 0, 0, 3}}})},
+      {"3-D s2 p1 outpad",
+       {1, 2, 3, 4, 5},
+       {2, 3, 3, 3, 3},
+       true,
+       attrs({{"strides", V{2, 1, 2}}, {"pads", V{1, 1, 1, 1, 1, 1}}, {"output_padding", V{1, 0, 0}}})},
+      {"1-D VALID s2 outpad1",
+       {1, 3, 11},
+       {3, 4, 3},
+       false,
+       attrs({{"strides", V{2}}, {"output_padding", V{1}}, {"auto_pad", std::string("VALID")}})},
   };
   std::vector<Case> out;
   for (const Spec& s : specs) {
@@ -143,6 +178,12 @@ std::vector<Case> conv_transpose_cases(const std::string&, DType dt) {
     c.flops = 2.0 * static_cast<double>(product(s.x) * product({s.w.begin() + 1, s.w.end()}));
     out.push_back(std::move(c));
   }
+  // A bias computed at run time (cuda.conv_transpose reads it in place as float: fp32 only).
+  Case c = make_case("runtime bias s2 outpad1 x[1,4,5,6] w[4,3,3,3]",
+                     {input(dt, {1, 4, 5, 6}), weight(dt, {4, 3, 3, 3}, {0.05, 0.5}), input(dt, {3})},
+                     attrs({{"strides", V{2, 2}}, {"output_padding", V{1, 1}}}), 17);
+  c.tf32 = true;
+  out.push_back(std::move(c));
   return out;
 }
 
