@@ -16,7 +16,6 @@
 // prints one line saying so and exits 0.
 // Exit status: 1 if a test failed (only tests whose ops are all claimed can fail), else 0.
 #include <fcntl.h>
-#include <onnx/onnx_pb.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -33,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <onnx/onnx_pb.h>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -73,9 +73,7 @@ struct OpKey {
   std::string label() const { return domain.empty() ? op : domain + "::" + op; }
 };
 
-std::string canonical_domain(const std::string& d) {
-  return d == "ai.onnx" ? "" : d;
-}
+std::string canonical_domain(const std::string& d) { return d == "ai.onnx" ? "" : d; }
 
 // What the parent learns from model.onnx before forking.
 struct ValueDecl {
@@ -137,37 +135,28 @@ ValueDecl decl_of(const onnx::ValueInfoProto& vi) {
     d.kind = t.has_sequence_type() ? "sequence" : "optional";
     const onnx::TypeProto* inner = &t;  // the innermost tensor type gives the element type
     while (inner->has_sequence_type() || inner->has_optional_type())
-      inner = inner->has_sequence_type() ? &inner->sequence_type().elem_type()
-                                         : &inner->optional_type().elem_type();
+      inner = inner->has_sequence_type() ? &inner->sequence_type().elem_type() : &inner->optional_type().elem_type();
     if (inner->has_tensor_type()) d.elem_type = inner->tensor_type().elem_type();
   } else {
     d.is_tensor = false;
-    d.kind = t.has_sequence_type()        ? "sequence"
-             : t.has_optional_type()      ? "optional"
-             : t.has_map_type()           ? "map"
-             : t.has_sparse_tensor_type() ? "sparse tensor"
-                                          : "untyped";
+    d.kind = t.has_sequence_type() ? "sequence" : t.has_optional_type() ? "optional" : t.has_map_type() ? "map"
+             : t.has_sparse_tensor_type()                                 ? "sparse tensor"
+                                                                          : "untyped";
   }
   return d;
 }
 
-// Tests whose stored outputs contradict their own model: skipped, with the reason, rather than counted
-// against kiln.
+// Tests whose stored outputs contradict their own model: skipped, with the reason, rather than counted against kiln.
 const std::map<std::string, std::string> kInconsistentData = {
     {"test_adam_multiple",
-     "expected outputs computed with epsilon 1e-2, which the node does not set (spec default 1e-6; onnx "
-     "adam.py)"}};
+     "expected outputs computed with epsilon 1e-2, which the node does not set (spec default 1e-6; onnx adam.py)"}};
 
 // The ops a test exercises and whether kiln claims them on the device. Fills tc.outcome when decided.
 // Every device claims the CPU's ops (each has a reference kernel): the same tests run everywhere. On another
 // device a claimed op with no kernel there either folds away at build time (Shape, Constant, ConstantOfShape
 // over constants) or is refused by the build ("N layers have no cuda kernel") and counted unsupported.
-bool claimed(const OpKey& k) {
-  return !kiln::backend::kernels_for("cpu", k.domain, k.op).empty();
-}
-bool has_device_kernel(const OpKey& k) {
-  return !kiln::backend::kernels_for(g_device, k.domain, k.op).empty();
-}
+bool claimed(const OpKey& k) { return !kiln::backend::kernels_for("cpu", k.domain, k.op).empty(); }
+bool has_device_kernel(const OpKey& k) { return !kiln::backend::kernels_for(g_device, k.domain, k.op).empty(); }
 
 void scan_model(TestCase& tc) {
   if (auto it = kInconsistentData.find(tc.name); it != kInconsistentData.end()) {
@@ -192,9 +181,8 @@ void scan_model(TestCase& tc) {
   std::vector<std::string> unclaimed;
   for (const OpKey& k : tc.ops) {
     if (claimed(k)) continue;
-    unclaimed.push_back(
-        "'" + k.label() + "'" +
-        (kiln::ops::find_op(k.domain, k.op) ? " (schema without a kernel)" : std::string(" (no schema)")));
+    unclaimed.push_back("'" + k.label() + "'" +
+                        (kiln::ops::find_op(k.domain, k.op) ? " (schema without a kernel)" : std::string(" (no schema)")));
   }
   if (!unclaimed.empty()) {
     std::string r = "op not claimed on " + g_device + ": ";
@@ -228,12 +216,9 @@ void scan_model(TestCase& tc) {
 std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
   using kiln::DType;
   if (got.dtype() != want.dtype())
-    return std::string("dtype ") + kiln::dtype_name(got.dtype()) + ", expected " +
-           kiln::dtype_name(want.dtype());
-  if (got.dims() != want.dims())
-    return "shape " + dims_str(got.dims()) + ", expected " + dims_str(want.dims());
-  if (kiln::dtype_is_container(
-          want.dtype())) {  // element by element; an undeclared element dtype matches any
+    return std::string("dtype ") + kiln::dtype_name(got.dtype()) + ", expected " + kiln::dtype_name(want.dtype());
+  if (got.dims() != want.dims()) return "shape " + dims_str(got.dims()) + ", expected " + dims_str(want.dims());
+  if (kiln::dtype_is_container(want.dtype())) {  // element by element; an undeclared element dtype matches any
     const auto &g = got.elements(), &w = want.elements();
     if (got.element_dtype() != want.element_dtype() && got.element_dtype() != DType::Undefined &&
         want.element_dtype() != DType::Undefined)
@@ -242,8 +227,7 @@ std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
     if (g.size() != w.size())
       return std::to_string(g.size()) + " elements, expected " + std::to_string(w.size());
     for (size_t k = 0; k < g.size(); ++k)
-      if (std::string why = compare(g[k], w[k]); !why.empty())
-        return "element " + std::to_string(k) + ": " + why;
+      if (std::string why = compare(g[k], w[k]); !why.empty()) return "element " + std::to_string(k) + ": " + why;
     return "";
   }
   const int64_t n = want.numel();
@@ -251,12 +235,12 @@ std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
   if (dt == DType::String) {
     for (int64_t i = 0; i < n; ++i)
       if (got.strings()[static_cast<size_t>(i)] != want.strings()[static_cast<size_t>(i)])
-        return "element " + std::to_string(i) + " is \"" + got.strings()[static_cast<size_t>(i)] +
-               "\", expected \"" + want.strings()[static_cast<size_t>(i)] + "\"";
+        return "element " + std::to_string(i) + " is \"" + got.strings()[static_cast<size_t>(i)] + "\", expected \"" +
+               want.strings()[static_cast<size_t>(i)] + "\"";
     return "";
   }
-  const bool floating = dt == DType::Float || dt == DType::Double || dt == DType::Float16 ||
-                        dt == DType::BFloat16 || dt == DType::Complex64 || dt == DType::Complex128;
+  const bool floating = dt == DType::Float || dt == DType::Double || dt == DType::Float16 || dt == DType::BFloat16 ||
+                        dt == DType::Complex64 || dt == DType::Complex128;
   if (floating) {
     const bool half = dt == DType::Float16 || dt == DType::BFloat16;
     const double rtol = half ? 1e-2 : 1e-3, atol = half ? 1e-3 : 1e-7;
@@ -276,10 +260,8 @@ std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
     for (int64_t i = 0; i < count; ++i) {
       const double g = at(got, i), w = at(want, i);
       bool ok;
-      if (std::isnan(w) || std::isnan(g))
-        ok = std::isnan(w) && std::isnan(g);
-      else if (std::isinf(w) || std::isinf(g))
-        ok = g == w;
+      if (std::isnan(w) || std::isnan(g)) ok = std::isnan(w) && std::isnan(g);
+      else if (std::isinf(w) || std::isinf(g)) ok = g == w;
       else {
         const double err = std::fabs(g - w);
         ok = err <= atol + rtol * std::fabs(w);
@@ -288,9 +270,9 @@ std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
       if (!ok && bad++ == 0) first = i;
     }
     if (!bad) return "";
-    return std::to_string(bad) + "/" + std::to_string(count) + " values differ (rtol " + fmt(rtol) +
-           ", atol " + fmt(atol) + "); first at " + std::to_string(first) + ": got " + fmt(at(got, first)) +
-           ", expected " + fmt(at(want, first)) + (max_err > 0 ? "; max abs error " + fmt(max_err) : "");
+    return std::to_string(bad) + "/" + std::to_string(count) + " values differ (rtol " + fmt(rtol) + ", atol " +
+           fmt(atol) + "); first at " + std::to_string(first) + ": got " + fmt(at(got, first)) + ", expected " +
+           fmt(at(want, first)) + (max_err > 0 ? "; max abs error " + fmt(max_err) : "");
   }
   // Integers and bools: exact bytes.
   const size_t es = kiln::dtype_size(dt);
@@ -305,8 +287,8 @@ std::string compare(const kiln::TensorData& got, const kiln::TensorData& want) {
     if (dt == DType::Bool) return std::to_string(static_cast<int>(t.data<uint8_t>()[first]));
     return std::to_string(t.as_int64(first));
   };
-  return std::to_string(bad) + "/" + std::to_string(n) + " values differ (exact); first at " +
-         std::to_string(first) + ": got " + show(got) + ", expected " + show(want);
+  return std::to_string(bad) + "/" + std::to_string(n) + " values differ (exact); first at " + std::to_string(first) +
+         ": got " + show(got) + ", expected " + show(want);
 }
 
 // ------------------------------------------------------------------------------------------ one test
@@ -317,9 +299,8 @@ Outcome from_exception(const std::string& stage, const std::exception& e) {
   if (dynamic_cast<const Unrepresentable*>(&e)) return {Status::Unsupported, stage + ": " + msg};
   // The planner's "N layers have no <device> kernel ...:" is a refusal too (only devices without a reference
   // fallback, such as cuda, can say it).
-  if (is_kiln &&
-      (l.find("not supported") != std::string::npos || l.find("unsupported") != std::string::npos ||
-       l.find(" layer has no ") != std::string::npos || l.find(" layers have no ") != std::string::npos))
+  if (is_kiln && (l.find("not supported") != std::string::npos || l.find("unsupported") != std::string::npos ||
+                  l.find(" layer has no ") != std::string::npos || l.find(" layers have no ") != std::string::npos))
     return {Status::Unsupported, "refused at " + stage + ": " + msg};
   return {Status::Failed, stage + ": " + msg + (is_kiln ? "" : std::string(" [") + typeid(e).name() + "]")};
 }
@@ -337,8 +318,7 @@ Outcome run_test(const TestCase& tc) {
 
     std::vector<fs::path> sets;
     for (const auto& e : fs::directory_iterator(tc.dir))
-      if (e.is_directory() && e.path().filename().string().starts_with("test_data_set_"))
-        sets.push_back(e.path());
+      if (e.is_directory() && e.path().filename().string().starts_with("test_data_set_")) sets.push_back(e.path());
     std::sort(sets.begin(), sets.end());
     if (sets.empty()) return {Status::Failed, "no test_data_set_* directory"};
 
@@ -479,8 +459,8 @@ Outcome finish(Child& ch, double timeout_s) {
     return {Status::Failed, std::string("crashed: signal ") + std::to_string(WTERMSIG(st)) + " (" +
                                 strsignal(WTERMSIG(st)) + ")"};
   if (ch.buf.empty())
-    return {Status::Failed,
-            "the test process exited with status " + std::to_string(WEXITSTATUS(st)) + " without a result"};
+    return {Status::Failed, "the test process exited with status " + std::to_string(WEXITSTATUS(st)) +
+                                " without a result"};
   Outcome o;
   o.status = ch.buf[0] == 'P' ? Status::Passed : ch.buf[0] == 'U' ? Status::Unsupported : Status::Failed;
   o.reason = ch.buf.substr(1);
@@ -492,18 +472,10 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (unsigned char c : s) {
     switch (c) {
-      case '"':
-        o += "\\\"";
-        break;
-      case '\\':
-        o += "\\\\";
-        break;
-      case '\n':
-        o += "\\n";
-        break;
-      case '\t':
-        o += "\\t";
-        break;
+      case '"': o += "\\\""; break;
+      case '\\': o += "\\\\"; break;
+      case '\n': o += "\\n"; break;
+      case '\t': o += "\\t"; break;
       default:
         if (c < 0x20) {
           char b[8];
@@ -520,6 +492,7 @@ std::string json_escape(const std::string& s) {
 const char* status_name(Status s) {
   return s == Status::Passed ? "passed" : s == Status::Failed ? "failed" : "unsupported";
 }
+
 
 int list_claimed() {
   std::vector<OpKey> keys;
@@ -569,10 +542,8 @@ std::string device_unavailable_reason(const std::string& device) {
   char buf[512];
   for (;;) {
     const ssize_t r = ::read(fds[0], buf, sizeof buf);
-    if (r > 0)
-      reply.append(buf, static_cast<size_t>(r));
-    else if (r == 0 || errno != EINTR)
-      break;
+    if (r > 0) reply.append(buf, static_cast<size_t>(r));
+    else if (r == 0 || errno != EINTR) break;
   }
   ::close(fds[0]);
   int st = 0;
@@ -584,8 +555,7 @@ std::string device_unavailable_reason(const std::string& device) {
 
 void usage() {
   std::fprintf(stderr,
-               "usage: kiln_conformance DIR [--device cpu|cuda] [--filter SUBSTR] [--verbose] [--json FILE] "
-               "[--jobs N]\n"
+               "usage: kiln_conformance DIR [--device cpu|cuda] [--filter SUBSTR] [--verbose] [--json FILE] [--jobs N]\n"
                "                        [--timeout S]\n"
                "       kiln_conformance --list-claimed [--device cpu|cuda]\n");
 }
@@ -610,20 +580,13 @@ int main(int argc, char** argv) {
       }
       return argv[++k];
     };
-    if (a == "--filter")
-      filter = value();
-    else if (a == "--device")
-      g_device = value();
-    else if (a == "--verbose" || a == "-v")
-      verbose = true;
-    else if (a == "--json")
-      json_path = value();
-    else if (a == "--list-claimed")
-      list = true;
-    else if (a == "--jobs" || a == "-j")
-      jobs = std::max(1, std::atoi(value().c_str()));
-    else if (a == "--timeout")
-      timeout_s = std::atof(value().c_str());
+    if (a == "--filter") filter = value();
+    else if (a == "--device") g_device = value();
+    else if (a == "--verbose" || a == "-v") verbose = true;
+    else if (a == "--json") json_path = value();
+    else if (a == "--list-claimed") list = true;
+    else if (a == "--jobs" || a == "-j") jobs = std::max(1, std::atoi(value().c_str()));
+    else if (a == "--timeout") timeout_s = std::atof(value().c_str());
     else if (a == "--help" || a == "-h") {
       usage();
       return 0;
@@ -631,8 +594,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "kiln_conformance: unknown option '%s'\n", a.c_str());
       usage();
       return 2;
-    } else if (dir.empty())
-      dir = a;
+    } else if (dir.empty()) dir = a;
     else {
       usage();
       return 2;
@@ -655,9 +617,8 @@ int main(int argc, char** argv) {
   }
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
-    std::printf(
-        "kiln_conformance: test data directory '%s' not found (install libonnx-testdata); nothing to run\n",
-        dir.c_str());
+    std::printf("kiln_conformance: test data directory '%s' not found (install libonnx-testdata); nothing to run\n",
+                dir.c_str());
     std::printf("0 passed, 0 failed, 0 skipped\n");
     return 0;
   }
@@ -682,9 +643,8 @@ int main(int argc, char** argv) {
     ++done;
     (tc.outcome.status == Status::Passed ? npass : tc.outcome.status == Status::Failed ? nfail : nunsup)++;
     if (done % 100 == 0 || done == tests.size())
-      std::printf("[%4zu/%zu] %zu passed, %zu failed, %zu unsupported (%.1f s)\n", done, tests.size(), npass,
-                  nfail, nunsup,
-                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      std::printf("[%4zu/%zu] %zu passed, %zu failed, %zu unsupported (%.1f s)\n", done, tests.size(), npass, nfail,
+                  nunsup, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     std::fflush(stdout);
   };
 
@@ -711,10 +671,8 @@ int main(int argc, char** argv) {
       if (pfds[k].revents & (POLLIN | POLLHUP | POLLERR)) {
         char buf[4096];
         ssize_t r = ::read(ch.fd, buf, sizeof buf);
-        if (r > 0)
-          ch.buf.append(buf, static_cast<size_t>(r));
-        else if (r == 0 || errno != EINTR)
-          eof = true;
+        if (r > 0) ch.buf.append(buf, static_cast<size_t>(r));
+        else if (r == 0 || errno != EINTR) eof = true;
       }
       if (!eof && !ch.killed && std::chrono::duration<double>(now - ch.start).count() > timeout_s) {
         ::kill(ch.pid, SIGKILL);
@@ -746,24 +704,18 @@ int main(int argc, char** argv) {
     if (ops.empty()) ops.push_back({"", "(no op)"});
     for (const OpKey& k : ops) {
       Row& r = rows[k];
-      (tc.outcome.status == Status::Passed   ? r.passed
-       : tc.outcome.status == Status::Failed ? r.failed
-                                             : r.unsupported)++;
+      (tc.outcome.status == Status::Passed ? r.passed : tc.outcome.status == Status::Failed ? r.failed
+                                                                                           : r.unsupported)++;
     }
   }
   std::printf("\n%-34s %-8s %7s %7s %12s\n", "op", g_device.c_str(), "passed", "failed", "unsupported");
   for (const auto& [k, r] : rows)
-    std::printf("%-34s %-8s %7zu %7zu %12zu\n", k.label().c_str(),
-                !claimed(k)            ? "-"
-                : has_device_kernel(k) ? "claimed"
-                                       : "no kernel",
-                r.passed, r.failed, r.unsupported);
+    std::printf("%-34s %-8s %7zu %7zu %12zu\n", k.label().c_str(), !claimed(k) ? "-" : has_device_kernel(k) ? "claimed" : "no kernel", r.passed, r.failed,
+                r.unsupported);
 
   // Failures always (one line each, reasons shortened unless --verbose); refusals of claimed ops always
   // (they are the list of what kiln knowingly leaves out); other unsupported reasons with --verbose.
-  auto shorten = [&](const std::string& s) {
-    return verbose || s.size() <= 240 ? s : s.substr(0, 237) + "...";
-  };
+  auto shorten = [&](const std::string& s) { return verbose || s.size() <= 240 ? s : s.substr(0, 237) + "..."; };
   bool header = false;
   for (const TestCase& tc : tests)
     if (tc.outcome.status == Status::Failed) {
@@ -787,12 +739,11 @@ int main(int argc, char** argv) {
         std::printf("  UNSUPPORTED %s: %s\n", tc.name.c_str(), tc.outcome.reason.c_str());
       }
   } else {
-    // Every other skip by its reason (an unclaimed op, a sequence-typed input, ...), with a count and the
-    // first tests, so the last lines account for every skipped test without --verbose.
+    // Every other skip by its reason (an unclaimed op, a sequence-typed input, ...), with a count and the first
+    // tests, so the last lines account for every skipped test without --verbose.
     std::map<std::string, std::vector<std::string>> by_reason;
     for (const TestCase& tc : tests)
-      if (tc.outcome.status == Status::Unsupported && tc.decided)
-        by_reason[tc.outcome.reason].push_back(tc.name);
+      if (tc.outcome.status == Status::Unsupported && tc.decided) by_reason[tc.outcome.reason].push_back(tc.name);
     if (!by_reason.empty()) std::printf("\nSkipped, by reason (--verbose lists every test):\n");
     for (const auto& [reason, names] : by_reason) {
       std::string first;
@@ -805,8 +756,8 @@ int main(int argc, char** argv) {
   if (!json_path.empty()) {
     std::ofstream out(json_path);
     out << "{\n  \"dir\": \"" << json_escape(dir) << "\",\n  \"device\": \"" << json_escape(g_device)
-        << "\",\n  \"passed\": " << npass << ",\n  \"failed\": " << nfail << ",\n  \"skipped\": " << nunsup
-        << ",\n  \"seconds\": " << fmt(total_s) << ",\n  \"tests\": [\n";
+        << "\",\n  \"passed\": " << npass << ",\n  \"failed\": " << nfail
+        << ",\n  \"skipped\": " << nunsup << ",\n  \"seconds\": " << fmt(total_s) << ",\n  \"tests\": [\n";
     for (size_t k = 0; k < tests.size(); ++k) {
       const TestCase& tc = tests[k];
       out << "    {\"name\": \"" << json_escape(tc.name) << "\", \"ops\": [";
