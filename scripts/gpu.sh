@@ -3,7 +3,7 @@
 # conformance on CUDA, kernel benchmark, PackNet01 end to end and the side-by-side benchmark against PyTorch, in
 # one call.
 #   bash scripts/gpu.sh [tests] [sweep] [conformance] [sanitize] [kernels] [packnet] [bench] [profile] [models]
-#                       [modelbench]
+#                       [modelbench] [modelprofile]
 #   (default: tests sweep conformance kernels packnet bench)
 # sweep: kiln_backend_sweep --device=cuda, every registered CUDA kernel against the CPU reference
 # (docs/backend_sweep.md); SWEEP_ARGS adds options (e.g. "--perf", "--filter=Conv").
@@ -103,6 +103,20 @@ if [[ " $stages " == *" profile "* ]]; then
     run "$BIN/kiln" exec --onnx=$MODEL_DIR/packnet01.onnx --device=cuda $mode --timingCacheFile="$OUT/timing.cache" \
       --iterations=20 --duration=0 --verbose --exportProfile="$OUT/profile_$tag.json" > "$OUT/profile_$tag.txt" 2>&1
     python3 bench/profile_summary.py "$OUT/profile_$tag.json" | head -40
+  done
+fi
+# modelprofile: per-layer fp16 profile of torchvision ResNet-50 and ViT-B/16 (exported here, opset 17: why a model is
+# slower than its peer); PROFILE_FILES: other .onnx paths instead.
+if [[ " $stages " == *" modelprofile "* ]]; then
+  if [ -z "${PROFILE_FILES:-}" ]; then
+    python3 -W ignore tests/models/export_torchvision.py --out /tmp/kiln_profile --only resnet50_op17 vit_b_16_op17 \
+      > "$OUT/profile_export.log" 2>&1 || echo "!! export failed (profile_export.log)"
+  fi
+  for f in ${PROFILE_FILES:-/tmp/kiln_profile/resnet50_op17.onnx /tmp/kiln_profile/vit_b_16_op17.onnx}; do
+    tag=$(basename "$f" .onnx)
+    run "$BIN/kiln" exec --onnx="$f" --device=cuda --fp16 --iterations=20 --duration=0 \
+      --exportProfile="$OUT/profile_$tag.json" > "$OUT/profile_$tag.txt" 2>&1
+    python3 bench/profile_summary.py "$OUT/profile_$tag.json" | head -28
   done
 fi
 if [[ " $stages " == *" bench "* ]]; then
