@@ -291,6 +291,12 @@ std::vector<Case> view_cases(const std::string& op, DType dt) {
     out.push_back(make_case("[2,3,17,19]", {input(dt, {2, 3, 17, 19})}));
     out.push_back(make_case("ratio 0.3 training false",
                             {input(dt, {4, 9}), scalar(DType::Float, 0.3), scalar(DType::Bool, 0)}));
+    // With the mask output (cuda.dropout): the ratio a graph input, or absent.
+    out.push_back(make_case("mask [3,17,19]", {input(dt, {3, 17, 19})}));
+    out.back().outputs = 2;
+    out.push_back(make_case("mask, input ratio, training false",
+                            {input(dt, {4, 9}), input(DType::Float, {}), scalar(DType::Bool, 0)}));
+    out.back().outputs = 2;
   }
   for (Case& c : out) c.exact = true;
   return out;

@@ -1,7 +1,7 @@
-// kiln_backend_sweep cases: QuantizeLinear and DequantizeLinear with constant scales and zero points per
-// tensor, per axis (first, middle, last) and of x's rank, with and without a zero point, each quantized type,
-// float32 / float16 / bfloat16 scales; QuantizeLinear also on exact rounding ties (a power-of-two scale),
-// saturation both ways, NaN and infinities.
+// kiln_backend_sweep cases: QuantizeLinear and DequantizeLinear with scales and zero points per tensor, per
+// axis (first, middle, last) and of x's rank, with and without a zero point, constants or graph inputs, each
+// quantized type, float32 / float16 / bfloat16 scales; QuantizeLinear also on exact rounding ties (a
+// power-of-two scale), saturation both ways, NaN and infinities.
 #include <limits>
 
 #include "cases_util.h"
@@ -44,6 +44,12 @@ std::vector<Case> quantize_cases(const std::string&, DType dt) {
       q("axis=1 no zero point", big, {weight(dt, {16}, kScale)}),
       q("axis=1 int8", big, {weight(dt, {16}, kScale), weight(i8, {16})}),
       q("scalar x", {}, {weight(dt, {}, kScale), weight(u8, {})}),
+      // Scale and zero point as graph inputs (device data).
+      q("input params per-tensor uint8", x, {input(dt, {}, kScale), input(u8, {})}),
+      q("input params axis=1 int8", nchw, {input(dt, {16}, kScale), input(i8, {16})}),
+      q("input scale, constant zp axis=1", nchw, {input(dt, {16}, kScale), weight(u8, {16})}),
+      q("constant scale, input zp", x, {weight(dt, {}, kScale), input(i8, {})}),
+      q("input scale, no zero point", x, {input(dt, {}, kScale)}),
       make_case("ties uint8 zp=10 " + dims_str(tie_dims),
                 {tie_x(), scalar(dt, 0.5), fixed(tensor_of(u8, {}, {10}))}, {}, 19),
       make_case("ties int8 zp=-3 " + dims_str(tie_dims),
@@ -80,6 +86,12 @@ std::vector<Case> dequantize_cases(const std::string&, DType qt) {
       dq("rank-matched [1,16,1,1]", nchw, {weight(f, {1, 16, 1, 1}, scale), weight(qt, {1, 16, 1, 1})}));
   out.push_back(dq("axis=1", big, {weight(f, {16}, scale), weight(qt, {16})}));
   out.push_back(dq("float16 scale axis=1", big, {weight(DType::Float16, {16}, scale), weight(qt, {16})}));
+  // Scale and zero point as graph inputs (device data).
+  out.push_back(dq("input params per-tensor", x, {input(f, {}, scale), input(qt, {})}));
+  out.push_back(dq("input params axis=1", nchw, {input(f, {16}, scale), input(qt, {16})}));
+  out.push_back(dq("input bfloat16 scale, constant zp axis=-1", {4, 5, 33},
+                   {input(DType::BFloat16, {33}, scale), weight(qt, {33})}, attrs({{"axis", int64_t{-1}}})));
+  out.push_back(dq("input scale, no zero point", x, {input(f, {}, scale)}));
   return out;
 }
 

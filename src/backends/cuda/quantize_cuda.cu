@@ -1,17 +1,18 @@
-// cuda.quantize: QuantizeLinear and DequantizeLinear with constant scale and zero point, per tensor, per
-// axis, or of x's rank broadcasting along one contiguous run of axes (src/ops/quantize.cpp's expand_param
-// rules).
+// cuda.quantize: QuantizeLinear and DequantizeLinear (scale and zero point constants or graph inputs), per
+// tensor, per axis, or of x's rank broadcasting along one contiguous run of axes (src/ops/quantize.cpp's
+// expand_param rules).
 //   QuantizeLinear   x float/float16/bfloat16 → uint8/int8: saturate(round_half_even(x / scale) + zp), the
 //                    division in float32 as the reference (and ONNX) does it; NaN stores 0
 //   DequantizeLinear x uint8/int8/int32 → scale's float dtype: (x - zp) * scale in double, as the reference,
 //                    rounded once to the output type
-// Scale and zero point are read at create time (the kernel owns those inputs) into one device array of
-// doubles, exact for every float scale and every 8/32-bit zero point. A scale or zero point that is not a
-// build-time constant is refused: models carry them as initializers.
+// Constant scales and zero points are read at create time (the kernel owns those inputs) into one device
+// array of doubles, exact for every float scale and every 8/32-bit zero point. A scale or zero point that is
+// a graph input (device data) is converted to doubles in the workspace by a small kernel before the pass.
 #include <cstdint>
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cuda/cuda_device.cuh"
@@ -37,7 +38,21 @@ struct QuantPlan {
   ParamIndex scale, zp;
   std::vector<double> values;  // scale's values, then zp's (one 0 when there is none)
   size_t zp_offset = 0;
+  // Parameters that are graph inputs: converted into the workspace (scale's doubles, then zp's).
+  bool runtime_scale = false, runtime_zp = false;
+  DType zp_type = DType::Undefined;
+  int64_t scale_n = 0, zp_n = 0;
 };
+
+template <typename T>
+__global__ void param_to_double_kernel(const T* src, double* dst, int64_t n) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  if constexpr (std::is_integral_v<T>)
+    dst[i] = static_cast<double>(src[i]);
+  else
+    dst[i] = static_cast<double>(to_float(src[i]));
+}
 
 template <typename X, typename Q>
 __global__ void quantize_kernel(const X* x, Q* y, int64_t n, const double* scale, ParamIndex si,
@@ -134,8 +149,7 @@ bool plan_quant(const LayerDesc& d, QuantPlan& p) {
   const auto& x = d.inputs[0];
   const auto& scale = d.inputs[1];
   const bool has_zp = d.inputs.size() == 3 && d.inputs[2].present;
-  if (!x.present || !scale.present || !scale.constant || !is_cuda_float(scale.dtype)) return false;
-  if (has_zp && !d.inputs[2].constant) return false;
+  if (!x.present || !scale.present || !is_cuda_float(scale.dtype)) return false;
   if (d.outputs[0].dims != x.dims) return false;
   p.x = x.dtype;
   p.y = d.outputs[0].dtype;
@@ -148,7 +162,8 @@ bool plan_quant(const LayerDesc& d, QuantPlan& p) {
   // Only a multi-element scale uses the axis (the reference's quant_axis).
   int64_t axis = -1;
   const int64_t rank = static_cast<int64_t>(x.dims.size());
-  if (scale.constant->numel() != 1) {
+  p.scale_n = product(scale.dims, 0, scale.dims.size());
+  if (p.scale_n != 1) {
     axis = d.node->attrs.get_int("axis", 1);
     if (axis < -rank || axis >= rank) return false;
     if (axis < 0) axis += rank;
@@ -156,15 +171,19 @@ bool plan_quant(const LayerDesc& d, QuantPlan& p) {
   if (!param_index(scale.dims, x.dims, axis, p.scale)) return false;
   if (has_zp && !param_index(d.inputs[2].dims, x.dims, axis, p.zp)) return false;
   p.values.clear();
-  for (int64_t i = 0; i < scale.constant->numel(); ++i) p.values.push_back(scale.constant->as_double(i));
+  p.runtime_scale = !scale.constant;
+  for (int64_t i = 0; scale.constant && i < p.scale_n; ++i) p.values.push_back(scale.constant->as_double(i));
   p.zp_offset = p.values.size();
+  p.runtime_zp = has_zp && !d.inputs[2].constant;
   if (has_zp) {
-    for (int64_t i = 0; i < d.inputs[2].constant->numel(); ++i)
+    p.zp_type = d.inputs[2].dtype;
+    p.zp_n = product(d.inputs[2].dims, 0, d.inputs[2].dims.size());
+    for (int64_t i = 0; !p.runtime_zp && i < p.zp_n; ++i)
       p.values.push_back(d.inputs[2].constant->as_double(i));
   } else {
     p.zp = {};
-    p.values.push_back(0.0);
   }
+  if (!has_zp || p.runtime_zp) p.values.push_back(0.0);  // keeps params_ non-empty
   return true;
 }
 
@@ -179,6 +198,19 @@ class QuantKernel final : public CudaKernel {
     if (n == 0) return;
     const double* scale = params_.as<double>();
     const double* zp = scale + p_.zp_offset;
+    double* staged = static_cast<double*>(rc.workspace);
+    if (p_.runtime_scale) {
+      dispatch_float_type(in[1].dtype, [&](auto st) {
+        stage(static_cast<const decltype(st)*>(in[1].data), staged, p_.scale_n, rc);
+      });
+      scale = staged;
+    }
+    if (p_.runtime_zp) {
+      dispatch_quantized(p_.zp_type, [&](auto zt) {
+        stage(static_cast<const decltype(zt)*>(in[2].data), staged + p_.scale_n, p_.zp_n, rc);
+      });
+      zp = staged + p_.scale_n;
+    }
     const unsigned int grid = blocks_for(n, kThreads);
     if (p_.quantize) {
       dispatch_float_type(p_.x, [&](auto xt) {
@@ -204,10 +236,19 @@ class QuantKernel final : public CudaKernel {
       });
     }
   }
-  // Scale and zero point live in params_.
+  // Constant scale and zero point live in params_; graph-input ones are staged in the workspace.
   bool owns_constant_input(size_t k) const override { return k == 1 || k == 2; }
+  size_t workspace_bytes() const override {
+    return p_.runtime_scale || p_.runtime_zp ? static_cast<size_t>(p_.scale_n + p_.zp_n) * sizeof(double) : 0;
+  }
 
  private:
+  template <typename T>
+  static void stage(const T* src, double* dst, int64_t n, const RunContext& rc) {
+    param_to_double_kernel<T><<<blocks_for(n, kThreads), kThreads, 0, rc.stream>>>(src, dst, n);
+    KILN_CUDA_CHECK_LAUNCH();
+  }
+
   QuantPlan p_;
   DeviceBuffer params_;
 };
