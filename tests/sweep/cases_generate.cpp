@@ -91,9 +91,16 @@ std::vector<Case> cumsum_cases(const std::string&, DType dt) {
       add({9}, 0, ex, rev);
     }
   add({6, 4, 300}, 0, 0, 0);
-  add({2, 5000}, 1, 1, 0);  // a long line: the sum grows and rounds at every step
-  add({}, 0, 0, 1);         // a scalar is a one-element vector
-  add({4, 0, 3}, 2, 0, 0);  // empty
+  add({2, 5000}, 1, 1, 0);                        // a long line: the sum grows and rounds at every step
+  add({}, 0, 0, 1);                               // a scalar is a one-element vector
+  add({4, 0, 3}, 2, 0, 0);                        // empty
+  for (int64_t axis : {int64_t{0}, int64_t{-2}})  // the axis as a graph input (device data)
+    for (DType at : {DType::Int32, DType::Int64}) {
+      const Fill fixed_axis{static_cast<double>(axis), static_cast<double>(axis), false, true};
+      out.push_back(exact(make_case("[5,6,7] device axis " + std::to_string(axis) + " " + dtype_name(at),
+                                    {input(dt, {5, 6, 7}), input(at, {}, fixed_axis)},
+                                    attrs({{"reverse", int64_t{axis == 0}}}), 14)));
+    }
   return out;
 }
 
