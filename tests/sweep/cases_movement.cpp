@@ -114,6 +114,10 @@ std::vector<Case> pad_cases(const std::string&, DType dt) {
       make_case("edge pads [0,1,2,1,0,1,1,3]", {input(dt, x), ints({0, 1, 2, 1, 0, 1, 1, 3})},
                 attrs({{"mode", std::string("edge")}}), 13),
       make_case("crop pads [0,0,-1,1,0,0,1,-2]", {input(dt, x), ints({0, 0, -1, 1, 0, 0, 1, -2})}, {}, 13),
+      make_case("constant value as a graph input " + dims_str(x) + " pads [1,0,0,2,0,1,3,0]",
+                {input(dt, x), ints({1, 0, 0, 2, 0, 1, 3, 0}), input(dt, {})}, {}, 13),
+      make_case("wrap pads [0,1,3,2,0,0,2,4]", {input(dt, x), ints({0, 1, 3, 2, 0, 0, 2, 4})},
+                attrs({{"mode", std::string("wrap")}}), 19),
       make_case("constant [1,32,128,128] pads 1",
                 {input(dt, {1, 32, 128, 128}), ints({0, 0, 1, 1, 0, 0, 1, 1})}, {}, 13),
   };
