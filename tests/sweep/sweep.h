@@ -77,6 +77,8 @@ struct Generator {
 };
 bool register_generator(Generator g);
 const Generator* find_generator(const std::string& domain, const std::string& op);
+// Every generator of op, in registration order: one op may have several (one per dtype family).
+std::vector<const Generator*> find_generators(const std::string& domain, const std::string& op);
 
 // Other ways one factory can build a layer besides create(): cpu.conv_onednn's tactics, forced one by one.
 struct Variant {

@@ -165,6 +165,15 @@ const Generator* find_generator(const std::string& domain, const std::string& op
   return nullptr;
 }
 
+std::vector<const Generator*> find_generators(const std::string& domain, const std::string& op) {
+  std::vector<const Generator*> out;
+  for (const Generator& g : generators())
+    if (g.domain == canonical(domain))
+      for (const std::string& o : g.ops)
+        if (o == op) out.push_back(&g);
+  return out;
+}
+
 bool register_variants(const std::string& device, const std::string& factory_name, VariantSource source) {
   variant_sources()[device + "|" + factory_name] = std::move(source);
   return true;

@@ -204,8 +204,8 @@ std::string join(const std::vector<std::string>& v) {
 void sweep_factory(const backend::KernelFactory& f, const Args& a, const Settings& settings, Totals& t) {
   ++t.factories;
   const std::string who = f.name + " " + op_label(f);
-  const Generator* gen = find_generator(f.domain, f.op);
-  if (!gen) {
+  const std::vector<const Generator*> gens = find_generators(f.domain, f.op);
+  if (gens.empty()) {
     if (f.name == "plugin") {
       std::printf("SKIP %-22s %-24s no case generator: a plugin needs one naming its oracle op\n",
                   f.name.c_str(), op_label(f).c_str());
@@ -219,19 +219,20 @@ void sweep_factory(const backend::KernelFactory& f, const Args& a, const Setting
   const auto t0 = std::chrono::steady_clock::now();
   int ran = 0, refused = 0;
   std::vector<std::string> dtypes_run, dtypes_refused;
-  for (DType dt : gen->dtypes) {
-    int ran_dtype = 0;
-    const std::vector<Case> cases = gen->cases(f.op, dt);
-    for (const Case& c : cases) {
-      ran_dtype += sweep_case(f, c, dt, a, settings, t, refused);
-      if (t.stopped) return;
+  for (const Generator* gen : gens)
+    for (DType dt : gen->dtypes) {
+      int ran_dtype = 0;
+      const std::vector<Case> cases = gen->cases(f.op, dt);
+      for (const Case& c : cases) {
+        ran_dtype += sweep_case(f, c, dt, a, settings, t, refused);
+        if (t.stopped) return;
+      }
+      ran += ran_dtype;
+      if (ran_dtype)
+        dtypes_run.push_back(dtype_name(dt));
+      else if (!cases.empty())
+        dtypes_refused.push_back(dtype_name(dt));
     }
-    ran += ran_dtype;
-    if (ran_dtype)
-      dtypes_run.push_back(dtype_name(dt));
-    else if (!cases.empty())
-      dtypes_refused.push_back(dtype_name(dt));
-  }
   t.refused += refused;
   t.covered += static_cast<int>(dtypes_run.size());
   std::printf(
