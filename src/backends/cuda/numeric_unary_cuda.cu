@@ -213,7 +213,9 @@ class NumericClipKernel final : public CudaKernel {
 
 bool numeric_clip_supported(const LayerDesc& d) {
   if (d.inputs.size() > 3 || !same_shape_unary(d)) return false;
-  if (d.opset < 11 && d.inputs.size() != 1) return false;
+  // Before opset 11 the bounds are float attributes: cast to an integer type they could be out of its range
+  // (undefined), so those stay with the reference.
+  if (d.opset < 11 && (d.inputs.size() != 1 || !is_float_dtype(d.inputs[0].dtype))) return false;
   for (size_t k = 1; k < d.inputs.size(); ++k)
     if (d.inputs[k].present &&
         (d.inputs[k].dtype != d.inputs[0].dtype || checked_numel(d.inputs[k].dims) != 1))
