@@ -11,7 +11,7 @@
 #include <type_traits>
 #include <vector>
 
-#include "backends/cuda/numeric_cuda.cuh"
+#include "backends/cuda/numeric_types_cuda.cuh"
 
 namespace kiln::cuda {
 namespace {

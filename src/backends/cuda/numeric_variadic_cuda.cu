@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "backends/cuda/broadcast_cuda.cuh"
-#include "backends/cuda/numeric_cuda.cuh"
+#include "backends/cuda/numeric_types_cuda.cuh"
 
 namespace kiln::cuda {
 namespace {
