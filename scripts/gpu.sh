@@ -24,6 +24,11 @@ OUT=${OUT:-out/gpu}
 mkdir -p "$OUT"
 stages=${*:-tests sweep conformance kernels packnet bench}
 BIN=$PWD/.devbin
+# gpu_pack.sh sends libkiln xz-compressed (the carry limit); Python's lzma unpacks it wherever xz is missing.
+if [ -f "$BIN/libkiln.so.xz" ] && [ ! -f "$BIN/libkiln.so" ]; then
+  python3 -c "import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], 'wb'))" \
+    "$BIN/libkiln.so.xz" "$BIN/libkiln.so" || { echo "!! cannot unpack $BIN/libkiln.so.xz"; exit 1; }
+fi
 # cuDNN 9.19 (the version kiln is built against) comes with PyTorch's Python environment there.
 CUDNN_DIR=$(python3 - <<'PY' 2>/dev/null
 import glob, os, site

@@ -26,6 +26,9 @@ for d in light ppocr; do
     echo "gpu_pack: no out/models/$d/*.onnx (run scripts/fetch_models.sh): the models stage will skip them"
   fi
 done
+# libkiln (mostly CUDA kernel images, ~47 MB) travels xz-compressed: with the models it would not fit the carry;
+# scripts/gpu.sh unpacks it before anything runs.
+xz -T0 -6 -f .devbin/libkiln.so
 du -sh .devbin
 # The device call carries at most 64 MiB (working tree included).
 tracked=$(git ls-files -z | xargs -0 du -cb 2>/dev/null | tail -1 | cut -f1 || true)

@@ -70,26 +70,26 @@ TEST(CudaHostFallback, FallbackLayersRunOnTheHostEagerAndInAGraph) {
 
 TEST(CudaHostFallback, AFailureOnTheHostNamesTheLayer) {
   KILN_REQUIRE_GPU();
-  // ReverseSequence has no CUDA kernel; a sequence length longer than the time axis fails in the reference.
-  auto g = one_node_graph("ReverseSequence", {{{5, 2, 3}}, {{2}, DType::Int64}});
-  g->nodes().front()->attrs.set("time_axis", int64_t{0});
-  g->nodes().front()->attrs.set("batch_axis", int64_t{1});
+  // MaxUnpool has no CUDA kernel; an index outside the unpooled tensor fails in the reference.
+  auto g = one_node_graph("MaxUnpool", {{{1, 1, 2, 2}}, {{1, 1, 2, 2}, DType::Int64}});
+  g->nodes().front()->attrs.set("kernel_shape", std::vector<int64_t>{2, 2});
+  g->nodes().front()->attrs.set("strides", std::vector<int64_t>{2, 2});
   BuildOptions o;
   o.device = "cuda";
   o.allow_host_fallback = true;
   auto engine = Engine::build(*g, o);
   auto ctx = engine->create_context();
-  ctx->set_input("x0", random_tensor({5, 2, 3}));
-  TensorData lens(DType::Int64, {2});
-  static_cast<int64_t*>(lens.raw())[0] = 3;
-  static_cast<int64_t*>(lens.raw())[1] = 9;
-  ctx->set_input("x1", lens);
+  ctx->set_input("x0", random_tensor({1, 1, 2, 2}));
+  TensorData indices(DType::Int64, {1, 1, 2, 2});
+  auto* at = static_cast<int64_t*>(indices.raw());
+  at[0] = 0, at[1] = 99, at[2] = 8, at[3] = 15;
+  ctx->set_input("x1", indices);
   const std::string e = error_of([&] { ctx->run(); });
-  EXPECT_NE(e.find("layer 'the_ReverseSequence' (ReverseSequence): on the host:"), std::string::npos) << e;
-  EXPECT_NE(e.find("sequence_lens element 1 is 9"), std::string::npos) << e;
+  EXPECT_NE(e.find("layer 'the_MaxUnpool' (MaxUnpool): on the host:"), std::string::npos) << e;
+  EXPECT_NE(e.find("I[1] = 99 is outside the unpooled tensor's 16 elements"), std::string::npos) << e;
   // A good input afterwards runs (the failure is not sticky).
-  static_cast<int64_t*>(lens.raw())[1] = 5;
-  ctx->set_input("x1", lens);
+  at[1] = 3;
+  ctx->set_input("x1", indices);
   EXPECT_EQ(error_of([&] { ctx->run(); }), "(no error)");
 }
 
