@@ -124,17 +124,7 @@ std::string match_at(const Graph& g, Node* softmax, Match& m, bool& ok) {
 }  // namespace
 
 size_t fuse_attention(Graph& g, std::vector<NotFolded>* rejected) {
-  std::vector<Match> matches;
-  for (const auto& up : g.nodes()) {
-    if (up->op != "Softmax" || !pattern::is_onnx(up.get())) continue;
-    Match m;
-    bool ok = false;
-    const std::string why = match_at(g, up.get(), m, ok);
-    if (ok)
-      matches.push_back(std::move(m));
-    else if (!why.empty() && rejected)
-      rejected->push_back({up->label(), why});
-  }
+  std::vector<Match> matches = pattern::collect_matches<Match>(g, "Softmax", match_at, rejected);
   for (Match& m : matches) {
     std::vector<std::string> names;
     for (Node* n : m.nodes) names.push_back(pattern::name_of(n));

@@ -163,17 +163,7 @@ std::string match_at(const Graph& g, Node* mean1, Match& m, bool& ok) {
 }  // namespace
 
 size_t fuse_layernorm(Graph& g, std::vector<NotFolded>* rejected) {
-  std::vector<Match> matches;
-  for (const auto& up : g.nodes()) {
-    if (up->op != "ReduceMean" || !pattern::is_onnx(up.get())) continue;
-    Match m;
-    bool ok = false;
-    const std::string why = match_at(g, up.get(), m, ok);
-    if (ok)
-      matches.push_back(std::move(m));
-    else if (!why.empty() && rejected)
-      rejected->push_back({up->label(), why});
-  }
+  std::vector<Match> matches = pattern::collect_matches<Match>(g, "ReduceMean", match_at, rejected);
   const bool onnx17 = g.opset("") >= 17;
   for (Match& m : matches) {
     std::vector<std::string> names;

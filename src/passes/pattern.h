@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "kiln/graph.h"
+#include "kiln/passes.h"
 #include "ops/internal_ops.h"
 
 namespace kiln::pattern {
@@ -76,6 +77,26 @@ inline std::vector<std::string> fused_names(const Node* n) {
 // Declares the kiln domain on a graph that now holds kiln-internal ops (an exported engine must import it).
 inline void use_kiln_domain(Graph& g) {
   if (g.opset(internal_ops::kDomain) == 0) g.set_opset(internal_ops::kDomain, 1);
+}
+
+// The matches of a rewrite anchored at ONNX `anchor_op` nodes. `match_at(g, node, match, ok)` fills `match`
+// and sets `ok`, or returns why a near-miss was rejected (reported to `rejected`; "" when the node is no
+// candidate). Matches are collected first and rewritten afterwards, so rewriting never disturbs the walk.
+template <class Match, class MatchAt>
+std::vector<Match> collect_matches(Graph& g, const char* anchor_op, MatchAt match_at,
+                                   std::vector<NotFolded>* rejected) {
+  std::vector<Match> matches;
+  for (const auto& up : g.nodes()) {
+    if (up->op != anchor_op || !is_onnx(up.get())) continue;
+    Match m;
+    bool ok = false;
+    const std::string why = match_at(g, up.get(), m, ok);
+    if (ok)
+      matches.push_back(std::move(m));
+    else if (!why.empty() && rejected)
+      rejected->push_back({up->label(), why});
+  }
+  return matches;
 }
 
 }  // namespace kiln::pattern

@@ -64,7 +64,7 @@ KILN_SWEEP_CASES({.domain = "",
 
 // ------------------------------------------------------------------------------------------- binary
 std::vector<Case> binary_cases(const std::string& op, DType dt) {
-  const bool integer = !dtype_is_float(dt);  // int32/int64: cuda.integer_arith
+  const bool integer = !dtype_is_float(dt);  // int32/int64: cuda.numeric_binary / cuda.numeric_variadic
   if (integer && op == "Pow") return {};
   // Pow: a positive base, so every exponent is defined. Integer Mul: factors whose products fit int32.
   const Fill small{-3000, 3000, false, true};

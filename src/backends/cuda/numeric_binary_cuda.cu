@@ -1,6 +1,7 @@
 // CUDA Add, Sub, Mul, Div, Mod and BitShift on every numeric dtype (cuda.numeric_binary), numpy broadcasting
-// of any rank through broadcast_cuda.cuh's plan, one thread per output element. Priority 1: the float kernels
-// (cuda.elementwise) and cuda.integer_arith / cuda.mod keep the dtypes they take.
+// of any rank through broadcast_cuda.cuh's plan, one thread per output element. Priority 1: the float kernel
+// (cuda.elementwise) keeps the dtypes it takes; int32/int64 arithmetic and Mod of every numeric dtype are
+// here.
 //
 // Values follow the reference (ops/elementwise_binary.cpp) in its compute type: half types in float, rounded
 // once on store; integers wrap (two's complement; computed unsigned, as C++'s signed overflow is undefined);

@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "backends/cuda/cuda_device.cuh"
+#include "backends/cuda/numeric_types_cuda.cuh"
 
 namespace kiln::cuda {
 
@@ -31,58 +32,20 @@ __device__ __forceinline__ T store_double(double v) {
     return static_cast<T>(v);
 }
 
-// Calls f(T{}) with T the device type of a numeric DType (bool and the non-numeric types throw); `supports`
-// of the kernels that use it checks is_numeric_dtype first.
+// Calls f(T{}) with T the device storage type of a numeric DType other than bool (numeric_types_cuda.cuh's
+// table, the one list of numeric dtypes); throws for the others. `supports` of the kernels that use it checks
+// is_numeric_dtype first.
 inline bool is_numeric_dtype(DType t) {
-  switch (t) {
-    case DType::Float:
-    case DType::Float16:
-    case DType::BFloat16:
-    case DType::Double:
-    case DType::Int8:
-    case DType::Int16:
-    case DType::Int32:
-    case DType::Int64:
-    case DType::UInt8:
-    case DType::UInt16:
-    case DType::UInt32:
-    case DType::UInt64:
-      return true;
-    default:
-      return false;
-  }
+  return t != DType::Bool && numeric::is_numeric(t);
 }
 
 template <typename F>
 void dispatch_numeric(DType t, F&& f) {
-  switch (t) {
-    case DType::Float:
-      return f(float{});
-    case DType::Float16:
-      return f(__half{});
-    case DType::BFloat16:
-      return f(__nv_bfloat16{});
-    case DType::Double:
-      return f(double{});
-    case DType::Int8:
-      return f(int8_t{});
-    case DType::Int16:
-      return f(int16_t{});
-    case DType::Int32:
-      return f(int32_t{});
-    case DType::Int64:
-      return f(int64_t{});
-    case DType::UInt8:
-      return f(uint8_t{});
-    case DType::UInt16:
-      return f(uint16_t{});
-    case DType::UInt32:
-      return f(uint32_t{});
-    case DType::UInt64:
-      return f(uint64_t{});
-    default:
-      throw Error(std::string("CUDA kernel: unsupported dtype ") + dtype_name(t));
-  }
+  if (!is_numeric_dtype(t)) throw Error(std::string("CUDA kernel: unsupported dtype ") + dtype_name(t));
+  numeric::dispatch(t, [&](auto n) {
+    using N = decltype(n);
+    if constexpr (!N::is_bool) f(typename N::storage{});
+  });
 }
 
 }  // namespace kiln::cuda
