@@ -48,6 +48,9 @@ TEST(CudaHostFallback, FallbackLayersRunOnTheHostEagerAndInAGraph) {
   EXPECT_LE(c.worst(), 1e-5);
   EXPECT_TRUE(c.uses_kernel("host_fallback"));
   EXPECT_TRUE(c.uses_kernel("cuda.elementwise"));
+  for (const LayerInfo& l : c.cuda_layers)  // the copies are reported: 4x3x3 floats out, 4 back
+    if (l.name == "det")
+      EXPECT_EQ(l.tactic, "on the host (reference kernel): 144 B to the host, 16 B back per run");
 
   // The same engine, many runs with fresh inputs: the captured graph replays the host work each time.
   BuildOptions ref;

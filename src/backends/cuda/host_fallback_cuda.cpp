@@ -55,7 +55,17 @@ class HostFallbackKernel final : public CudaKernel {
 
   size_t host_staging_bytes() const override { return staging_bytes_; }
   bool owns_constant_input(size_t k) const override { return inputs_[k].host_constant != nullptr; }
-  std::string describe() const override { return "on the host: reference kernel, copies in and out"; }
+  // The profile's and verbose layer list's account of the copies this layer adds to every run.
+  std::string describe() const override {
+    auto copied = [](const std::vector<Slot>& slots) {
+      size_t bytes = 0;
+      for (const Slot& s : slots)
+        if (s.offset != SIZE_MAX) bytes += s.bytes;
+      return std::to_string(bytes);
+    };
+    return "on the host (reference kernel): " + copied(inputs_) + " B to the host, " + copied(outputs_) +
+           " B back per run";
+  }
 
   void enqueue(const std::vector<TensorView>& in, const std::vector<TensorView>& out,
                const RunContext& rc) const override {
