@@ -58,7 +58,7 @@ if [[ " $stages " == *" conformance "* ]]; then
   if [ -f "$BIN/onnx_node_tests.tar.gz" ]; then
     rm -rf /tmp/onnx_node_tests && mkdir -p /tmp/onnx_node_tests
     tar xzf "$BIN/onnx_node_tests.tar.gz" -C /tmp/onnx_node_tests
-    run "$BIN/kiln_conformance" /tmp/onnx_node_tests/node --device cuda \
+    run "$BIN/kiln_conformance" /tmp/onnx_node_tests/node --device cuda --json "$OUT/conformance_cuda.json" \
       > "$OUT/conformance_cuda.log" 2>&1
     sed -n '/^op /,/^$/p' "$OUT/conformance_cuda.log" | grep -vE " 0 +0 +[0-9]+$"  # ops with a result
     grep -E "^  FAIL|^[0-9]+ tests in|^[0-9]+ passed|skipped:" "$OUT/conformance_cuda.log" | head -60

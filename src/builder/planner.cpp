@@ -274,7 +274,18 @@ std::string unsupported_entry(const backend::LayerDesc& desc) {
          " with inputs " + operands;
 }
 
-// The first kernel that supports the layer; the host fallback when none does and the build allows it; null
+// The layer's operands after the first that are engine inputs: what DeviceBackend::by_input_values may
+// choose a kernel by.
+std::vector<size_t> input_value_operands(const EnginePlan& plan, const PlannedLayer& layer) {
+  std::vector<size_t> operands;
+  for (size_t i = 1; i < layer.inputs.size(); ++i)
+    if (layer.inputs[i] >= 0 && plan.values[static_cast<size_t>(layer.inputs[i])].kind == ValueSlot::Kind::Input)
+      operands.push_back(i);
+  return operands;
+}
+
+// The first kernel that supports the layer; else, where some of its operands are engine inputs and the device
+// can, a kernel chosen per run by their values; else the host fallback when the build allows it; null
 // otherwise (the caller lists every such layer in one error).
 std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, const DeviceBackend& device,
                                                PlannedLayer& layer) {
@@ -283,6 +294,13 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, const Dev
           backend::first_supporting(plan.options.device, desc, plan.options.reference_kernels)) {
     layer.info.kernel = f->name;
     return f->create(desc);
+  }
+  if (const std::vector<size_t> operands = input_value_operands(plan, layer);
+      !operands.empty() && device.by_input_values) {
+    layer.info.kernel = kByInputValuesKernel;
+    build_log(plan.options, "layer " + layer.info.name + " (" + layer.node->op +
+                                "): its kernel is chosen at run time by the values of its inputs from the engine's");
+    return device.by_input_values(desc, operands);
   }
   const ops::OpSchema* schema = ops::find_op(layer.node->domain, layer.node->op);
   if (!plan.options.allow_host_fallback || !device.host_fallback || !schema || !schema->reference)
@@ -304,6 +322,14 @@ std::unique_ptr<backend::Kernel> restore_kernel(const EnginePlan& plan, PlannedL
       throw Error(file + ": layer '" + printable(layer.info.name) + "' runs on the host, which device '" +
                   printable(plan.options.device) + "' cannot do");
     return device->host_fallback(describe_layer(plan, layer));
+  }
+  if (layer.info.kernel == kByInputValuesKernel) {
+    const DeviceBackend* device = find_device_backend(plan.options.device);
+    const std::vector<size_t> operands = input_value_operands(plan, layer);
+    if (!device || !device->by_input_values || operands.empty())
+      throw Error(file + ": layer '" + printable(layer.info.name) +
+                  "' is recorded with a kernel chosen by input values, which it cannot have here");
+    return device->by_input_values(describe_layer(plan, layer), operands);
   }
   const backend::KernelFactory* factory =
       backend::find_kernel(plan.options.device, n.domain, n.op, layer.info.kernel);
@@ -333,7 +359,7 @@ std::unique_ptr<backend::Kernel> hinted_kernel(const EnginePlan& plan, PlannedLa
   if (it == hints.end() || it->second.first == kAliasKernel) return nullptr;
   const auto& [name, state] = it->second;
   const Node& n = *layer.node;
-  if (name == kHostFallbackKernel) return nullptr;  // chosen again: the fallback stays the last resort
+  if (name == kHostFallbackKernel || name == kByInputValuesKernel) return nullptr;  // chosen again: last resorts
   const backend::KernelFactory* f = backend::find_kernel(plan.options.device, n.domain, n.op, name);
   if (!f || (plan.options.reference_kernels && f->name != "reference")) return nullptr;
   backend::LayerDesc desc = describe_layer(plan, layer);

@@ -50,6 +50,12 @@ struct DeviceBackend {
   // A device with its own memory may run a layer it has no kernel for on the host: this makes the kernel that
   // copies the layer's inputs out, runs the op's reference kernel and copies the outputs back (null: it can't).
   std::function<std::unique_ptr<backend::Kernel>(const backend::LayerDesc&)> host_fallback;
+  // A layer no kernel takes as built, some of whose operands after the first are engine inputs the device's
+  // kernels want as constants (axes, scales, pads, K, weights): this makes the kernel that, at each run, takes
+  // those inputs' values (known on the host before anything runs) and runs the kernel chosen for them (null:
+  // the device can't). `operands`: the indices of those operands.
+  std::function<std::unique_ptr<backend::Kernel>(const backend::LayerDesc&, const std::vector<size_t>& operands)>
+      by_input_values;
   // After kernels are chosen (build or load): upload weights, size workspaces.
   std::function<std::shared_ptr<DeviceState>(const EnginePlan&)> prepare;
   std::function<std::unique_ptr<Executor>(const EnginePlan&)> create_executor;

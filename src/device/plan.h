@@ -44,6 +44,10 @@ inline constexpr const char* kPerRunKernel = "per-run";
 // The kernel name of a layer a device without a kernel for it runs on the host (BuildOptions::allow_host_fallback):
 // its inputs copied to host memory, the op's reference kernel, its outputs copied back.
 inline constexpr const char* kHostFallbackKernel = "host_fallback";
+// The kernel name of a layer whose kernel the device chooses per run from the values of some of its operands
+// that are engine inputs (DeviceBackend::by_input_values): a Resize's scales, a ReduceSum's axes, a Conv's
+// weights given as inputs rather than initializers.
+inline constexpr const char* kByInputValuesKernel = "by_input_values";
 
 struct EnginePlan {
   std::unique_ptr<Graph> graph;  // optimized; owns the nodes and constants the layers point at

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <nlohmann/json.hpp>
 
+#include "backends/cuda/by_input_values_cuda.h"
 #include "backends/cuda/cuda_common.h"
 #include "backends/cuda/host_fallback_cuda.h"
 #include "device/device_backend.h"
@@ -105,13 +106,22 @@ class CudaExecutor final : public Executor {
     rc_.workspace = workspace_.ptr;
     rc_.workspace_bytes = workspace_.bytes;
     layer_rc_.assign(plan.layers.size(), rc_);
+    active_.assign(plan.layers.size(), nullptr);
+    staging_bytes_.assign(plan.layers.size(), 0);
     for (size_t k = 0; k < plan.layers.size(); ++k) {
       if (plan.layers[k].is_alias) continue;
-      if (const size_t bytes = cuda_kernel(plan.layers[k]).host_staging_bytes()) {
-        host_staging_.push_back(pinned(bytes));
-        layer_rc_[k].host_staging = host_staging_.back();
-        host_work_layers_.push_back(k);
+      if (const auto* b = dynamic_cast<const ByInputValuesKernel*>(plan.layers[k].kernel.get())) {
+        ByValues entry{k, b, {}};
+        for (size_t i : b->operands()) {
+          const auto at = std::find(plan.input_values.begin(), plan.input_values.end(), plan.layers[k].inputs[i]);
+          if (at == plan.input_values.end()) throw Error(layer_label(plan.layers[k]) + ": operand is not an input");
+          entry.inputs.push_back(static_cast<size_t>(at - plan.input_values.begin()));
+        }
+        by_values_.push_back(std::move(entry));
+        continue;  // its kernel is known once the inputs are
       }
+      active_[k] = &cuda_kernel(plan.layers[k]);
+      give_host_staging(k, active_[k]->host_staging_bytes());
     }
   }
 
@@ -134,6 +144,7 @@ class CudaExecutor final : public Executor {
   void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) override {
     for (size_t k = 0; k < plan_.inputs.size(); ++k)
       if (!input_set_[k]) throw Error("input '" + plan_.inputs[k].name + "' was not set");
+    select_kernels_by_input_values();
     KILN_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
     for (size_t k = 0; k < plan_.inputs.size(); ++k) {
       if (!options.data_transfers && !input_dirty_[k]) continue;
@@ -165,7 +176,7 @@ class CudaExecutor final : public Executor {
     KILN_CUDA_CHECK(cudaGetLastError());
     for (size_t k : host_work_layers_) {
       try {
-        cuda_kernel(plan_.layers[k]).check_host_work(layer_rc_[k]);
+        active_[k]->check_host_work(layer_rc_[k]);
       } catch (const std::exception& e) {
         throw Error(layer_label(plan_.layers[k]) + ": " + e.what());
       }
@@ -220,12 +231,54 @@ class CudaExecutor final : public Executor {
       if (layer.is_alias) continue;
       if (with_events) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[2 * k], stream_));
       try {
-        static_cast<const CudaKernel&>(*layer.kernel).enqueue(inputs_[k], outputs_[k], layer_rc_[k]);
+        active_[k]->enqueue(inputs_[k], outputs_[k], layer_rc_[k]);
       } catch (const std::exception& e) {
         throw Error(layer_label(layer) + ": " + e.what());
       }
       if (with_events) KILN_CUDA_CHECK(cudaEventRecord(layer_events_[2 * k + 1], stream_));
     }
+  }
+
+  // Layers whose kernel depends on the values of engine inputs: the kernel for this run's values (the inputs'
+  // host copies are current). A different kernel than last run's means the captured graph is stale; one
+  // needing more workspace or host staging than this context has gets it.
+  void select_kernels_by_input_values() {
+    for (const ByValues& e : by_values_) {
+      std::vector<const void*> values;
+      for (size_t input : e.inputs) values.push_back(input_staging_[input]);
+      const CudaKernel* kernel = nullptr;
+      try {
+        kernel = &e.kernel->select(values);
+      } catch (const std::exception& ex) {
+        throw Error(layer_label(plan_.layers[e.layer]) + ": " + ex.what());
+      }
+      if (kernel == active_[e.layer]) continue;
+      active_[e.layer] = kernel;
+      drop_graph();
+      if (kernel->workspace_bytes() > workspace_.bytes) {
+        workspace_ = DeviceBuffer(kernel->workspace_bytes());
+        rc_.workspace = workspace_.ptr;
+        rc_.workspace_bytes = workspace_.bytes;
+        for (RunContext& rc : layer_rc_) rc.workspace = workspace_.ptr, rc.workspace_bytes = workspace_.bytes;
+      }
+      give_host_staging(e.layer, kernel->host_staging_bytes());
+    }
+  }
+
+  // Pinned host memory of at least `bytes` for layer k's host work (kept when it already has enough).
+  void give_host_staging(size_t k, size_t bytes) {
+    if (bytes == 0 || bytes <= staging_bytes_[k]) return;
+    host_staging_.push_back(pinned(bytes));
+    layer_rc_[k].host_staging = host_staging_.back();
+    if (staging_bytes_[k] == 0) host_work_layers_.push_back(k);
+    staging_bytes_[k] = bytes;
+  }
+
+  void drop_graph() {
+    if (graph_exec_) KILN_CUDA_CHECK(cudaGraphExecDestroy(graph_exec_));
+    if (graph_) KILN_CUDA_CHECK(cudaGraphDestroy(graph_));
+    graph_exec_ = nullptr;
+    graph_ = nullptr;
   }
 
   void capture() {
@@ -251,6 +304,14 @@ class CudaExecutor final : public Executor {
   std::vector<RunContext> layer_rc_;         // rc_ plus the layer's host staging, per layer
   std::vector<void*> host_staging_;          // pinned, one region per layer that does host work
   std::vector<size_t> host_work_layers_;     // those layers
+  std::vector<size_t> staging_bytes_;        // per layer: the size of its region (0: none)
+  std::vector<const CudaKernel*> active_;    // per layer: the kernel that runs it (null for aliases)
+  struct ByValues {
+    size_t layer;
+    const ByInputValuesKernel* kernel;
+    std::vector<size_t> inputs;  // the engine input feeding each of kernel->operands()
+  };
+  std::vector<ByValues> by_values_;
   cudaEvent_t events_[4] = {};
   std::vector<cudaEvent_t> layer_events_;
   std::vector<void*> input_staging_, output_staging_;
@@ -298,6 +359,7 @@ const bool registered = register_device_backend({
     .name = "cuda",
     .unavailable_reason = gpu_unavailable_reason,
     .host_fallback = make_host_fallback_kernel,
+    .by_input_values = make_by_input_values_kernel,
     .prepare = prepare,
     .create_executor = [](const EnginePlan& plan) -> std::unique_ptr<Executor> {
       return std::make_unique<CudaExecutor>(plan);
