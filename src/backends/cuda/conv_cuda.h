@@ -68,6 +68,11 @@ struct ConvShape {
   std::vector<int64_t> in, out, k, stride, dil, pad;  // spatial
   ops::ActivationParams post;  // the fused activation (kiln.FusedConv), applied in the epilogue
   bool has_bias = false;
+  // Pads cuDNN cannot express (begin != end on some axis, as TensorFlow's SAME with stride 2 gives): the
+  // kernel first copies the input into a zero-padded buffer of dims `in` (the layer's input has dims
+  // `in_unpadded`, placed at offset `pre_begin`) and convolves that with the symmetric `pad`. Empty: no copy.
+  std::vector<int64_t> in_unpadded, pre_begin;
+  bool pre_padded() const { return !pre_begin.empty(); }
 
   // cuDNN wants at least 4-D tensors: a 1-D convolution as a 2-D one with a unit height.
   ConvShape at_least_2d() const {
@@ -246,12 +251,21 @@ class ConvKernel final : public CudaKernel {
 
   bool owns_constant_input(size_t index) const override { return index == 1 || index == 2; }
   size_t workspace_bytes() const override;
+  // The part of the workspace holding the zero-padded input copy (ConvShape::pre_padded), 0 without one.
+  size_t pre_pad_bytes() const {
+    return s_.pre_padded() ? align(static_cast<size_t>(s_.n * s_.c * s_.in_spatial()) * dtype_size(s_.dtype))
+                           : 0;
+  }
   std::string serialize() const override { return tactic_.str(); }
   std::string describe() const override;
 
   void enqueue(const std::vector<backend::TensorView>& in, const std::vector<backend::TensorView>& out,
                const RunContext& rc) const override {
-    enqueue_raw(in[0].data, out[0].data, rc.workspace, rc.stream);
+    if (!s_.pre_padded()) return enqueue_raw(in[0].data, out[0].data, rc.workspace, rc.stream);
+    auto* padded = static_cast<unsigned char*>(rc.workspace);
+    launch_pad_spatial(s_.dtype, in[0].data, padded, s_.n * s_.c, s_.in_unpadded, s_.in, s_.pre_begin,
+                       rc.stream);
+    enqueue_raw(padded, out[0].data, padded + pre_pad_bytes(), rc.stream);
   }
 
   // Also used by the tactic timer, with scratch buffers.

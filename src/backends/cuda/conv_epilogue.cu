@@ -88,6 +88,53 @@ void launch_im2col(DType dtype, const void* x_image, void* col, const Im2colShap
   });
 }
 
+namespace {
+
+struct PadShape {
+  int64_t in[3], out[3], begin[3];  // spatial dims, padded at the front to 3 with in = out = 1, begin = 0
+};
+
+template <typename T>
+__global__ void pad_spatial_kernel(const T* x, T* y, PadShape s, int64_t total) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t o = i, src = 0, plane_in = 1;
+    bool inside = true;
+    for (int d = 2; d >= 0; --d) {
+      const int64_t at = o % s.out[d] - s.begin[d];
+      o /= s.out[d];
+      inside = inside && at >= 0 && at < s.in[d];
+      src += at * plane_in;
+      plane_in *= s.in[d];
+    }
+    y[i] = inside ? x[o * plane_in + src] : from_float<T>(0.f);  // o is the plane index now
+  }
+}
+
+}  // namespace
+
+void launch_pad_spatial(DType dtype, const void* x, void* y, int64_t planes, const std::vector<int64_t>& in,
+                        const std::vector<int64_t>& out, const std::vector<int64_t>& begin, cudaStream_t stream) {
+  if (in.empty() || in.size() > 3 || out.size() != in.size() || begin.size() != in.size())
+    throw Error("pad_spatial: 1 to 3 spatial dims");
+  PadShape s{};
+  const size_t skip = 3 - in.size();
+  int64_t total = planes;
+  for (size_t d = 0; d < 3; ++d) {
+    s.in[d] = d < skip ? 1 : in[d - skip];
+    s.out[d] = d < skip ? 1 : out[d - skip];
+    s.begin[d] = d < skip ? 0 : begin[d - skip];
+    total *= s.out[d];
+  }
+  if (total == 0) return;
+  dispatch_float_type(dtype, [&](auto tag) {
+    using T = decltype(tag);
+    pad_spatial_kernel<T><<<std::min<unsigned>(blocks_for(total, 256), 132 * 16), 256, 0, stream>>>(
+        static_cast<const T*>(x), static_cast<T*>(y), s, total);
+    KILN_CUDA_CHECK_LAUNCH();
+  });
+}
+
 void launch_bias_activation(DType dtype, void* y, const float* bias, int64_t n, int64_t c, int64_t spatial,
                             const ops::ActivationParams& post, cudaStream_t stream) {
   if (!bias && post.act == ops::Activation::None) return;

@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 
 #include <cstdint>
+#include <vector>
 
 #include "kiln/tensor_data.h"
 #include "ops/activation.h"
@@ -21,6 +22,12 @@ void launch_nchw_to_nhwc(DType dtype, const void* x, void* y, int64_t n, int64_t
 void launch_nhwc_to_nchw_bias_activation(DType dtype, const void* x, void* y, const float* bias, int64_t n,
                                          int64_t c, int64_t spatial, int64_t c_pad,
                                          const ops::ActivationParams& post, cudaStream_t stream);
+
+// Zero-pads the spatial dims of planes [planes][in...] into [planes][out...]: element o of a plane reads
+// in[o - begin] where that lies inside, else 0 (1 to 3 spatial dims). For pads cuDNN cannot express.
+void launch_pad_spatial(DType dtype, const void* x, void* y, int64_t planes, const std::vector<int64_t>& in,
+                        const std::vector<int64_t>& out, const std::vector<int64_t>& begin,
+                        cudaStream_t stream);
 
 }  // namespace kiln::cuda
 

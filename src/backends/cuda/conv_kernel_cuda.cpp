@@ -69,7 +69,7 @@ ConvKernel::ConvKernel(const ConvShape& s, const Tactic& t, ConvWeights w)
 }
 
 size_t ConvKernel::workspace_bytes() const {
-  size_t ws = tactic_.workspace;
+  size_t ws = tactic_.workspace + pre_pad_bytes();
   if (is_nhwc(tactic_.engine)) ws += align(in_bytes()) + align(out_bytes());
   if (tactic_.engine == ConvEngine::GraphNchwPadded)
     ws += (sp_.c != s_.c ? align(in_bytes()) : 0) + (sp_.m != s_.m ? align(out_bytes()) : 0);

@@ -10,8 +10,8 @@
 
 #include "backends/cuda/conv_cuda.h"
 #include "device/timing_cache.h"
-#include "ops/internal_ops.h"
 #include "kiln/build_options.h"
+#include "ops/internal_ops.h"
 
 namespace kiln::cuda::conv {
 namespace {
@@ -47,6 +47,7 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
   if (s.stride.size() != ns || s.dil.size() != ns || pads.size() != 2 * ns) return false;
   const std::string auto_pad = node.attrs.get_string("auto_pad", "NOTSET");
   s.pad.resize(ns);
+  std::vector<int64_t> begins(ns), ends(ns);
   for (size_t i = 0; i < ns; ++i) {
     int64_t begin = pads[i], end = pads[i + ns];
     if (auto_pad == "VALID") {
@@ -59,8 +60,16 @@ bool read_conv(const backend::LayerDesc& d, ConvShape& s) {
     } else if (auto_pad != "NOTSET") {
       return false;
     }
-    if (begin != end || begin < 0) return false;  // cuDNN pads symmetrically
-    s.pad[i] = begin;
+    if (begin < 0 || end < 0) return false;
+    begins[i] = begin, ends[i] = end;
+  }
+  // cuDNN pads symmetrically: the smaller side of each axis; the rest by a zero-padded copy of the input.
+  for (size_t i = 0; i < ns; ++i) {
+    s.pad[i] = std::min(begins[i], ends[i]);
+    if (begins[i] == ends[i]) continue;
+    if (!s.pre_padded()) s.in_unpadded = s.in, s.pre_begin.assign(ns, 0);
+    s.pre_begin[i] = begins[i] - s.pad[i];
+    s.in[i] += begins[i] + ends[i] - 2 * s.pad[i];
   }
   if (node.domain == "kiln") {  // the epilogue applies any activation
     const std::optional<ops::ActivationParams> post =
@@ -195,7 +204,7 @@ Tactic time_tactics(const backend::LayerDesc& d, const ConvShape& s) {
       ConvWeights& w = uploaded[static_cast<int>(weight_layout(t.engine))];
       if (!w.weights) w = upload(d, s, weight_layout(t.engine));
       ConvKernel k(s, t, w);
-      if (k.workspace_bytes() > ws.bytes) continue;
+      if (k.workspace_bytes() - k.pre_pad_bytes() > ws.bytes) continue;  // timed on a padded input
       timed = k.tactic();
       ms = time_ms([&] { k.enqueue_raw(x.ptr, y.ptr, ws.ptr, stream); }, stream, best_ms);
     } catch (const Error&) {
