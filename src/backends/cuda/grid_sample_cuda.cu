@@ -43,13 +43,14 @@ __device__ __forceinline__ double to_double(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
 
-// v mirrored into [lo, hi], repeatedly (the reference's reflect).
+// v mirrored into [lo, hi], repeatedly (the reference's reflect; rounded as there, without a fused
+// multiply-add, since the result is truncated to a pixel index).
 __device__ double reflect(double v, double lo, double hi) {
   const double range = hi - lo;
   if (range <= 0) return lo;
   if (v >= lo && v <= hi) return v;
   const double d = v < lo ? lo - v : v - hi;
-  const double folds = floor(d / range), r = d - folds * range;
+  const double folds = floor(d / range), r = __dsub_rn(d, __dmul_rn(folds, range));
   const bool even = fmod(folds, 2.0) == 0;
   return (v < lo) == even ? lo + r : hi - r;
 }
