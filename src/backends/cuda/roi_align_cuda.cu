@@ -41,6 +41,12 @@ __device__ __forceinline__ double to_double(__nv_bfloat16 v) {
   return __bfloat162float(v);
 }
 
+// Sample k of g in bin b of size `bin` from `start`: start + b * bin + (k + 0.5) * bin / g.
+__device__ __forceinline__ double sample_at(double start, int64_t b, double bin, int64_t k, int64_t g) {
+  return __dadd_rn(__dadd_rn(start, __dmul_rn(static_cast<double>(b), bin)),
+                   __dmul_rn(static_cast<double>(k) + 0.5, bin) / static_cast<double>(g));
+}
+
 template <typename T, typename R>
 __global__ void roi_align_kernel(const T* __restrict__ x, const R* __restrict__ rois,
                                  const int64_t* __restrict__ batch_indices, T* __restrict__ y, RoiParams p) {
@@ -55,9 +61,13 @@ __global__ void roi_align_kernel(const T* __restrict__ x, const R* __restrict__ 
       box[k] = to_double(rois[r * 4 + k]);
       valid = valid && isfinite(box[k]);
     }
+    // The box and the sample positions are rounded step by step as the reference's (no fused multiply-add):
+    // a sample exactly on X's far border (kept there, dropped past it) must land on the same side.
     const double offset = p.half_pixel ? 0.5 : 0.0;
-    const double x0 = box[0] * p.scale - offset, y0 = box[1] * p.scale - offset;
-    double rw = box[2] * p.scale - offset - x0, rh = box[3] * p.scale - offset - y0;
+    const double x0 = __dsub_rn(__dmul_rn(box[0], p.scale), offset),
+                 y0 = __dsub_rn(__dmul_rn(box[1], p.scale), offset);
+    double rw = __dsub_rn(__dsub_rn(__dmul_rn(box[2], p.scale), offset), x0),
+           rh = __dsub_rn(__dsub_rn(__dmul_rn(box[3], p.scale), offset), y0);
     if (!p.half_pixel) rw = fmax(rw, 1.0), rh = fmax(rh, 1.0);
     const double bin_h = rh / static_cast<double>(p.out_h), bin_w = rw / static_cast<double>(p.out_w);
     if (p.sampling == 0 && (bin_h > (1 << 20) || bin_w > (1 << 20))) valid = false;
@@ -76,8 +86,7 @@ __global__ void roi_align_kernel(const T* __restrict__ x, const R* __restrict__ 
     bool first = true;
     for (int64_t iy = 0; iy < gh; ++iy)
       for (int64_t ix = 0; ix < gw; ++ix) {
-        double sy = y0 + ph * bin_h + (iy + 0.5) * bin_h / static_cast<double>(gh);
-        double sx = x0 + pw * bin_w + (ix + 0.5) * bin_w / static_cast<double>(gw);
+        double sy = sample_at(y0, ph, bin_h, iy, gh), sx = sample_at(x0, pw, bin_w, ix, gw);
         double corners[4] = {0, 0, 0, 0};  // weighted top-left, top-right, bottom-left, bottom-right
         if (sy >= -1.0 && sy <= h && sx >= -1.0 && sx <= w && p.h > 0 && p.w > 0) {
           sy = fmax(sy, 0.0), sx = fmax(sx, 0.0);
