@@ -1,5 +1,6 @@
 // MaxUnpool on CUDA (cuda.max_unpool): Y is zero except Y.flat[I[i]] = X[i]; elements moved as bits (any
-// dtype of 1, 2, 4 or 8 bytes), I int64 on the device. Two passes, deterministic without a data race:
+// dtype of 1, 2, 4 or 8 bytes, as the reference unpools), I int64 on the device.
+// Two passes, deterministic without a data race:
 //   claim:  one thread per X element marks its target, winner[I[i]] = max(winner[I[i]], i) (atomicMax), so
 //           when indices repeat the largest i wins, as the reference's last write does;
 //   gather: one thread per Y element copies X[winner] or writes zero.
@@ -116,9 +117,9 @@ bool max_unpool_supported(const LayerDesc& d) {
       !d.inputs[1].present || !d.outputs[0].present)
     return false;
   const DType t = d.inputs[0].dtype;
-  const size_t es = dtype_size(t);
-  if (t == DType::String || t == DType::Undefined || !(es == 1 || es == 2 || es == 4 || es == 8) ||
-      d.outputs[0].dtype != t || d.inputs[1].dtype != DType::Int64 || d.inputs[1].dims != d.inputs[0].dims)
+  const size_t es = dtype_size(t);  // 0 for strings
+  if (!(es == 1 || es == 2 || es == 4 || es == 8) || d.outputs[0].dtype != t ||
+      d.inputs[1].dtype != DType::Int64 || d.inputs[1].dims != d.inputs[0].dims)
     return false;
   for (int64_t v : d.inputs[0].dims)
     if (v < 0) return false;
