@@ -3,7 +3,7 @@
 // once, a one-pixel-wide X, a float32 grid for 16-bit X, a grid large enough for many blocks), RoiAlign (avg
 // and max, half_pixel and output_half_pixel — also as opset 10's default — fixed and adaptive sampling, a
 // spatial_scale, random boxes partly outside X and inverted, several batch entries), MaxUnpool (2-D, 1-D,
-// 3-D, strided and padded, repeated indices, the spec's dtypes) and MaxPool on the integer dtypes and
+// 3-D, strided and padded, repeated indices, every element size) and MaxPool on the integer dtypes and
 // float64 (with Indices both storage orders).
 #include <algorithm>
 
@@ -165,8 +165,9 @@ std::vector<Case> max_pool_integer_cases(const std::string&, DType dt) {
   return out;
 }
 
-const std::vector<DType>& unpool_dtypes() {  // the spec's: every element size cuda.max_unpool moves
-  static const std::vector<DType> v{DType::Float, DType::Float16, DType::BFloat16, DType::Double};
+const std::vector<DType>& unpool_dtypes() {  // cuda.max_unpool moves bits: every element size
+  static const std::vector<DType> v{DType::Float, DType::Float16, DType::BFloat16, DType::Double,
+                                    DType::UInt8, DType::Int32,   DType::Int64};
   return v;
 }
 
