@@ -1,5 +1,6 @@
 // kiln — CUDA pooling kernels, fp32 / fp16 / bf16:
-//   cuda.max_pool             MaxPool 1-D to 3-D, with the optional Indices output (int64, storage_order)
+//   cuda.max_pool             MaxPool 1-D to 3-D, with the optional Indices output (int64, storage_order);
+//                             also every integer dtype and float64, compared in the reference's type
 //   cuda.average_pool         AveragePool 1-D to 3-D, count_include_pad both ways
 //   cuda.lp_pool              LpPool 1-D to 3-D, any integer p >= 1
 //   cuda.global_average_pool  GlobalAveragePool, any rank >= 3
@@ -10,13 +11,14 @@
 // ceil_mode, dilations and asymmetric pads resolve exactly as there. Sums in float (the reference: double;
 // windows are short). Global pools: one warp per (n, c) plane for small planes, one block for large ones,
 // each reducing in float in a fixed order (deterministic, no atomics).
-#include <cfloat>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <optional>
 
 #include "backends/cuda/cuda_device.cuh"
+#include "backends/cuda/numeric_types_cuda.cuh"
 #include "ops/pool.h"
 
 namespace kiln::cuda {
@@ -47,10 +49,14 @@ __device__ __forceinline__ float abs_pow(float v, int p) {
 
 // y (and indices, when not null) for every output element. The window loops are the reference's
 // for_each_window: a tap counts toward `padded` when it lies in [-pad, in + pad_end) on every axis, and is
-// read when it lies inside the input.
-template <typename T, PoolKind K>
-__global__ void window_pool_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ indices,
+// read when it lies inside the input. Ty is the element type (numeric_types_cuda.cuh): MaxPool compares in
+// its compute type (any numeric dtype), AveragePool and LpPool sum in float (float dtypes only).
+template <typename Ty, PoolKind K>
+__global__ void window_pool_kernel(const typename Ty::storage* __restrict__ x,
+                                   typename Ty::storage* __restrict__ y, int64_t* __restrict__ indices,
                                    PoolParams g) {
+  using T = typename Ty::storage;
+  using C = typename Ty::compute;
   const int64_t total = g.planes * g.out_size;
   const int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t o = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; o < total; o += step) {
@@ -64,7 +70,8 @@ __global__ void window_pool_kernel(const T* __restrict__ x, T* __restrict__ y, i
                   w0 = ow * g.stride[2] - g.pad[2];
     const T* xp = x + plane * g.in_size;
     bool any = false;
-    float best = -FLT_MAX, sum = 0.f;  // the reference's lowest(): what a window of padding only gives
+    C best = std::numeric_limits<C>::lowest();  // as the reference: what a window of padding only gives
+    float sum = 0.f;
     int64_t at = -1, count = 0, padded = 0;
     for (int64_t kd = 0; kd < g.k[0]; ++kd) {
       const int64_t id = d0 + kd * g.dil[0];
@@ -78,8 +85,8 @@ __global__ void window_pool_kernel(const T* __restrict__ x, T* __restrict__ y, i
           ++padded;
           if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1] || iw < 0 || iw >= g.in[2]) continue;
           const int64_t off = (id * g.in[1] + ih) * g.in[2] + iw;
-          const float v = to_float(xp[off]);
           if constexpr (K == PoolKind::Max) {
+            const C v = Ty::load(xp[off]);
             // The first tap always wins (a NaN there stays), later ones only when larger: as the reference.
             if (!any || v > best) {
               any = true;
@@ -92,22 +99,21 @@ __global__ void window_pool_kernel(const T* __restrict__ x, T* __restrict__ y, i
               }
             }
           } else if constexpr (K == PoolKind::Average) {
-            sum += v;
+            sum += static_cast<float>(Ty::load(xp[off]));
             ++count;
           } else {
-            sum += abs_pow(v, g.p);
+            sum += abs_pow(static_cast<float>(Ty::load(xp[off])), g.p);
           }
         }
       }
     }
-    float r;
     if constexpr (K == PoolKind::Max)
-      r = best;
+      y[o] = Ty::store(best);
     else if constexpr (K == PoolKind::Average)
-      r = sum / static_cast<float>(g.include_pad ? padded : count);  // 0/0 = NaN for no tap, as the reference
+      y[o] =
+          Ty::store(sum / static_cast<float>(g.include_pad ? padded : count));  // 0/0 = NaN, as the reference
     else
-      r = g.p == 1 ? sum : g.p == 2 ? sqrtf(sum) : powf(sum, 1.f / static_cast<float>(g.p));
-    y[o] = from_float<T>(r);
+      y[o] = Ty::store(g.p == 1 ? sum : g.p == 2 ? sqrtf(sum) : powf(sum, 1.f / static_cast<float>(g.p)));
     if (K == PoolKind::Max && indices) indices[o] = at;
   }
 }
@@ -120,41 +126,59 @@ class WindowPoolKernel final : public CudaKernel {
     const int64_t total = p_.planes * p_.out_size;
     if (total == 0) return;
     int64_t* indices = out.size() > 1 ? static_cast<int64_t*>(out[1].data) : nullptr;
-    dispatch_float_type(dtype_, [&](auto tag) {
-      using T = decltype(tag);
+    numeric::dispatch(dtype_, [&](auto tag) {
+      using Ty = decltype(tag);
+      using T = typename Ty::storage;
       const T* x = static_cast<const T*>(in[0].data);
       T* y = static_cast<T*>(out[0].data);
       const unsigned int blocks = blocks_for(total, kThreads);
-      switch (kind_) {
-        case PoolKind::Max:
-          window_pool_kernel<T, PoolKind::Max><<<blocks, kThreads, 0, rc.stream>>>(x, y, indices, p_);
-          break;
-        case PoolKind::Average:
-          window_pool_kernel<T, PoolKind::Average><<<blocks, kThreads, 0, rc.stream>>>(x, y, nullptr, p_);
-          break;
-        case PoolKind::Lp:
-          window_pool_kernel<T, PoolKind::Lp><<<blocks, kThreads, 0, rc.stream>>>(x, y, nullptr, p_);
-          break;
+      if constexpr (Ty::is_bool) {
+        throw Error("CUDA pooling: bool is not supported");  // window_params refuses it
+      } else {
+        launch<Ty>(x, y, indices, blocks, rc.stream);
       }
-      KILN_CUDA_CHECK_LAUNCH();
     });
   }
 
  private:
+  template <typename Ty>
+  void launch(const typename Ty::storage* x, typename Ty::storage* y, int64_t* indices, unsigned int blocks,
+              cudaStream_t stream) const {
+    if constexpr (!Ty::is_float || Ty::dtype == DType::Double) {
+      if (kind_ != PoolKind::Max) throw Error("CUDA pooling: only MaxPool takes integers and float64");
+      window_pool_kernel<Ty, PoolKind::Max><<<blocks, kThreads, 0, stream>>>(x, y, indices, p_);
+    } else {
+      switch (kind_) {
+        case PoolKind::Max:
+          window_pool_kernel<Ty, PoolKind::Max><<<blocks, kThreads, 0, stream>>>(x, y, indices, p_);
+          break;
+        case PoolKind::Average:
+          window_pool_kernel<Ty, PoolKind::Average><<<blocks, kThreads, 0, stream>>>(x, y, nullptr, p_);
+          break;
+        case PoolKind::Lp:
+          window_pool_kernel<Ty, PoolKind::Lp><<<blocks, kThreads, 0, stream>>>(x, y, nullptr, p_);
+          break;
+      }
+    }
+    KILN_CUDA_CHECK_LAUNCH();
+  }
+
   PoolKind kind_;
   DType dtype_;
   PoolParams p_;
 };
 
-// The layer as window_pool_kernel runs it, or nullopt: X and Y of one CUDA float dtype, 1-D to 3-D, valid
-// geometry; Indices (MaxPool only) int64 of Y's dims; LpPool's p >= 1. Attributes of the wrong type refuse.
+// The layer as window_pool_kernel runs it, or nullopt: X and Y of one CUDA float dtype (MaxPool: any
+// numeric dtype but bool, as the reference), 1-D to 3-D, valid geometry; Indices (MaxPool only) int64 of Y's
+// dims; LpPool's p >= 1. Attributes of the wrong type refuse.
 std::optional<PoolParams> window_params(const LayerDesc& d, PoolKind kind) {
   if (d.inputs.size() != 1 || d.outputs.empty() || !d.inputs[0].present || !d.outputs[0].present)
     return std::nullopt;
   const DType t = d.inputs[0].dtype;
   const auto& xd = d.inputs[0].dims;
   const auto& yd = d.outputs[0].dims;
-  if (!is_cuda_float(t) || d.outputs[0].dtype != t) return std::nullopt;
+  const bool dtype_ok = kind == PoolKind::Max ? numeric::is_numeric(t) && t != DType::Bool : is_cuda_float(t);
+  if (!dtype_ok || d.outputs[0].dtype != t) return std::nullopt;
   for (int64_t v : xd)
     if (v < 0) return std::nullopt;
   const bool want_indices = d.outputs.size() > 1 && d.outputs[1].present;
