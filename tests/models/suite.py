@@ -16,6 +16,9 @@ weights), both written by scripts/fetch_models.sh into out/models/; nothing here
 # Runtime on the suite's input, the largest activation of each model.
 _BEYOND_FP16 = "constant weights: activations reach {} (ONNX Runtime, fp32), beyond fp16's 65504"
 
+# PP-OCRv4 rec on the H200 at 48x320: TF32 6.0e-3, fp16 1.0e-2 against ONNX Runtime fp32 (48x160: 3.2e-3 / 4.2e-3).
+_REC_REDUCED = ("10-bit mantissas (TF32, fp16) lose ~1e-2 through its 2 SVTR attention blocks: kiln's CPU fp16 build gives 9.3e-3 too, so it is the model's arithmetic at that precision, not one CUDA kernel")
+
 MODELS = [
     # The ONNX wheel's "light" zoo: real architectures, weights replaced by ConstantOfShape (folded at build time).
     dict(name="alexnet", path="light/light_bvlc_alexnet.onnx", shapes={}, tol=1e-4, slow=False, note="LRN",
@@ -36,17 +39,19 @@ MODELS = [
     # PP-OCR (rapidocr-onnxruntime 1.4.4), at the sizes its pipeline uses: real weights, dynamic H/W.
     dict(name="ppocrv4_det", path="ppocr/ch_PP-OCRv4_det_infer.onnx", shapes={"x": [1, 3, 640, 640]}, tol=2e-2,
          slow=False, note="ill-conditioned on noise: ONNX Runtime's optimized and unoptimized runs differ by 1.0e-2 "
-         "on this input, kiln is 7.6e-3 from either"),
+         "on this input, kiln is 7.6e-3 from either; fp16 on the H200 2.3e-2 (the same noise through 16-bit "
+         "activations)", tol_fp16=5e-2),
     dict(name="ppocrv4_det", path="ppocr/ch_PP-OCRv4_det_infer.onnx", shapes={"x": [1, 3, 960, 736]}, tol=2e-2,
-         slow=True, note="ill-conditioned on noise (see the 640x640 entry)"),
+         slow=True, note="ill-conditioned on noise (see the 640x640 entry); fp16 3.4e-2 on the H200",
+         tol_fp16=5e-2),
     dict(name="ppocr_cls", path="ppocr/ch_ppocr_mobile_v2.0_cls_infer.onnx", shapes={"x": [1, 3, 48, 192]}, tol=1e-4,
          slow=False, note="dims written as -1"),
     dict(name="ppocrv4_rec", path="ppocr/ch_PP-OCRv4_rec_infer.onnx", shapes={"x": [1, 3, 48, 320]}, tol=1e-4,
-         slow=False, note=""),
+         slow=False, note=_REC_REDUCED, tol_tf32=1e-2, tol_fp16=1.5e-2),
     dict(name="ppocrv4_rec", path="ppocr/ch_PP-OCRv4_rec_infer.onnx", shapes={"x": [1, 3, 48, 160]}, tol=1e-4,
-         slow=False, note=""),
+         slow=False, note=_REC_REDUCED, tol_tf32=1e-2, tol_fp16=1.5e-2),
     dict(name="ppocrv4_rec", path="ppocr/ch_PP-OCRv4_rec_infer.onnx", shapes={"x": [1, 3, 48, 960]}, tol=1e-4,
-         slow=True, note=""),
+         slow=True, note=_REC_REDUCED, tol_tf32=1e-2, tol_fp16=1.5e-2),
 ]
 
 
