@@ -210,7 +210,8 @@ __global__ void __launch_bounds__(kBlock)
     auto s = op.init();
     if (o < p.n_out) {
       const T* base = x + p.kept_offset(o);
-      for (int64_t r = lane; r < p.n_red; r += LANES) op.add(s, load_acc<typename Op::Acc>(base[p.red_offset(r)]), r);
+      for (int64_t r = lane; r < p.n_red; r += LANES)
+        op.add(s, load_acc<typename Op::Acc>(base[p.red_offset(r)]), r);
     }
     s = group_reduce<LANES>(s, op);
     if (lane == 0 && o < p.n_out) op.template store<T>(y, o, s);
@@ -227,7 +228,8 @@ __global__ void __launch_bounds__(kBlock)
     auto s = op.init();
     if (o < p.n_out) {
       const T* base = x + p.kept_offset(o);
-      for (int64_t r = threadIdx.y; r < p.n_red; r += BY) op.add(s, load_acc<typename Op::Acc>(base[p.red_offset(r)]), r);
+      for (int64_t r = threadIdx.y; r < p.n_red; r += BY)
+        op.add(s, load_acc<typename Op::Acc>(base[p.red_offset(r)]), r);
     }
     s = column_reduce<BY>(s, op);
     if (threadIdx.y == 0 && o < p.n_out) op.template store<T>(y, o, s);
@@ -315,8 +317,8 @@ std::optional<std::vector<bool>> reduced_dims(const backend::LayerDesc& d) {
   return red;
 }
 
-// One float input (fp32 / fp16 / bf16 / fp64; and the optional constant axes), one output of the same dtype, a plan that fits; Min and
-// Max over an empty axis are an error in the reference, so they are refused.
+// One float input (fp32 / fp16 / bf16 / fp64; and the optional constant axes), one output of the same dtype,
+// a plan that fits; Min and Max over an empty axis are an error in the reference, so they are refused.
 std::optional<Plan> reduce_plan(const backend::LayerDesc& d, Red red) {
   if (d.inputs.empty() || d.inputs.size() > 2 || d.outputs.size() != 1) return std::nullopt;
   const auto& x = d.inputs[0];
@@ -389,7 +391,8 @@ backend::KernelFactory reduce_factory(const RedSpec& spec) {
           }};
 }
 
-// ArgMax / ArgMin: one float input (fp32 / fp16 / bf16 / fp64), int64 output, a valid axis of non-zero extent.
+// ArgMax / ArgMin: one float input (fp32 / fp16 / bf16 / fp64), int64 output, a valid axis of non-zero
+// extent.
 std::optional<Plan> arg_plan(const backend::LayerDesc& d) {
   if (d.inputs.size() != 1 || d.outputs.size() != 1) return std::nullopt;
   const auto& x = d.inputs[0];
