@@ -73,10 +73,16 @@ std::vector<Case> reduce_cases(const std::string& op, DType dt) {
   return out;
 }
 
+// The float dtypes plus float64 (ONNX's ReduceLogSumExp tests use it).
+const std::vector<DType>& reduce_dtypes() {
+  static const std::vector<DType> v{DType::Float, DType::Float16, DType::BFloat16, DType::Double};
+  return v;
+}
+
 KILN_SWEEP_CASES({.domain = "",
                   .ops = {"ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1",
                           "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"},
-                  .dtypes = float_dtypes(),
+                  .dtypes = reduce_dtypes(),
                   .cases = reduce_cases});
 
 // Values from {-2, -1, 0, 1, 2} in a pattern: many ties for the maximum and the minimum.
@@ -87,6 +93,8 @@ Operand tied(DType dt, const std::vector<int64_t>& dims) {
     const float v = static_cast<float>((i * 7 + i / 3) % 5 - 2);
     if (dt == DType::Float)
       t.data<float>()[i] = v;
+    else if (dt == DType::Double)
+      t.data<double>()[i] = v;
     else if (dt == DType::Float16)
       t.data<uint16_t>()[i] = float_to_half(v);
     else
@@ -119,7 +127,7 @@ std::vector<Case> arg_cases(const std::string&, DType dt) {
   return out;
 }
 
-KILN_SWEEP_CASES({.domain = "", .ops = {"ArgMax", "ArgMin"}, .dtypes = float_dtypes(), .cases = arg_cases});
+KILN_SWEEP_CASES({.domain = "", .ops = {"ArgMax", "ArgMin"}, .dtypes = reduce_dtypes(), .cases = arg_cases});
 
 }  // namespace
 }  // namespace kiln::sweep

@@ -65,6 +65,9 @@ struct Case {
   bool tf32 = false;   // fp32 math may run on TF32 tensor cores on CUDA (convolutions)
   double flops = 0;    // for --perf (GFLOP/s); 0 = not a compute-bound op
   std::optional<Oracle> oracle;
+  // Outputs whose size depends on the values (NonZero, Unique, NonMaxSuppression) take the size the
+  // reference gives on the case's own inputs, as in a model that declares the output shape.
+  bool dims_from_values = false;
 };
 
 // Cases of one op family. `cases(op, dtype)` returns the cases filed under that dtype (the dtype of the

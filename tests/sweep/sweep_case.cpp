@@ -262,6 +262,7 @@ Built build_case(const std::string& op, const std::string& domain, const Case& c
   if (c.oracle && !canonical(c.oracle->domain).empty()) g.set_opset(canonical(c.oracle->domain), 1);
 
   std::mt19937_64 rng(seed);
+  const bool values = reference || c.dims_from_values;  // the sizes of such outputs need the values
   std::vector<Tensor*> ins;
   std::vector<const TensorData*> constants;
   for (size_t k = 0; k < c.inputs.size(); ++k) {
@@ -277,8 +278,8 @@ Built build_case(const std::string& op, const std::string& domain, const Case& c
         Variable* v = g.add_variable(name, o.dtype, make_shape(o.dims));
         g.inputs.push_back(v);
         ins.push_back(v);
-        b.inputs.push_back(reference ? random_tensor(o.dtype, o.dims, o.fill, rng)
-                                     : TensorData(o.dtype, o.dims));
+        b.inputs.push_back(values ? random_tensor(o.dtype, o.dims, o.fill, rng)
+                                  : TensorData(o.dtype, o.dims));
         constants.push_back(nullptr);
         break;
       }
@@ -337,8 +338,17 @@ Built build_case(const std::string& op, const std::string& domain, const Case& c
     }
     d.inputs.push_back(std::move(o));
   }
+  std::vector<std::vector<int64_t>> value_dims;  // dims_from_values: the reference's output dims
+  if (c.dims_from_values) {
+    ops::KernelContext kctx(*node, g.opset(dom));
+    for (const TensorData& t : b.inputs) kctx.in.push_back(t.empty_type() ? nullptr : &t);
+    kctx.out.resize(c.outputs);
+    ops::run_reference(*schema, kctx);
+    for (const TensorData& t : kctx.out) value_dims.push_back(t.dims());
+  }
   for (size_t k = 0; k < c.outputs; ++k) {
-    const ops::OutputInfo& out = ictx.out[k];
+    ops::OutputInfo out = ictx.out[k];
+    if (c.dims_from_values && (!out.shape || !is_static(*out.shape))) out.shape = make_shape(value_dims[k]);
     if (!out.shape || !is_static(*out.shape))
       throw Error("output " + std::to_string(k) + " of " + op + " has no static shape after inference");
     backend::LayerDesc::Operand o;

@@ -24,6 +24,17 @@ struct Stream {
   }
 };
 
+// The layer's pinned host memory (CudaKernel::host_staging_bytes), as the executor gives each layer.
+struct HostStaging {
+  void* p = nullptr;
+  explicit HostStaging(size_t bytes) {
+    if (bytes) KILN_CUDA_CHECK(cudaMallocHost(&p, bytes));
+  }
+  ~HostStaging() {
+    if (p) cudaFreeHost(p);
+  }
+};
+
 struct CapturedGraph {
   cudaGraph_t g = nullptr;
   cudaGraphExec_t exec = nullptr;
@@ -110,13 +121,15 @@ Outcome run_on_cuda(const Built& b, const Variant& v, const Case& c, const Setti
       out_views.push_back({want.dtype(), want.dims(), outs.back().ptr});
     }
     cuda::DeviceBuffer workspace(kernel->workspace_bytes());
+    HostStaging staging(kernel->host_staging_bytes());
     Stream stream;
-    const cuda::RunContext rc{stream.s, workspace.ptr, workspace.bytes};
+    const cuda::RunContext rc{stream.s, workspace.ptr, workspace.bytes, staging.p};
 
     poison(outs, stream.s);
     kernel->enqueue(in_views, out_views, rc);
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream.s));
     KILN_CUDA_CHECK(cudaGetLastError());
+    kernel->check_host_work(rc);
     o.message = check_outputs(b, outs, c, s, o.err);
     if (!o.message.empty()) return o;
 
@@ -137,6 +150,7 @@ Outcome run_on_cuda(const Built& b, const Variant& v, const Case& c, const Setti
     KILN_CUDA_CHECK(cudaGraphInstantiate(&graph.exec, graph.g, 0));
     KILN_CUDA_CHECK(cudaGraphLaunch(graph.exec, stream.s));
     KILN_CUDA_CHECK(cudaStreamSynchronize(stream.s));
+    kernel->check_host_work(rc);
     double err = 0;
     o.message = check_outputs(b, outs, c, s, err);
     if (!o.message.empty()) {

@@ -1,4 +1,5 @@
-// kiln — CUDA reductions, fp32 / fp16 / bf16 in, float accumulation, rounded once on store:
+// kiln — CUDA reductions, fp32 / fp16 / bf16 in with float accumulation, fp64 in with double accumulation,
+// rounded once on store:
 //   cuda.reduce     ReduceSum / Mean / Max / Min / Prod / L1 / L2 / LogSum / LogSumExp / SumSquare
 //   cuda.argreduce  ArgMax / ArgMin (int64 out; keepdims, select_last_index)
 //
@@ -12,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cuda/reduce_cuda.cuh"
@@ -91,62 +93,105 @@ std::optional<Plan> make_plan(const std::vector<int64_t>& dims, const std::vecto
 }
 
 // ------------------------------------------------------------------------------------ reduction ops
-// Each op: init / add(state, value, index) / combine / store (finalizes into the output element).
+// Each op: init / add(state, value, index) / combine / store (finalizes into the output element). A is the
+// accumulator: float for fp32 / fp16 / bf16 data, double for float64 data.
 enum class Pre : int { None, Abs, Square };
 enum class Post : int { None, Mean, Sqrt, Log };
 
+template <class A>
+__device__ __forceinline__ A acc_abs(A v) {
+  return v < A(0) ? -v : v;
+}
+__device__ __forceinline__ float acc_sqrt(float v) {
+  return sqrtf(v);
+}
+__device__ __forceinline__ double acc_sqrt(double v) {
+  return sqrt(v);
+}
+__device__ __forceinline__ float acc_log(float v) {
+  return logf(v);
+}
+__device__ __forceinline__ double acc_log(double v) {
+  return log(v);
+}
+
+// The element as the accumulator type, and the accumulator rounded once into the output's type.
+template <class A, class T>
+__device__ __forceinline__ A load_acc(T v) {
+  if constexpr (std::is_same_v<T, double>)
+    return v;
+  else
+    return to_float(v);
+}
+template <class T, class A>
+__device__ __forceinline__ void store_acc(void* y, int64_t o, A v) {
+  if constexpr (std::is_same_v<T, double>)
+    static_cast<double*>(y)[o] = v;
+  else
+    static_cast<T*>(y)[o] = from_float<T>(static_cast<float>(v));
+}
+
 // Sum, Mean, L1, L2, SumSquare, LogSum: a sum of pre(x), then post(sum).
+template <class A>
 struct AdditiveOp {
+  using Acc = A;
   Pre pre;
   Post post;
-  float count;  // Mean's divisor
-  __device__ float init() const { return 0.f; }
-  __device__ void add(float& s, float v, long long) const {
-    s += pre == Pre::Abs ? fabsf(v) : pre == Pre::Square ? v * v : v;
+  A count;  // Mean's divisor
+  __device__ A init() const { return A(0); }
+  __device__ void add(A& s, A v, long long) const {
+    s += pre == Pre::Abs ? acc_abs(v) : pre == Pre::Square ? v * v : v;
   }
-  __device__ void combine(float& a, float b) const { a += b; }
+  __device__ void combine(A& a, A b) const { a += b; }
   template <class T>
-  __device__ void store(void* y, int64_t o, float s) const {
-    const float v = post == Post::Mean   ? s / count
-                    : post == Post::Sqrt ? sqrtf(s)
-                    : post == Post::Log  ? logf(s)
-                                         : s;
-    static_cast<T*>(y)[o] = from_float<T>(v);
+  __device__ void store(void* y, int64_t o, A s) const {
+    const A v = post == Post::Mean   ? s / count
+                : post == Post::Sqrt ? acc_sqrt(s)
+                : post == Post::Log  ? acc_log(s)
+                                     : s;
+    store_acc<T>(y, o, v);
   }
 };
 
+template <class A>
 struct ProdOp {
-  __device__ float init() const { return 1.f; }
-  __device__ void add(float& s, float v, long long) const { s *= v; }
-  __device__ void combine(float& a, float b) const { a *= b; }
+  using Acc = A;
+  __device__ A init() const { return A(1); }
+  __device__ void add(A& s, A v, long long) const { s *= v; }
+  __device__ void combine(A& a, A b) const { a *= b; }
   template <class T>
-  __device__ void store(void* y, int64_t o, float s) const {
-    static_cast<T*>(y)[o] = from_float<T>(s);
+  __device__ void store(void* y, int64_t o, A s) const {
+    store_acc<T>(y, o, s);
   }
 };
 
-template <bool is_max>
+template <class A, bool is_max>
 struct ExtremumOp {
-  __device__ float init() const { return is_max ? -INFINITY : INFINITY; }
-  __device__ void add(float& s, float v, long long) const { s = is_max ? fmaxf(s, v) : fminf(s, v); }
-  __device__ void combine(float& a, float b) const { a = is_max ? fmaxf(a, b) : fminf(a, b); }
+  using Acc = A;
+  __device__ A init() const { return A(is_max ? -INFINITY : INFINITY); }
+  __device__ void add(A& s, A v, long long) const { s = is_max ? acc_max(s, v) : acc_min(s, v); }
+  __device__ void combine(A& a, A b) const { a = is_max ? acc_max(a, b) : acc_min(a, b); }
   template <class T>
-  __device__ void store(void* y, int64_t o, float s) const {
-    static_cast<T*>(y)[o] = from_float<T>(s);
+  __device__ void store(void* y, int64_t o, A s) const {
+    store_acc<T>(y, o, s);
   }
 };
 
-struct LogSumExpOp : MaxExpSumOp {
-  __device__ void add(MaxExpSum& s, float v, long long) const { max_exp_sum_add(s, v); }
+template <class A>
+struct LogSumExpOp : MaxExpSumOpT<A> {
+  using Acc = A;
+  __device__ void add(MaxExpSumT<A>& s, A v, long long) const { max_exp_sum_add(s, v); }
   template <class T>
-  __device__ void store(void* y, int64_t o, MaxExpSum s) const {
-    static_cast<T*>(y)[o] = from_float<T>(s.m + logf(s.s));
+  __device__ void store(void* y, int64_t o, MaxExpSumT<A> s) const {
+    store_acc<T>(y, o, s.m + acc_log(s.s));
   }
 };
 
-struct ArgOp : ArgBestOp {
+template <class A>
+struct ArgOp : ArgBestOpT<A> {
+  using Acc = A;
   template <class T>
-  __device__ void store(void* y, int64_t o, ArgBest s) const {
+  __device__ void store(void* y, int64_t o, ArgBestT<A> s) const {
     static_cast<long long*>(y)[o] = s.i;
   }
 };
@@ -165,7 +210,8 @@ __global__ void __launch_bounds__(kBlock)
     auto s = op.init();
     if (o < p.n_out) {
       const T* base = x + p.kept_offset(o);
-      for (int64_t r = lane; r < p.n_red; r += LANES) op.add(s, to_float(base[p.red_offset(r)]), r);
+      for (int64_t r = lane; r < p.n_red; r += LANES)
+        op.add(s, load_acc<typename Op::Acc>(base[p.red_offset(r)]), r);
     }
     s = group_reduce<LANES>(s, op);
     if (lane == 0 && o < p.n_out) op.template store<T>(y, o, s);
@@ -182,7 +228,8 @@ __global__ void __launch_bounds__(kBlock)
     auto s = op.init();
     if (o < p.n_out) {
       const T* base = x + p.kept_offset(o);
-      for (int64_t r = threadIdx.y; r < p.n_red; r += BY) op.add(s, to_float(base[p.red_offset(r)]), r);
+      for (int64_t r = threadIdx.y; r < p.n_red; r += BY)
+        op.add(s, load_acc<typename Op::Acc>(base[p.red_offset(r)]), r);
     }
     s = column_reduce<BY>(s, op);
     if (threadIdx.y == 0 && o < p.n_out) op.template store<T>(y, o, s);
@@ -216,6 +263,18 @@ void launch(const Plan& p, const Op& op, const void* x, void* y, cudaStream_t st
 }
 
 // ------------------------------------------------------------------------------------ host side
+// The data types these kernels take: the CUDA float types and float64.
+bool is_reduce_type(DType t) {
+  return is_cuda_float(t) || t == DType::Double;
+}
+
+// Calls f(T{}, A{}): T the element's device type, A its accumulator.
+template <typename F>
+void dispatch_reduce_type(DType t, F&& f) {
+  if (t == DType::Double) return f(double{}, double{});
+  dispatch_float_type(t, [&](auto tag) { f(tag, float{}); });
+}
+
 enum class Red { Sum, Mean, Max, Min, Prod, L1, L2, LogSum, LogSumExp, SumSquare };
 
 struct RedSpec {
@@ -258,12 +317,12 @@ std::optional<std::vector<bool>> reduced_dims(const backend::LayerDesc& d) {
   return red;
 }
 
-// One float input (and the optional constant axes), one output of the same dtype, a plan that fits; Min and
-// Max over an empty axis are an error in the reference, so they are refused.
+// One float input (fp32 / fp16 / bf16 / fp64; and the optional constant axes), one output of the same dtype,
+// a plan that fits; Min and Max over an empty axis are an error in the reference, so they are refused.
 std::optional<Plan> reduce_plan(const backend::LayerDesc& d, Red red) {
   if (d.inputs.empty() || d.inputs.size() > 2 || d.outputs.size() != 1) return std::nullopt;
   const auto& x = d.inputs[0];
-  if (!x.present || !is_cuda_float(x.dtype) || !d.outputs[0].present || d.outputs[0].dtype != x.dtype)
+  if (!x.present || !is_reduce_type(x.dtype) || !d.outputs[0].present || d.outputs[0].dtype != x.dtype)
     return std::nullopt;
   for (int64_t v : x.dims)
     if (v < 0) return std::nullopt;
@@ -280,32 +339,33 @@ class ReduceKernel final : public CudaKernel {
   ReduceKernel(Red red, const Plan& plan) : red_(red), plan_(plan) {}
   void enqueue(const std::vector<backend::TensorView>& in, const std::vector<backend::TensorView>& out,
                const RunContext& rc) const override {
-    dispatch_float_type(in[0].dtype, [&](auto tag) {
+    dispatch_reduce_type(in[0].dtype, [&](auto tag, auto acc) {
       using T = decltype(tag);
+      using A = decltype(acc);
       const void* x = in[0].data;
       void* y = out[0].data;
-      const float count = static_cast<float>(plan_.n_red);
+      const A count = static_cast<A>(plan_.n_red);
       switch (red_) {
         case Red::Sum:
-          return launch<T>(plan_, AdditiveOp{Pre::None, Post::None, count}, x, y, rc.stream);
+          return launch<T>(plan_, AdditiveOp<A>{Pre::None, Post::None, count}, x, y, rc.stream);
         case Red::Mean:
-          return launch<T>(plan_, AdditiveOp{Pre::None, Post::Mean, count}, x, y, rc.stream);
+          return launch<T>(plan_, AdditiveOp<A>{Pre::None, Post::Mean, count}, x, y, rc.stream);
         case Red::L1:
-          return launch<T>(plan_, AdditiveOp{Pre::Abs, Post::None, count}, x, y, rc.stream);
+          return launch<T>(plan_, AdditiveOp<A>{Pre::Abs, Post::None, count}, x, y, rc.stream);
         case Red::L2:
-          return launch<T>(plan_, AdditiveOp{Pre::Square, Post::Sqrt, count}, x, y, rc.stream);
+          return launch<T>(plan_, AdditiveOp<A>{Pre::Square, Post::Sqrt, count}, x, y, rc.stream);
         case Red::SumSquare:
-          return launch<T>(plan_, AdditiveOp{Pre::Square, Post::None, count}, x, y, rc.stream);
+          return launch<T>(plan_, AdditiveOp<A>{Pre::Square, Post::None, count}, x, y, rc.stream);
         case Red::LogSum:
-          return launch<T>(plan_, AdditiveOp{Pre::None, Post::Log, count}, x, y, rc.stream);
+          return launch<T>(plan_, AdditiveOp<A>{Pre::None, Post::Log, count}, x, y, rc.stream);
         case Red::Prod:
-          return launch<T>(plan_, ProdOp{}, x, y, rc.stream);
+          return launch<T>(plan_, ProdOp<A>{}, x, y, rc.stream);
         case Red::Max:
-          return launch<T>(plan_, ExtremumOp<true>{}, x, y, rc.stream);
+          return launch<T>(plan_, ExtremumOp<A, true>{}, x, y, rc.stream);
         case Red::Min:
-          return launch<T>(plan_, ExtremumOp<false>{}, x, y, rc.stream);
+          return launch<T>(plan_, ExtremumOp<A, false>{}, x, y, rc.stream);
         case Red::LogSumExp:
-          return launch<T>(plan_, LogSumExpOp{}, x, y, rc.stream);
+          return launch<T>(plan_, LogSumExpOp<A>{}, x, y, rc.stream);
       }
     });
   }
@@ -331,11 +391,12 @@ backend::KernelFactory reduce_factory(const RedSpec& spec) {
           }};
 }
 
-// ArgMax / ArgMin: one float input, int64 output, a valid axis of non-zero extent.
+// ArgMax / ArgMin: one float input (fp32 / fp16 / bf16 / fp64), int64 output, a valid axis of non-zero
+// extent.
 std::optional<Plan> arg_plan(const backend::LayerDesc& d) {
   if (d.inputs.size() != 1 || d.outputs.size() != 1) return std::nullopt;
   const auto& x = d.inputs[0];
-  if (!x.present || !is_cuda_float(x.dtype) || !d.outputs[0].present || d.outputs[0].dtype != DType::Int64)
+  if (!x.present || !is_reduce_type(x.dtype) || !d.outputs[0].present || d.outputs[0].dtype != DType::Int64)
     return std::nullopt;
   const int64_t rank = static_cast<int64_t>(x.dims.size());
   int64_t axis = d.node->attrs.get_int("axis", 0);
@@ -351,17 +412,18 @@ std::optional<Plan> arg_plan(const backend::LayerDesc& d) {
 
 class ArgKernel final : public CudaKernel {
  public:
-  ArgKernel(bool is_max, bool last, const Plan& plan) : op_{{is_max, last}}, plan_(plan) {}
+  ArgKernel(bool is_max, bool last, const Plan& plan) : is_max_(is_max), last_(last), plan_(plan) {}
   void enqueue(const std::vector<backend::TensorView>& in, const std::vector<backend::TensorView>& out,
                const RunContext& rc) const override {
-    dispatch_float_type(in[0].dtype, [&](auto tag) {
-      launch<decltype(tag)>(plan_, op_, in[0].data, out[0].data, rc.stream);
+    dispatch_reduce_type(in[0].dtype, [&](auto tag, auto acc) {
+      const ArgOp<decltype(acc)> op{{is_max_, last_}};
+      launch<decltype(tag)>(plan_, op, in[0].data, out[0].data, rc.stream);
     });
   }
   std::string describe() const override { return plan_.rows ? "rows" : "columns"; }
 
  private:
-  ArgOp op_;
+  bool is_max_, last_;
   Plan plan_;
 };
 

@@ -18,84 +18,125 @@ namespace kiln::cuda::rowred {
 constexpr int kBlock = 256;  // threads per block of every launch shape here
 constexpr unsigned kFullMask = 0xffffffffu;
 
+// Accumulator-type math: float for fp32/fp16/bf16 data, double for float64 data.
+__device__ __forceinline__ float acc_exp(float v) {
+  return expf(v);
+}
+__device__ __forceinline__ double acc_exp(double v) {
+  return exp(v);
+}
+__device__ __forceinline__ float acc_max(float a, float b) {
+  return fmaxf(a, b);
+}
+__device__ __forceinline__ double acc_max(double a, double b) {
+  return fmax(a, b);
+}
+__device__ __forceinline__ float acc_min(float a, float b) {
+  return fminf(a, b);
+}
+__device__ __forceinline__ double acc_min(double a, double b) {
+  return fmin(a, b);
+}
+
 // Running maximum and sum of exp(v - max) (LogSumExp, Softmax): one exp per element, no overflow.
-struct MaxExpSum {
-  float m, s;
+template <class A>
+struct MaxExpSumT {
+  A m, s;
 };
+using MaxExpSum = MaxExpSumT<float>;
 // Best value and its index (ArgMax / ArgMin / Hardmax); index -1: no element seen.
-struct ArgBest {
-  float v;
+template <class A>
+struct ArgBestT {
+  A v;
   long long i;
 };
+using ArgBest = ArgBestT<float>;
 
 __device__ __forceinline__ float shfl_down(float v, int off) {
   return __shfl_down_sync(kFullMask, v, off);
 }
-__device__ __forceinline__ MaxExpSum shfl_down(MaxExpSum v, int off) {
+__device__ __forceinline__ double shfl_down(double v, int off) {
+  return __shfl_down_sync(kFullMask, v, off);
+}
+template <class A>
+__device__ __forceinline__ MaxExpSumT<A> shfl_down(MaxExpSumT<A> v, int off) {
   return {__shfl_down_sync(kFullMask, v.m, off), __shfl_down_sync(kFullMask, v.s, off)};
 }
-__device__ __forceinline__ ArgBest shfl_down(ArgBest v, int off) {
+template <class A>
+__device__ __forceinline__ ArgBestT<A> shfl_down(ArgBestT<A> v, int off) {
   return {__shfl_down_sync(kFullMask, v.v, off), __shfl_down_sync(kFullMask, v.i, off)};
 }
 __device__ __forceinline__ float shfl_first(float v) {
   return __shfl_sync(kFullMask, v, 0);
 }
-__device__ __forceinline__ MaxExpSum shfl_first(MaxExpSum v) {
+__device__ __forceinline__ double shfl_first(double v) {
+  return __shfl_sync(kFullMask, v, 0);
+}
+template <class A>
+__device__ __forceinline__ MaxExpSumT<A> shfl_first(MaxExpSumT<A> v) {
   return {__shfl_sync(kFullMask, v.m, 0), __shfl_sync(kFullMask, v.s, 0)};
 }
-__device__ __forceinline__ ArgBest shfl_first(ArgBest v) {
+template <class A>
+__device__ __forceinline__ ArgBestT<A> shfl_first(ArgBestT<A> v) {
   return {__shfl_sync(kFullMask, v.v, 0), __shfl_sync(kFullMask, v.i, 0)};
 }
 
 // ------------------------------------------------------------------------------------ states and combines
-__device__ __forceinline__ MaxExpSum max_exp_sum_init() {
-  return {-INFINITY, 0.f};
+template <class A = float>
+__device__ __forceinline__ MaxExpSumT<A> max_exp_sum_init() {
+  return {A(-INFINITY), A(0)};
 }
 // A -inf element adds exp(-inf) = 0; skipping it avoids exp(-inf - -inf) = NaN while the state is empty.
-__device__ __forceinline__ void max_exp_sum_add(MaxExpSum& a, float v) {
-  if (v == -INFINITY) return;
+template <class A>
+__device__ __forceinline__ void max_exp_sum_add(MaxExpSumT<A>& a, A v) {
+  if (v == A(-INFINITY)) return;
   if (v > a.m) {
-    a.s = a.s * expf(a.m - v) + 1.f;
+    a.s = a.s * acc_exp(a.m - v) + A(1);
     a.m = v;
   } else {
-    a.s += expf(v - a.m);
+    a.s += acc_exp(v - a.m);
   }
 }
-__device__ __forceinline__ void max_exp_sum_merge(MaxExpSum& a, const MaxExpSum& b) {
-  if (b.m == -INFINITY) return;
-  if (a.m == -INFINITY) {
+template <class A>
+__device__ __forceinline__ void max_exp_sum_merge(MaxExpSumT<A>& a, const MaxExpSumT<A>& b) {
+  if (b.m == A(-INFINITY)) return;
+  if (a.m == A(-INFINITY)) {
     a = b;
     return;
   }
-  const float m = fmaxf(a.m, b.m);
-  a.s = a.s * expf(a.m - m) + b.s * expf(b.m - m);
+  const A m = acc_max(a.m, b.m);
+  a.s = a.s * acc_exp(a.m - m) + b.s * acc_exp(b.m - m);
   a.m = m;
 }
 
-struct MaxExpSumOp {
-  __device__ MaxExpSum init() const { return max_exp_sum_init(); }
-  __device__ void combine(MaxExpSum& a, const MaxExpSum& b) const { max_exp_sum_merge(a, b); }
+template <class A>
+struct MaxExpSumOpT {
+  __device__ MaxExpSumT<A> init() const { return max_exp_sum_init<A>(); }
+  __device__ void combine(MaxExpSumT<A>& a, const MaxExpSumT<A>& b) const { max_exp_sum_merge(a, b); }
 };
+using MaxExpSumOp = MaxExpSumOpT<float>;
 
 // The reference's rule: the first best element (`last`: the last one) wins; strict comparisons, so a NaN
 // never replaces a number (NaN inputs are not otherwise matched to the reference).
-struct ArgBestOp {
+template <class A>
+struct ArgBestOpT {
   bool is_max, last;
-  __device__ ArgBest init() const { return {is_max ? -INFINITY : INFINITY, -1}; }
-  __device__ bool better(const ArgBest& b, const ArgBest& a) const {
+  __device__ ArgBestT<A> init() const { return {A(is_max ? -INFINITY : INFINITY), -1}; }
+  __device__ bool better(const ArgBestT<A>& b, const ArgBestT<A>& a) const {
     if (b.i < 0) return false;
     if (a.i < 0) return true;
     if (is_max ? b.v > a.v : b.v < a.v) return true;
     return b.v == a.v && (last ? b.i > a.i : b.i < a.i);
   }
-  __device__ void add(ArgBest& a, float v, long long i) const {
-    const ArgBest b{v, i};
+  __device__ void add(ArgBestT<A>& a, A v, long long i) const {
+    const ArgBestT<A> b{v, i};
     if (better(b, a)) a = b;
   }
-  __device__ void combine(ArgBest& a, const ArgBest& b) const {
+  __device__ void combine(ArgBestT<A>& a, const ArgBestT<A>& b) const {
     if (better(b, a)) a = b;
   }
 };
+using ArgBestOp = ArgBestOpT<float>;
 
 struct SumOp {
   __device__ float init() const { return 0.f; }
