@@ -222,7 +222,7 @@ std::vector<Case> qlinear_conv_cases(DType dt) {
   };
   std::vector<Case> out;
   const ConvSpec node{"node test 1x1", {1, 1, 7, 7}, {1, 1, 1, 1}, 1, {}, {}, {}, ""};
-  out.push_back(qc(node, "", dt, kU8, {{}, {}, {1}, {1}, {}, {}}, std::nullopt));
+  out.push_back(qc(node, "per-tensor", dt, kU8, {{}, {}, {1}, {1}, {}, {}}, std::nullopt));
   for (const ConvSpec& s : specs()) {
     const int64_t m = s.w[0];
     out.push_back(qc(s, "per-channel w", dt, kU8, {{}, {}, {m}, {m}, {}, {}}, std::vector<int64_t>{m}));
