@@ -31,6 +31,8 @@ const DeviceBackend& check_device(const Graph& source, const BuildOptions& o) {
 
 namespace {
 
+constexpr size_t kListedUnsupported = 40;  // an error lists this many layers without a kernel, then counts
+
 backend::LayerDesc describe_layer(const EnginePlan& plan, const PlannedLayer& layer) {
   backend::LayerDesc d;
   d.node = layer.node;
@@ -260,8 +262,6 @@ void plan_memory(EnginePlan& plan, bool host) {
   for (size_t v = 0; v < plan.values.size(); ++v) resolve(v);
 }
 
-constexpr size_t kListedUnsupported = 40;  // an error lists this many layers without a kernel, then counts
-
 // What a layer that has no kernel is listed as: node, op and operand dtypes and shapes.
 std::string unsupported_entry(const backend::LayerDesc& desc) {
   std::string operands;
@@ -279,7 +279,8 @@ std::string unsupported_entry(const backend::LayerDesc& desc) {
 std::vector<size_t> input_value_operands(const EnginePlan& plan, const PlannedLayer& layer) {
   std::vector<size_t> operands;
   for (size_t i = 1; i < layer.inputs.size(); ++i)
-    if (layer.inputs[i] >= 0 && plan.values[static_cast<size_t>(layer.inputs[i])].kind == ValueSlot::Kind::Input)
+    if (layer.inputs[i] >= 0 &&
+        plan.values[static_cast<size_t>(layer.inputs[i])].kind == ValueSlot::Kind::Input)
       operands.push_back(i);
   return operands;
 }
@@ -298,8 +299,9 @@ std::unique_ptr<backend::Kernel> choose_kernel(const EnginePlan& plan, const Dev
   if (const std::vector<size_t> operands = input_value_operands(plan, layer);
       !operands.empty() && device.by_input_values) {
     layer.info.kernel = kByInputValuesKernel;
-    build_log(plan.options, "layer " + layer.info.name + " (" + layer.node->op +
-                                "): its kernel is chosen at run time by the values of its inputs from the engine's");
+    build_log(plan.options,
+              "layer " + layer.info.name + " (" + layer.node->op +
+                  "): its kernel is chosen at run time by the values of its inputs from the engine's");
     return device.by_input_values(desc, operands);
   }
   const ops::OpSchema* schema = ops::find_op(layer.node->domain, layer.node->op);
@@ -359,7 +361,8 @@ std::unique_ptr<backend::Kernel> hinted_kernel(const EnginePlan& plan, PlannedLa
   if (it == hints.end() || it->second.first == kAliasKernel) return nullptr;
   const auto& [name, state] = it->second;
   const Node& n = *layer.node;
-  if (name == kHostFallbackKernel || name == kByInputValuesKernel) return nullptr;  // chosen again: last resorts
+  if (name == kHostFallbackKernel || name == kByInputValuesKernel)
+    return nullptr;  // chosen again: last resorts
   const backend::KernelFactory* f = backend::find_kernel(plan.options.device, n.domain, n.op, name);
   if (!f || (plan.options.reference_kernels && f->name != "reference")) return nullptr;
   backend::LayerDesc desc = describe_layer(plan, layer);
@@ -397,6 +400,32 @@ bool has_data_dependent_shapes(const Graph& g) {
   return false;
 }
 
+// Before a data-dependent plan on a device with its own memory: the layers that could not run there however
+// their shapes turn out — no kernel of the device for their op, or values only the host holds — in one error.
+void check_device_kernels(const EnginePlan& plan, const DeviceBackend& device) {
+  std::vector<std::string> refused;
+  auto host_only = [](const Tensor* t) {
+    return t && (t->dtype == DType::String || dtype_is_container(t->dtype));
+  };
+  for (const PlannedLayer& layer : plan.layers) {
+    const Node& n = *layer.node;
+    const bool values = std::any_of(n.inputs().begin(), n.inputs().end(), host_only) ||
+                        std::any_of(n.outputs().begin(), n.outputs().end(), host_only);
+    if (values)
+      refused.push_back("node " + n.label() + " (its string, sequence or optional values live on the host)");
+    else if (backend::kernels_for(device.name, n.domain, n.op).empty())
+      refused.push_back("node " + n.label());
+  }
+  if (refused.empty()) return;
+  std::string list;
+  for (size_t k = 0; k < refused.size() && k < kListedUnsupported; ++k) list += "\n  " + refused[k];
+  if (refused.size() > kListedUnsupported)
+    list += "\n  ... and " + std::to_string(refused.size() - kListedUnsupported) + " more";
+  throw Error(model_prefix(*plan.graph) + std::to_string(refused.size()) + " layer" +
+              (refused.size() == 1 ? " has" : "s have") + " no " + device.name +
+              " kernel (--allowHostFallback runs them on the host):" + list);
+}
+
 // A data-dependent plan: engine inputs and outputs (dims -1 where unknown) and one layer entry per node; the
 // executor does the rest per run.
 void finish_data_dependent_plan(EnginePlan& plan) {
@@ -428,6 +457,7 @@ void finish_plan(EnginePlan& plan, const RecordedKernels* recorded, const Kernel
   const DeviceBackend& device = check_device(*plan.graph, plan.options);
   const BuildOptions& options = plan.options;
   if (device.data_dependent_shapes && has_data_dependent_shapes(*plan.graph)) {
+    if (!device.host && !options.allow_host_fallback) check_device_kernels(plan, device);
     finish_data_dependent_plan(plan);
     return;
   }

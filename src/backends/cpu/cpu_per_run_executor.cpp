@@ -7,33 +7,30 @@
 #include <unordered_map>
 
 #include "device/kernel.h"
+#include "device/per_run.h"
 #include "device/plan.h"
 #include "ops/op.h"
 
 namespace kiln::cpu {
 namespace {
 
-std::string dims_key(const std::vector<const TensorData*>& in) {
-  std::string key;
-  for (const TensorData* t : in) {
-    key += t ? std::to_string(static_cast<int>(t->dtype())) + ":" : "-";
-    if (t)
-      for (int64_t d : t->dims()) key += std::to_string(d) + ",";
-    key += ";";
-  }
-  return key;
+bool byte_operands(const std::vector<const TensorData*>& in,
+                   const std::vector<backend::LayerDesc::Operand>& out) {
+  for (const TensorData* t : in)
+    if (t && per_run::held_as_value(t->dtype())) return false;
+  for (const backend::LayerDesc::Operand& o : out)
+    if (o.present && per_run::held_as_value(o.dtype)) return false;
+  return true;
 }
 
-// Strings, sequences and optionals are not bytes a kernel's TensorView can point at: only reference kernels,
-// which take TensorData, run them.
-bool held_as_values(DType t) { return t == DType::String || dtype_is_container(t); }
-
-bool byte_operands(const std::vector<const TensorData*>& in, const std::vector<backend::LayerDesc::Operand>& out) {
-  for (const TensorData* t : in)
-    if (t && held_as_values(t->dtype())) return false;
-  for (const backend::LayerDesc::Operand& o : out)
-    if (o.present && held_as_values(o.dtype)) return false;
-  return true;
+std::vector<per_run::Operand> operands(const std::vector<const TensorData*>& in) {
+  std::vector<per_run::Operand> ops;
+  for (const TensorData* t : in) {
+    per_run::Operand o;
+    if (t) o = {true, t->dtype(), t->dims(), t};
+    ops.push_back(o);
+  }
+  return ops;
 }
 
 class PerRunExecutor final : public Executor {
@@ -64,10 +61,12 @@ class PerRunExecutor final : public Executor {
       const auto t0 = std::chrono::steady_clock::now();
       run_layer(k);
       if (options.profiling)
-        layer_ms[k] = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        layer_ms[k] =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
     }
     times = {};
-    times.compute_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+    times.compute_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   }
 
   TensorData output(size_t index) override {
@@ -87,38 +86,13 @@ class PerRunExecutor final : public Executor {
     return &it->second;
   }
 
-  // The node's outputs with their shapes as inference gives them from the actual inputs, or nullopt when
-  // some output's shape is known only by computing it.
-  std::optional<std::vector<backend::LayerDesc::Operand>> infer_outputs(const Node& n, const ops::OpSchema& schema,
-                                                                       const std::vector<const TensorData*>& in) const {
-    ops::InferContext ctx(n, plan_.graph->opset(n.domain));
-    for (const TensorData* t : in) {
-      ops::InputInfo info;
-      if (t) info = {t->dtype(), make_shape(t->dims()), t, true, nullptr};
-      ctx.in.push_back(info);
-    }
-    ctx.out.resize(n.outputs().size());
-    ops::infer_node(schema, ctx);
-    std::vector<backend::LayerDesc::Operand> outs;
-    for (size_t k = 0; k < n.outputs().size(); ++k) {
-      backend::LayerDesc::Operand o;
-      if (n.output(k)) {
-        const ops::OutputInfo& info = ctx.out[k];
-        if (info.dtype == DType::Undefined || !info.shape || !is_static(*info.shape)) return std::nullopt;
-        o = {info.dtype, static_dims(*info.shape), nullptr, true};
-      }
-      outs.push_back(o);
-    }
-    return outs;
-  }
-
   void run_layer(size_t k) {
     const Node& n = *plan_.layers[k].node;
     const ops::OpSchema* schema = ops::find_op(n.domain, n.op);
     std::vector<const TensorData*> in;
     for (const Tensor* t : n.inputs()) in.push_back(value_of(t, n));
     std::vector<TensorData> out(n.outputs().size());
-    auto known = schema ? infer_outputs(n, *schema, in) : std::nullopt;
+    auto known = per_run::infer_outputs(n, plan_.graph->opset(n.domain), operands(in));
     if (known && byte_operands(in, *known)) {
       run_kernel(k, n, in, *known, out);
     } else {
@@ -140,14 +114,7 @@ class PerRunExecutor final : public Executor {
   // The kernel the builder would choose for these shapes, made on first use of each input signature.
   void run_kernel(size_t k, const Node& n, const std::vector<const TensorData*>& in,
                   const std::vector<backend::LayerDesc::Operand>& outs, std::vector<TensorData>& out) {
-    // Inputs and outputs both: the same input dims can give other output dims (a Reshape whose target is a
-    // computed value), and a kernel is made for one set of shapes.
-    std::string key = dims_key(in) + "->";
-    for (const backend::LayerDesc::Operand& o : outs) {
-      for (int64_t d : o.dims) key += std::to_string(d) + ",";
-      key += ";";
-    }
-    std::unique_ptr<backend::Kernel>& kernel = kernels_[k][key];
+    std::unique_ptr<backend::Kernel>& kernel = kernels_[k][per_run::kernel_key(operands(in), {}, outs)];
     backend::LayerDesc desc;
     if (!kernel) {
       desc.node = &n;
@@ -163,11 +130,13 @@ class PerRunExecutor final : public Executor {
       const backend::KernelFactory* f =
           backend::first_supporting(plan_.options.device, desc, plan_.options.reference_kernels);
       if (f) kernel = f->create(desc);
-      if (!kernel) throw Error("node " + n.label() + ": no cpu kernel supports op '" + n.op + "' with these inputs");
+      if (!kernel)
+        throw Error("node " + n.label() + ": no cpu kernel supports op '" + n.op + "' with these inputs");
     }
     std::vector<backend::TensorView> ins, views;
     for (const TensorData* t : in)
-      ins.push_back(t ? backend::TensorView{t->dtype(), t->dims(), const_cast<void*>(t->raw())} : backend::TensorView{});
+      ins.push_back(t ? backend::TensorView{t->dtype(), t->dims(), const_cast<void*>(t->raw())}
+                      : backend::TensorView{});
     for (size_t o = 0; o < outs.size(); ++o) {
       if (!outs[o].present) {
         views.emplace_back();
@@ -184,7 +153,8 @@ class PerRunExecutor final : public Executor {
   std::vector<TensorData> inputs_;
   std::unordered_map<const Tensor*, size_t> last_use_;
   std::unordered_map<const Tensor*, TensorData> values_;
-  std::vector<std::map<std::string, std::unique_ptr<backend::Kernel>>> kernels_;  // per layer, per input shapes
+  std::vector<std::map<std::string, std::unique_ptr<backend::Kernel>>>
+      kernels_;  // per layer, per input shapes
 };
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "backends/cuda/by_input_values_cuda.h"
 #include "backends/cuda/cuda_common.h"
+#include "backends/cuda/cuda_per_run_executor.h"
 #include "backends/cuda/host_fallback_cuda.h"
 #include "device/device_backend.h"
 #include "device/plan.h"
@@ -357,11 +358,13 @@ void check_compatible(const std::string& recorded, const std::string& file) {
 
 const bool registered = register_device_backend({
     .name = "cuda",
+    .data_dependent_shapes = true,
     .unavailable_reason = gpu_unavailable_reason,
     .host_fallback = make_host_fallback_kernel,
     .by_input_values = make_by_input_values_kernel,
     .prepare = prepare,
     .create_executor = [](const EnginePlan& plan) -> std::unique_ptr<Executor> {
+      if (plan.data_dependent) return make_per_run_executor(plan);
       return std::make_unique<CudaExecutor>(plan);
     },
     .describe = [] { return describe_json().dump(); },
