@@ -297,10 +297,12 @@ Outcome from_exception(const std::string& stage, const std::exception& e) {
   const bool is_kiln = dynamic_cast<const kiln::Error*>(&e) != nullptr;
   const std::string l = lower(msg);
   if (dynamic_cast<const Unrepresentable*>(&e)) return {Status::Unsupported, stage + ": " + msg};
-  // The planner's "N layers have no <device> kernel ...:" is a refusal too (only devices without a reference
-  // fallback, such as cuda, can say it).
+  // The planner's "N layers have no <device> kernel ...:", and a run's "no <device> kernel supports op ..."
+  // (a kernel chosen per run by input values or shapes), are refusals too (only devices without a reference
+  // fallback, such as cuda, can say them).
   if (is_kiln && (l.find("not supported") != std::string::npos || l.find("unsupported") != std::string::npos ||
-                  l.find(" layer has no ") != std::string::npos || l.find(" layers have no ") != std::string::npos))
+                  l.find(" layer has no ") != std::string::npos || l.find(" layers have no ") != std::string::npos ||
+                  l.find("no " + g_device + " kernel supports") != std::string::npos))
     return {Status::Unsupported, "refused at " + stage + ": " + msg};
   return {Status::Failed, stage + ": " + msg + (is_kiln ? "" : std::string(" [") + typeid(e).name() + "]")};
 }

@@ -301,6 +301,11 @@ std::vector<Case> view_cases(const std::string& op, DType dt) {
     out.push_back(make_case("mask, input ratio, training false",
                             {input(dt, {4, 9}), input(DType::Float, {}), scalar(DType::Bool, 0)}));
     out.back().outputs = 2;
+    out.push_back(make_case("ratio 0 training true",
+                            {input(dt, {4, 9}), scalar(DType::Float, 0), scalar(DType::Bool, 1)}));
+    out.push_back(make_case("mask, ratio 0 training true",
+                            {input(dt, {4, 9}), scalar(DType::Float, 0), scalar(DType::Bool, 1)}));
+    out.back().outputs = 2;
   }
   for (Case& c : out) c.exact = true;
   return out;

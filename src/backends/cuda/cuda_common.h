@@ -52,6 +52,10 @@ class CudaKernel : public backend::Kernel {
   virtual void check_host_work(const RunContext&) const {}
 };
 
+// Whether a Dropout layer passes its input through unchanged (inference, or training at a constant ratio of 0):
+// what cuda.copy and cuda.dropout take (dropout_cuda.cpp).
+bool dropout_is_identity(const backend::LayerDesc& d);
+
 // Float dtypes the CUDA kernels compute in (float accumulation for the 16-bit ones).
 inline bool is_cuda_float(DType t) {
   return t == DType::Float || t == DType::Float16 || t == DType::BFloat16;

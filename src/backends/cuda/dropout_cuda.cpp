@@ -1,7 +1,7 @@
 // cuda.dropout: inference Dropout that also outputs its mask (output = input, mask = all true). Without the
 // mask output Dropout is a view (an alias, or cuda.copy in movement_copy_cuda.cu). The ratio (constant or
-// graph input) does not matter at inference; training_mode must be absent or a constant false: training
-// with a non-zero ratio draws a random mask no oracle can agree with.
+// graph input) does not matter at inference; training_mode must be absent or a constant false, or true with a
+// constant ratio of 0: training with a non-zero ratio draws a random mask no oracle can agree with.
 #include <memory>
 #include <string>
 #include <vector>
@@ -13,6 +13,20 @@ namespace {
 
 using backend::LayerDesc;
 using backend::TensorView;
+
+}  // namespace
+
+bool dropout_is_identity(const LayerDesc& d) {
+  if (d.inputs.size() <= 2 || !d.inputs[2].present) return true;  // inference
+  const TensorData* mode = d.inputs[2].constant;
+  if (!mode || mode->numel() != 1) return false;  // unknown mode
+  if (mode->as_int64(0) == 0) return true;
+  // Training drops nothing at a ratio of 0 (the default is 0.5).
+  const TensorData* ratio = d.inputs[1].present ? d.inputs[1].constant : nullptr;
+  return ratio && ratio->numel() == 1 && ratio->as_double(0) == 0.0;
+}
+
+namespace {
 
 class DropoutMaskKernel final : public CudaKernel {
  public:
@@ -33,11 +47,7 @@ bool dropout_mask_supported(const LayerDesc& d) {
   if (!x.present || x.dtype == DType::Undefined || x.dtype == DType::String) return false;
   if (!d.outputs[0].present || d.outputs[0].dtype != x.dtype || d.outputs[0].dims != x.dims) return false;
   if (!d.outputs[1].present || d.outputs[1].dtype != DType::Bool || d.outputs[1].dims != x.dims) return false;
-  if (d.inputs.size() > 2 && d.inputs[2].present) {
-    const TensorData* m = d.inputs[2].constant;
-    if (!m || m->numel() != 1 || m->as_int64(0) != 0) return false;  // training (or unknown) mode
-  }
-  return true;
+  return dropout_is_identity(d);
 }
 
 std::unique_ptr<backend::Kernel> create_dropout_mask(const LayerDesc& d) {

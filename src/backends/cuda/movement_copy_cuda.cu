@@ -25,12 +25,7 @@ bool copy_supported(const LayerDesc& d) {
   if (ops::numel(d.inputs[0].dims) != ops::numel(d.outputs[0].dims)) return false;
   for (size_t k = 1; k < d.outputs.size(); ++k)
     if (d.outputs[k].present) return false;  // Dropout's mask
-  if (d.node->op == "Dropout" && d.inputs.size() > 2 && d.inputs[2].present) {
-    // Only an explicitly false training_mode is a copy (training with a non-zero ratio is random).
-    const TensorData* m = d.inputs[2].constant;
-    if (!m || m->numel() != 1 || m->as_int64(0) != 0) return false;
-  }
-  return true;
+  return d.node->op != "Dropout" || dropout_is_identity(d);  // training with a non-zero ratio is random
 }
 
 std::unique_ptr<backend::Kernel> create_copy(const LayerDesc&) {
