@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <map>
 
+#include "device/device_backend.h"
 #include "kiln/engine.h"
 #include "kiln/onnx.h"
 #include "kiln/passes.h"
@@ -278,6 +279,28 @@ TEST(ControlFlowRewrites, CpuBuildKeepsIfAndScan) {
   const std::vector<std::string> names = rewrite_names();
   EXPECT_NE(std::find(names.begin(), names.end(), "inline_if"), names.end());
   EXPECT_NE(std::find(names.begin(), names.end(), "unroll_scan"), names.end());
+}
+
+// On a device with no kernel at all for If (here one with no kernels: its build stops at the first layer),
+// the builder runs inline_if before choosing kernels.
+TEST(ControlFlowRewrites, BuilderInlinesIfWhereTheDeviceHasNoIfKernel) {
+  static const bool registered = register_device_backend(
+      {.name = "test.no_kernels", .unavailable_reason = [] { return std::string(); }});
+  ASSERT_TRUE(registered);
+  IfModel m;
+  BuildOptions o;
+  o.device = "test.no_kernels";
+  std::string log;
+  o.log = [&](const std::string& line) { log += line + "\n"; };
+  // The build then stops at the first layer no kernel takes: a Where, not the If.
+  const std::string error = test::error_of([&] { Engine::build(m.g, o); });
+  EXPECT_NE(error.find("Where"), std::string::npos) << error;
+  EXPECT_EQ(error.find("(If)"), std::string::npos) << error;
+  EXPECT_NE(log.find("inline_if: 1 rewritten"), std::string::npos) << log;
+  log.clear();
+  o.device = "cpu";
+  Engine::build(m.g, o);
+  EXPECT_EQ(log.find("inline_if"), std::string::npos) << log;
 }
 
 }  // namespace
