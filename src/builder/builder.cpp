@@ -45,6 +45,7 @@ void apply_input_shapes(Graph& g, const BuildOptions& o) {
 void run_rewrites(Graph& g, const BuildOptions& o) {
   RewriteContext context;
   context.verbose = o.verbose;
+  context.fold = o.fold;
   context.log = [&o](const std::string& m) { build_log(o, m); };
   for (const Rewrite& r : rewrite_pipeline()) {
     if (!enabled(o, r.name)) continue;
@@ -55,6 +56,7 @@ void run_rewrites(Graph& g, const BuildOptions& o) {
       build_log(o, std::string(r.name) + ": skipped, no " + o.device + " kernel of its own for kiln." + r.needs);
       continue;
     }
+    if (*r.unless_kernel_for && !backend::kernels_for(o.device, "", r.unless_kernel_for).empty()) continue;
     build_log(o, std::string(r.name) + ": " + std::to_string(r.apply(g, context)) + " rewritten (" +
                      r.summary + ")");
   }

@@ -28,6 +28,13 @@ size_t run_attention(Graph& g, const RewriteContext& c) {
   return with_reasons(c, "Attention", rejected, n);
 }
 
+template <size_t (*rewrite)(Graph&, const PropagateOptions&, std::vector<NotFolded>*)>
+size_t run_control_flow(Graph& g, const RewriteContext& c) {
+  std::vector<NotFolded> rejected;
+  const size_t n = rewrite(g, c.fold, &rejected);
+  return with_reasons(c, "control flow", rejected, n);
+}
+
 size_t run_pad_into_conv(Graph& g, const RewriteContext&) {
   return fuse_pad_into_conv(g);
 }
@@ -45,6 +52,9 @@ size_t run_elementwise(Graph& g, const RewriteContext&) {
 
 const std::vector<Rewrite>& rewrite_pipeline() {
   static const std::vector<Rewrite> pipeline = {
+      // First: the inlined nodes are plain layers the fusions below may take.
+      {"inline_if", "", "If -> both branches + Where", run_control_flow<inline_if>, "If"},
+      {"unroll_scan", "", "Scan -> the body per iteration", run_control_flow<unroll_scan>, "Scan"},
       {"groupnorm", internal_ops::group_norm::kOp,
        "PyTorch's GroupNorm subgraph (+ Relu/Elu) -> kiln.GroupNorm", run_groupnorm},
       {"layernorm", internal_ops::layer_norm::kOp,

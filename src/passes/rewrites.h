@@ -45,9 +45,14 @@ size_t lower_float_precision(Graph& graph, DType to);
 // needs this form: its kernels see only their inputs. Returns the number of values captured.
 size_t capture_outer_references(Graph& graph);
 
+// If -> both branches + Where; Scan -> the body per iteration: see inline_if.cpp, unroll_scan.cpp. Return counts.
+size_t inline_if(Graph& graph, const PropagateOptions& fold = {}, std::vector<NotFolded>* rejected = nullptr);
+size_t unroll_scan(Graph& graph, const PropagateOptions& fold = {}, std::vector<NotFolded>* rejected = nullptr);
+
 // What a rewrite may ask of the build it runs in.
 struct RewriteContext {
   bool verbose = false;
+  PropagateOptions fold;  // the build's, for rewrites that infer what they insert
   std::function<void(const std::string&)> log;  // never null inside the pipeline
 };
 
@@ -59,6 +64,9 @@ struct Rewrite {
   const char* needs;    // a kiln-domain op, or ""
   const char* summary;  // one line, for logs and --help
   size_t (*apply)(Graph& graph, const RewriteContext& context);  // returns how many matches it rewrote
+  // An ONNX op the rewrite removes, or "": it runs only on devices with no kernel at all for that op (on the
+  // CPU the reference kernel counts, so the CPU graph keeps the op).
+  const char* unless_kernel_for = "";
 };
 
 // The graph rewrites Engine::build runs, in order, after constant folding and before precision lowering.
