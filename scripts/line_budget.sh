@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-CORE_BUDGET=7500   # the machinery: include/kiln + src/{ir,onnx,passes,device,builder,runtime}
+CORE_BUDGET=7800   # the machinery: include/kiln + src/{ir,onnx,passes,device,builder,runtime}
 OPS_BUDGET=9000    # src/ops: the closed operator table (schemas, inference, reference kernels)
 FILE_BUDGET=800    # any file under src/, include/, tools/, tests/, bench/
 
