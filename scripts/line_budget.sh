@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CORE_BUDGET=7800   # the machinery: include/kiln + src/{ir,onnx,passes,device,builder,runtime}
-OPS_BUDGET=9000    # src/ops: the closed operator table (schemas, inference, reference kernels)
+OPS_BUDGET=9100    # src/ops: the closed operator table (schemas, inference, reference kernels)
 FILE_BUDGET=800    # any file under src/, include/, tools/, tests/, bench/
 
 count() { find "$@" -type f \( -name '*.h' -o -name '*.cpp' -o -name '*.cu' -o -name '*.cuh' \) -print0 |

@@ -3,22 +3,18 @@
 // repeated within one operand takes its diagonal; letters missing from the output are summed over. Without
 // "->" the output is the ellipsis dims, then the letters used exactly once, in ASCII order (numpy's rule).
 // The reference kernel loops over every combination of label values: obviously correct, not fast.
+#include "ops/einsum.h"
+
 #include "ops/indexing.h"
 
 namespace kiln::ops {
 namespace {
 
-constexpr int kEllipsis =
-    128;  // label ids: ASCII letters, then kEllipsis + position within the ellipsis dims
-
-struct Equation {
-  std::vector<std::vector<int>> operands;  // one label per operand dim
-  std::vector<int> output;
-  int ellipsis_rank = 0;
-};
+constexpr int kEllipsis = kEinsumEllipsis;
+using Equation = EinsumEquation;
 
 // Letters of one term and whether (and where) it has "..."; ellipsis_at is -1 without one.
-std::vector<int> parse_term(const auto& ctx, const std::string& term, int& ellipsis_at) {
+std::vector<int> parse_term(const std::string& term, int& ellipsis_at) {
   std::vector<int> labels;
   ellipsis_at = -1;
   for (size_t i = 0; i < term.size(); ++i) {
@@ -28,7 +24,8 @@ std::vector<int> parse_term(const auto& ctx, const std::string& term, int& ellip
     } else if (std::isalpha(static_cast<unsigned char>(term[i]))) {
       labels.push_back(term[i]);
     } else {
-      ctx.fail("equation term '" + term + "' has an unexpected character at position " + std::to_string(i));
+      throw Error("equation term '" + term + "' has an unexpected character at position " +
+                  std::to_string(i));
     }
   }
   return labels;
@@ -42,10 +39,11 @@ std::vector<int> with_ellipsis(std::vector<int> labels, int at, int count, int f
   return labels;
 }
 
-Equation parse(const auto& ctx, const std::vector<int64_t>& ranks) {
-  if (!ctx.node.attrs.has("equation")) ctx.fail("attribute 'equation' is required");
+}  // namespace
+
+EinsumEquation parse_einsum(const std::string& equation, const std::vector<int64_t>& ranks) {
   std::string eq;
-  for (char c : ctx.node.attrs.get_string("equation", ""))
+  for (char c : equation)
     if (!std::isspace(static_cast<unsigned char>(c))) eq += c;
   const size_t arrow = eq.find("->");
   const std::string lhs = eq.substr(0, arrow);
@@ -57,17 +55,17 @@ Equation parse(const auto& ctx, const std::vector<int64_t>& ranks) {
       terms.back().push_back(c);
   }
   if (terms.size() != ranks.size())
-    ctx.fail("equation '" + eq + "' has " + std::to_string(terms.size()) + " operand terms for " +
-             std::to_string(ranks.size()) + " inputs");
+    throw Error("equation '" + eq + "' has " + std::to_string(terms.size()) + " operand terms for " +
+                std::to_string(ranks.size()) + " inputs");
   Equation e;
   std::vector<std::pair<std::vector<int>, int>> parsed;
   for (size_t k = 0; k < terms.size(); ++k) {
     int at = -1;
-    auto labels = parse_term(ctx, terms[k], at);
+    auto labels = parse_term(terms[k], at);
     const int64_t extra = ranks[k] - static_cast<int64_t>(labels.size());
     if (extra < 0 || (at < 0 && extra != 0))
-      ctx.fail("equation term '" + terms[k] + "' does not match input " + std::to_string(k) + " of rank " +
-               std::to_string(ranks[k]));
+      throw Error("equation term '" + terms[k] + "' does not match input " + std::to_string(k) + " of rank " +
+                  std::to_string(ranks[k]));
     e.ellipsis_rank = std::max(e.ellipsis_rank, static_cast<int>(extra));
     parsed.emplace_back(std::move(labels), at);
   }
@@ -85,13 +83,21 @@ Equation parse(const auto& ctx, const std::vector<int64_t>& ranks) {
   }
   int at = -1;
   const std::string rhs = eq.substr(arrow + 2);
-  std::vector<int> out = parse_term(ctx, rhs, at);
+  std::vector<int> out = parse_term(rhs, at);
   std::vector<int> seen(kEllipsis, 0);
   for (int l : out)
     if (!uses[l] || seen[l]++)
-      ctx.fail("output label '" + std::string(1, static_cast<char>(l)) + "' is repeated or not in any input");
+      throw Error("output label '" + std::string(1, static_cast<char>(l)) +
+                  "' is repeated or not in any input");
   e.output = with_ellipsis(out, at, at < 0 ? 0 : e.ellipsis_rank, 0);
   return e;
+}
+
+namespace {
+
+Equation parse(const auto& ctx, const std::vector<int64_t>& ranks) {
+  if (!ctx.node.attrs.has("equation")) ctx.fail("attribute 'equation' is required");
+  return parse_einsum(ctx.node.attrs.get_string("equation", ""), ranks);
 }
 
 // A dim's static size; -1 when it is unknown or symbolic.

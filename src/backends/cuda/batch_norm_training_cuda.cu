@@ -179,29 +179,8 @@ class BatchNormTrainingKernel final : public CudaKernel {
   Plan p_;
 };
 
-bool training_supported(const LayerDesc& d) {
-  Plan p;
-  try {
-    return plan_training(d, p);
-  } catch (const Error&) {  // an attribute of the wrong type
-    return false;
-  }
-}
-
-std::unique_ptr<backend::Kernel> create_training(const LayerDesc& d) {
-  Plan p;
-  if (!plan_training(d, p))
-    throw Error("cuda.batch_norm_training: layer '" + d.node->name + "' is not supported");
-  return std::make_unique<BatchNormTrainingKernel>(p);
-}
-
-KILN_REGISTER_KERNEL(KernelFactory{.name = "cuda.batch_norm_training",
-                                   .device = "cuda",
-                                   .op = "BatchNormalization",
-                                   .domain = "",
-                                   .priority = 10,
-                                   .supports = training_supported,
-                                   .create = create_training});
+KILN_REGISTER_KERNEL((planned_factory<Plan, BatchNormTrainingKernel>("cuda.batch_norm_training",
+                                                                     "BatchNormalization", plan_training)));
 
 }  // namespace
 }  // namespace kiln::cuda

@@ -29,8 +29,9 @@ struct RunContext {
   cudaStream_t stream = nullptr;
   void* workspace = nullptr;
   size_t workspace_bytes = 0;
-  // The layer's own pinned host memory (CudaKernel::host_staging_bytes), kept by the context for its lifetime:
-  // host work enqueued on the stream (cudaLaunchHostFunc) reads and writes it when the stream gets there.
+  // The layer's own pinned host memory (CudaKernel::host_staging_bytes), kept by the context for its
+  // lifetime: host work enqueued on the stream (cudaLaunchHostFunc) reads and writes it when the stream gets
+  // there.
   void* host_staging = nullptr;
 };
 
@@ -52,8 +53,36 @@ class CudaKernel : public backend::Kernel {
   virtual void check_host_work(const RunContext&) const {}
 };
 
-// Whether a Dropout layer passes its input through unchanged (inference, or training at a constant ratio of 0):
-// what cuda.copy and cuda.dropout take (dropout_cuda.cpp).
+// The usual CUDA factory: one planning function decides support and feeds the kernel. `plan(desc, p)` returns
+// false, or throws kiln::Error (an attribute of the wrong type), for a layer the kernel cannot run exactly;
+// create() makes K(std::move(p)).
+template <typename Plan, typename K>
+backend::KernelFactory planned_factory(const std::string& name, const std::string& op,
+                                       bool (*plan)(const backend::LayerDesc&, Plan&),
+                                       const std::string& domain = "", int priority = 10) {
+  return {.name = name,
+          .device = "cuda",
+          .op = op,
+          .domain = domain,
+          .priority = priority,
+          .supports =
+              [plan](const backend::LayerDesc& d) {
+                Plan p;
+                try {
+                  return plan(d, p);
+                } catch (const Error&) {
+                  return false;
+                }
+              },
+          .create = [plan, name](const backend::LayerDesc& d) -> std::unique_ptr<backend::Kernel> {
+            Plan p;
+            if (!plan(d, p)) throw Error(name + ": layer '" + d.node->name + "' is not supported");
+            return std::make_unique<K>(std::move(p));
+          }};
+}
+
+// Whether a Dropout layer passes its input through unchanged (inference, or training at a constant ratio of
+// 0): what cuda.copy and cuda.dropout take (dropout_cuda.cpp).
 bool dropout_is_identity(const backend::LayerDesc& d);
 
 // Float dtypes the CUDA kernels compute in (float accumulation for the 16-bit ones).

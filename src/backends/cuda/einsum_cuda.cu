@@ -1,16 +1,14 @@
 // Einsum on CUDA (cuda.einsum): one thread per output element, looping over every combination of the summed
 // labels — the reference's loop (ops/einsum.cpp) split by output element, in its order, so float results
 // equal the reference's: products and sums in double (no fused multiply-add), rounded once on store; integers
-// multiply and add wrapping in uint64. The equation is parsed here at create time with the reference's rules
-// (ops/einsum.cpp exposes no parser): letters label dims, "..." the remaining dims right-aligned and
-// broadcast, a letter repeated in one term walks the diagonal, letters missing from the output are summed,
-// and without "->" the output is the ellipsis dims then the letters used once, in ASCII order. Each operand
-// gets one stride per loop label (the sum of its dims' strides with that label; 0 for broadcast dims).
-// Not fast (no tiling or tensor cores): it exists so any Einsum runs on the GPU.
+// multiply and add wrapping in uint64. The equation is parsed at create time by the reference's parser
+// (ops/einsum.h). Each operand gets one stride per loop label (the sum of its dims' strides with that label;
+// 0 for broadcast dims). Not fast (no tiling or tensor cores): it exists so any Einsum runs on the GPU.
 #include <algorithm>
 #include <cctype>
 
 #include "backends/cuda/math_cuda.cuh"
+#include "ops/einsum.h"
 
 namespace kiln::cuda::einsum {
 namespace {
@@ -19,8 +17,7 @@ using namespace math;
 
 constexpr int kMaxOperands = 4;
 constexpr int kMaxLoop = 16;  // output labels + summed labels
-constexpr int kEllipsis =
-    128;  // label ids: ASCII letters, then kEllipsis + position within the ellipsis dims
+constexpr int kEllipsis = ops::kEinsumEllipsis;
 
 struct EinsumParams {
   int operands;
@@ -30,31 +27,6 @@ struct EinsumParams {
   int64_t strides[kMaxOperands][kMaxLoop];
   int64_t out_numel, sum_numel;
 };
-
-// ------------------------------------------------------------------------------------------- parsing
-// Letters of one term; ellipsis_at is where "..." stands (-1: none). False on any other character.
-bool parse_term(const std::string& term, std::vector<int>& labels, int& ellipsis_at) {
-  ellipsis_at = -1;
-  for (size_t i = 0; i < term.size(); ++i) {
-    if (term.compare(i, 3, "...") == 0 && ellipsis_at < 0) {
-      ellipsis_at = static_cast<int>(labels.size());
-      i += 2;
-    } else if (std::isalpha(static_cast<unsigned char>(term[i]))) {
-      labels.push_back(term[i]);
-    } else {
-      return false;
-    }
-  }
-  return true;
-}
-
-std::vector<int> with_ellipsis(std::vector<int> labels, int at, int count, int first_id) {
-  if (at < 0) return labels;
-  std::vector<int> ids;
-  for (int e = 0; e < count; ++e) ids.push_back(kEllipsis + first_id + e);
-  labels.insert(labels.begin() + at, ids.begin(), ids.end());
-  return labels;
-}
 
 // The kernel's loop for the layer; nullopt where the reference would fail or the kernel's limits are passed.
 std::optional<EinsumParams> plan(const LayerDesc& d) {
@@ -66,46 +38,17 @@ std::optional<EinsumParams> plan(const LayerDesc& d) {
   for (const auto& x : d.inputs)
     if (!x.present || x.dtype != dt) return std::nullopt;
 
-  std::string eq;
-  for (char c : d.node->attrs.get_string("equation", ""))
-    if (!std::isspace(static_cast<unsigned char>(c))) eq += c;
-  const size_t arrow = eq.find("->");
-  std::vector<std::string> terms{""};
-  for (char c : eq.substr(0, arrow)) {
-    if (c == ',')
-      terms.emplace_back();
-    else
-      terms.back().push_back(c);
+  std::vector<int64_t> ranks;
+  for (const auto& x : d.inputs) ranks.push_back(static_cast<int64_t>(x.dims.size()));
+  ops::EinsumEquation e;
+  try {
+    e = ops::parse_einsum(d.node->attrs.get_string("equation", ""), ranks);
+  } catch (const Error&) {
+    return std::nullopt;  // the reference refuses it too
   }
-  if (terms.size() != n_in) return std::nullopt;
-  std::vector<std::vector<int>> operands(n_in);
-  std::vector<int> extra(n_in), at(n_in);
-  int ellipsis_rank = 0;
-  std::vector<int> uses(kEllipsis, 0);
-  for (size_t k = 0; k < n_in; ++k) {
-    std::vector<int> labels;
-    if (!parse_term(terms[k], labels, at[k])) return std::nullopt;
-    extra[k] = static_cast<int>(d.inputs[k].dims.size()) - static_cast<int>(labels.size());
-    if (extra[k] < 0 || (at[k] < 0 && extra[k] != 0)) return std::nullopt;
-    ellipsis_rank = std::max(ellipsis_rank, extra[k]);
-    for (int l : labels) ++uses[l];
-    operands[k] = std::move(labels);
-  }
-  for (size_t k = 0; k < n_in; ++k)
-    operands[k] = with_ellipsis(operands[k], at[k], extra[k], ellipsis_rank - extra[k]);
-  std::vector<int> output;
-  if (arrow == std::string::npos) {
-    output = with_ellipsis({}, 0, ellipsis_rank, 0);
-    for (int l = 0; l < kEllipsis; ++l)
-      if (uses[l] == 1) output.push_back(l);
-  } else {
-    int out_at = -1;
-    if (!parse_term(eq.substr(arrow + 2), output, out_at)) return std::nullopt;
-    std::vector<int> seen(kEllipsis, 0);
-    for (int l : output)
-      if (!uses[l] || seen[l]++) return std::nullopt;
-    output = with_ellipsis(output, out_at, out_at < 0 ? 0 : ellipsis_rank, 0);
-  }
+  const std::vector<std::vector<int>>& operands = e.operands;
+  const std::vector<int>& output = e.output;
+  const int ellipsis_rank = e.ellipsis_rank;
 
   // Label sizes: letters must agree, ellipsis dims broadcast (size 1 against any).
   std::vector<int64_t> size(kEllipsis + ellipsis_rank, 1);

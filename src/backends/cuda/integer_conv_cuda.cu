@@ -242,33 +242,10 @@ class IntegerConvKernel final : public CudaKernel {
   ConvPlan p_;
 };
 
-bool conv_supported(const LayerDesc& d) {
-  ConvPlan p;
-  try {
-    return plan_conv(d, p);
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-std::unique_ptr<backend::Kernel> create_conv(const LayerDesc& d) {
-  ConvPlan p;
-  if (!plan_conv(d, p)) throw Error("cuda.integer_conv: layer '" + d.node->name + "' is not supported");
-  return std::make_unique<IntegerConvKernel>(std::move(p));
-}
-
-KernelFactory conv_factory(const std::string& op) {
-  return {.name = "cuda.integer_conv",
-          .device = "cuda",
-          .op = op,
-          .domain = "",
-          .priority = 10,
-          .supports = conv_supported,
-          .create = create_conv};
-}
-
-KILN_REGISTER_KERNEL(conv_factory("ConvInteger"));
-KILN_REGISTER_KERNEL(conv_factory("QLinearConv"));
+KILN_REGISTER_KERNEL((planned_factory<ConvPlan, IntegerConvKernel>("cuda.integer_conv", "ConvInteger",
+                                                                   plan_conv)));
+KILN_REGISTER_KERNEL((planned_factory<ConvPlan, IntegerConvKernel>("cuda.integer_conv", "QLinearConv",
+                                                                   plan_conv)));
 
 }  // namespace
 }  // namespace kiln::cuda::integer

@@ -219,33 +219,10 @@ class IntegerMatMulKernel final : public CudaKernel {
   MatMulPlan p_;
 };
 
-bool matmul_supported(const LayerDesc& d) {
-  MatMulPlan p;
-  try {
-    return plan_matmul(d, p);
-  } catch (const Error&) {
-    return false;
-  }
-}
-
-std::unique_ptr<backend::Kernel> create_matmul(const LayerDesc& d) {
-  MatMulPlan p;
-  if (!plan_matmul(d, p)) throw Error("cuda.integer_matmul: layer '" + d.node->name + "' is not supported");
-  return std::make_unique<IntegerMatMulKernel>(std::move(p));
-}
-
-KernelFactory matmul_factory(const std::string& op) {
-  return {.name = "cuda.integer_matmul",
-          .device = "cuda",
-          .op = op,
-          .domain = "",
-          .priority = 10,
-          .supports = matmul_supported,
-          .create = create_matmul};
-}
-
-KILN_REGISTER_KERNEL(matmul_factory("MatMulInteger"));
-KILN_REGISTER_KERNEL(matmul_factory("QLinearMatMul"));
+KILN_REGISTER_KERNEL((planned_factory<MatMulPlan, IntegerMatMulKernel>("cuda.integer_matmul", "MatMulInteger",
+                                                                       plan_matmul)));
+KILN_REGISTER_KERNEL((planned_factory<MatMulPlan, IntegerMatMulKernel>("cuda.integer_matmul", "QLinearMatMul",
+                                                                       plan_matmul)));
 
 }  // namespace
 }  // namespace kiln::cuda::integer

@@ -127,28 +127,7 @@ class MvnKernel final : public CudaKernel {
   Plan p_;
 };
 
-bool mvn_supported(const LayerDesc& d) {
-  Plan p;
-  try {
-    return plan_mvn(d, p);
-  } catch (const Error&) {  // an attribute of the wrong type
-    return false;
-  }
-}
-
-std::unique_ptr<backend::Kernel> create_mvn(const LayerDesc& d) {
-  Plan p;
-  if (!plan_mvn(d, p)) throw Error("cuda.mvn: layer '" + d.node->name + "' is not supported");
-  return std::make_unique<MvnKernel>(p);
-}
-
-KILN_REGISTER_KERNEL(KernelFactory{.name = "cuda.mvn",
-                                   .device = "cuda",
-                                   .op = "MeanVarianceNormalization",
-                                   .domain = "",
-                                   .priority = 10,
-                                   .supports = mvn_supported,
-                                   .create = create_mvn});
+KILN_REGISTER_KERNEL((planned_factory<Plan, MvnKernel>("cuda.mvn", "MeanVarianceNormalization", plan_mvn)));
 
 }  // namespace
 }  // namespace kiln::cuda

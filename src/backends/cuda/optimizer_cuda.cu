@@ -215,34 +215,12 @@ class OptimizerKernel final : public CudaKernel {
   Plan p_;
 };
 
-bool optimizer_supported(const LayerDesc& d) {
-  Plan p;
-  try {
-    return plan_optimizer(d, p);
-  } catch (const Error&) {  // an attribute of the wrong type
-    return false;
-  }
-}
-
-std::unique_ptr<backend::Kernel> create_optimizer(const LayerDesc& d) {
-  Plan p;
-  if (!plan_optimizer(d, p)) throw Error("cuda.optimizer: layer '" + d.node->name + "' is not supported");
-  return std::make_unique<OptimizerKernel>(std::move(p));
-}
-
-KernelFactory optimizer_factory(const std::string& op) {
-  return {.name = "cuda.optimizer",
-          .device = "cuda",
-          .op = op,
-          .domain = kTraining,
-          .priority = 10,
-          .supports = optimizer_supported,
-          .create = create_optimizer};
-}
-
-KILN_REGISTER_KERNEL(optimizer_factory("Adagrad"));
-KILN_REGISTER_KERNEL(optimizer_factory("Momentum"));
-KILN_REGISTER_KERNEL(optimizer_factory("Adam"));
+KILN_REGISTER_KERNEL((planned_factory<Plan, OptimizerKernel>("cuda.optimizer", "Adagrad", plan_optimizer,
+                                                             kTraining)));
+KILN_REGISTER_KERNEL((planned_factory<Plan, OptimizerKernel>("cuda.optimizer", "Momentum", plan_optimizer,
+                                                             kTraining)));
+KILN_REGISTER_KERNEL((planned_factory<Plan, OptimizerKernel>("cuda.optimizer", "Adam", plan_optimizer,
+                                                             kTraining)));
 
 }  // namespace
 }  // namespace kiln::cuda

@@ -175,28 +175,7 @@ class TfIdfKernel final : public CudaKernel {
   DeviceBuffer col_begin_, gram_begin_, tokens_, weights_;
 };
 
-bool tfidf_supported(const LayerDesc& d) {
-  Plan p;
-  try {
-    return plan_tfidf(d, p);
-  } catch (const Error&) {  // a missing or mistyped attribute
-    return false;
-  }
-}
-
-std::unique_ptr<backend::Kernel> create_tfidf(const LayerDesc& d) {
-  Plan p;
-  if (!plan_tfidf(d, p)) throw Error("cuda.tfidf: layer '" + d.node->name + "' is not supported");
-  return std::make_unique<TfIdfKernel>(p);
-}
-
-KILN_REGISTER_KERNEL(KernelFactory{.name = "cuda.tfidf",
-                                   .device = "cuda",
-                                   .op = "TfIdfVectorizer",
-                                   .domain = "",
-                                   .priority = 10,
-                                   .supports = tfidf_supported,
-                                   .create = create_tfidf});
+KILN_REGISTER_KERNEL((planned_factory<Plan, TfIdfKernel>("cuda.tfidf", "TfIdfVectorizer", plan_tfidf)));
 
 }  // namespace
 }  // namespace kiln::cuda
