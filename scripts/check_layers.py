@@ -25,6 +25,7 @@ ALLOWED = {
     "backends/cuda": {"ir", "ops", "device"},
     "plugins": {"ir", "ops", "device", "backends/cpu", "backends/cuda"},
     "tools": {"ir", "onnx", "passes", "device", "runtime", "plugins"},  # and only through public headers
+    "python": {"ir", "onnx", "passes", "device", "runtime", "plugins"},  # the bindings: public headers only
 }
 
 # Public headers belong to the layer that implements them. kiln/plugin.h is the plugin interface (abstract
@@ -52,6 +53,8 @@ def layer_of_source(path: pathlib.Path) -> str:
         return PUBLIC.get(rel[len("include/"):], "?")
     if rel.startswith("tools/"):
         return "tools"
+    if rel.startswith("python/"):
+        return "python"
     parts = rel.split("/")
     if parts[1] == "backends":
         return "backends/" + parts[2]
@@ -71,7 +74,7 @@ def layer_of_include(inc: str, includer: pathlib.Path):
 
 
 def main() -> int:
-    files = [p for d in ("src", "include/kiln", "tools") for p in (ROOT / d).rglob("*")
+    files = [p for d in ("src", "include/kiln", "tools", "python/src") for p in (ROOT / d).rglob("*")
              if p.suffix in {".h", ".cpp", ".cu", ".cuh"}]
     problems = []
     for f in sorted(files):
@@ -88,8 +91,8 @@ def main() -> int:
             where = f"{f.relative_to(ROOT)}:{n}"
             if other is None:
                 problems.append(f"{where}: '{inc}' is a public header no layer owns (add it to PUBLIC)")
-            elif me == "tools" and "/" in inc and not inc.startswith("kiln/"):
-                problems.append(f"{where}: tools use the public API only, not '{inc}'")
+            elif me in ("tools", "python") and "/" in inc and not inc.startswith("kiln/"):
+                problems.append(f"{where}: {me} use the public API only, not '{inc}'")
             elif other != me and other not in ALLOWED[me]:
                 problems.append(f"{where}: layer '{me}' includes '{inc}' (layer '{other}')")
     for p in problems:

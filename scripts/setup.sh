@@ -6,7 +6,7 @@ export DEBIAN_FRONTEND=noninteractive
 if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends \
-    cmake g++ make pkg-config time \
+    cmake g++ make pkg-config time ccache \
     libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler libdnnl-dev \
     ocl-icd-opencl-dev opencl-c-headers \
     libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev \
@@ -18,7 +18,10 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-.venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest "onnx>=1.16,<1.18" "ml_dtypes<0.5"
+# nanobind + scikit-build-core build the Python package (pyproject.toml, scripts/build_python.sh) without build
+# isolation.
+.venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest "onnx>=1.16,<1.18" "ml_dtypes<0.5" \
+  "nanobind>=2.0" "scikit-build-core>=0.10"
 # The model suite's real models, from the PyPI wheels that ship them (tests/models/suite.py).
 bash scripts/fetch_models.sh
 echo "setup: done"
