@@ -29,6 +29,8 @@ class Node:
         if name in ("inputs", "outputs"):
             mirror = "outputs" if name == "inputs" else "inputs"
             old = self.__dict__.get(name)
+            if value is old:  # `node.inputs += [...]` assigns the same list back
+                return
             if old is not None:
                 old.clear()
             value = SynchronizedList(self, mirror, value)
@@ -46,13 +48,14 @@ class Node:
         """Graphs held in this node's attributes (If/Loop/Scan bodies)."""
         from .graph import Graph
 
+        direct = []
         for value in self.attrs.values():
             graphs = value if isinstance(value, (list, tuple)) else [value]
-            for g in graphs:
-                if isinstance(g, Graph):
-                    yield g
-                    if recursive:
-                        yield from g.subgraphs(recursive=True)
+            direct.extend(g for g in graphs if isinstance(g, Graph))
+        yield from direct
+        if recursive:
+            for g in direct:
+                yield from g.subgraphs(recursive=True)
 
     def copy(self, inputs=None, outputs=None, tensor_map=None):
         """A shallow copy with new input/output lists; Graph attributes are copied too."""

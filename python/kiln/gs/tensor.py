@@ -67,6 +67,8 @@ class Tensor:
         if name in ("inputs", "outputs"):
             mirror = "outputs" if name == "inputs" else "inputs"
             old = self.__dict__.get(name)
+            if value is old:  # `node.inputs += [...]` assigns the same list back
+                return
             if old is not None:
                 old.clear()
             value = SynchronizedList(self, mirror, value)
