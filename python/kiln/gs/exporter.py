@@ -169,6 +169,11 @@ def export_onnx(graph, do_type_check=True, **kwargs):
     kwargs.setdefault("producer_name", graph.producer_name)
     kwargs.setdefault("producer_version", graph.producer_version)
     model = helper.make_model(graph_proto, **kwargs)
+    # As in onnx_graphsurgeon, the graph's own producer fields win over keyword arguments.
+    if graph.producer_name:
+        model.producer_name = graph.producer_name
+    if graph.producer_version:
+        model.producer_version = graph.producer_version
     if graph.ir_version is not None and "ir_version" not in kwargs:
         model.ir_version = graph.ir_version
     return model

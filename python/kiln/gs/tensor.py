@@ -34,6 +34,8 @@ class LazyValues:
             t = onnx.TensorProto()
             t.CopyFrom(self.tensor)
             onnx.external_data_helper.load_external_data_for_tensor(t, self.base_dir)
+            t.data_location = onnx.TensorProto.DEFAULT
+            del t.external_data[:]
         dt = self.dtype
         if isinstance(dt, np.dtype) and dt.type.__module__.startswith("ml_dtypes") and t.raw_data:
             arr = np.frombuffer(t.raw_data, dtype=dt).reshape(self.shape)
