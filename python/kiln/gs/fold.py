@@ -1,0 +1,269 @@
+"""fold_constants: kiln's C++ folding when the extension is built, ONNX Runtime otherwise.
+
+With ``kiln._kiln`` importable, the graph is exported, folded by ``kiln._kiln.fold_onnx``
+(which also folds shape chains onnx_graphsurgeon cannot) and rebuilt in place: tensors
+and nodes that survive keep their Python objects, as they do under onnx_graphsurgeon.
+Keywords the C++ folder has no notion of are treated as follows:
+
+- ``partitioning``: ignored; kiln folds node by node, so one failing node never
+  prevents others from folding (what "recursive" partitioning aims at).
+- ``recurse_subgraphs`` / ``flatten_subgraphs`` / ``recurse_functions``: kiln decides
+  per node; passing False for any of them, or a ``should_exclude_node`` callable,
+  selects the ONNX Runtime path below, which honours them.
+
+The ONNX Runtime path (no extension, or the cases above) folds like onnx_graphsurgeon:
+Constant nodes, static Shape (and Gather/Slice of it), then every deterministic
+default-domain node whose inputs are all constant, evaluated by onnxruntime.
+"""
+
+import logging
+
+import numpy as np
+import onnx
+
+from .exporter import constant_to_proto, export_node, export_onnx
+from .tensor import Constant, Variable
+
+log = logging.getLogger("kiln.gs")
+
+_NONDETERMINISTIC = {"RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike", "Multinomial", "Bernoulli"}
+
+
+def fold_constants(graph, fold_shapes=True, recurse_subgraphs=True, partitioning=None, error_ok=True,
+                   flatten_subgraphs=True, size_threshold=None, should_exclude_node=None, recurse_functions=True):
+    from .function import Function
+
+    if partitioning not in (None, "basic", "recursive"):
+        raise ValueError(f"fold_constants: unknown partitioning {partitioning!r} (None, 'basic' or 'recursive')")
+    native = _native_folder()
+    needs_python = (
+        should_exclude_node is not None
+        or not recurse_subgraphs
+        or not flatten_subgraphs
+        or (not recurse_functions and graph.functions)
+        or isinstance(graph, Function)
+    )
+    if native is not None and not needs_python:
+        log.debug("fold_constants: kiln C++ folding (kiln._kiln.fold_onnx)")
+        _fold_native(graph, native, fold_shapes, size_threshold, error_ok)
+        return graph
+    log.debug("fold_constants: ONNX Runtime folding (%s)", "kiln._kiln not importable" if native is None else "keywords need it")
+    exclude = should_exclude_node or (lambda node: False)
+    _fold_python(graph, fold_shapes, partitioning, error_ok, size_threshold, exclude, recurse_subgraphs)
+    if recurse_functions and not isinstance(graph, Function):
+        for func in graph.functions:
+            _fold_python(func, fold_shapes, partitioning, error_ok, size_threshold, exclude, recurse_subgraphs)
+    return graph
+
+
+def _native_folder():
+    try:
+        from kiln import _kiln
+    except ImportError:
+        return None
+    return getattr(_kiln, "fold_onnx", None)
+
+
+# ---- C++ path ----------------------------------------------------------------------------------
+
+
+def _fold_native(graph, fold_onnx, fold_shapes, size_threshold, error_ok):
+    from .importer import import_onnx
+
+    model = export_onnx(graph, do_type_check=False)
+    folded = fold_onnx(model.SerializeToString(), fold_shapes=fold_shapes, size_threshold=size_threshold, error_ok=error_ok)
+    rebuild_in_place(graph, import_onnx(onnx.load_from_string(folded)))
+
+
+def rebuild_in_place(graph, new):
+    """Make ``graph`` equal to ``new``, reusing graph's tensor and node objects by name."""
+    old_tensors = graph.tensors()
+    old_nodes = {}
+    for node in graph.nodes:
+        if node.name:
+            old_nodes.setdefault((node.name, node.op), node)
+    for node in graph.nodes:
+        node.inputs.clear()
+        node.outputs.clear()
+    for t in list(graph.inputs) + list(graph.outputs):
+        t.inputs.clear()
+
+    mapping = {}
+    for name, t in new.tensors().items():
+        old = old_tensors.get(name)
+        if old is None:
+            mapping[name] = t
+            continue
+        if isinstance(t, Constant):
+            old.to_constant(t._values, export_dtype=t._export_dtype)
+        else:
+            dtype = t.dtype if t.dtype is not None else getattr(old, "dtype", None)
+            shape = t.shape if t.shape is not None else getattr(old, "shape", None)
+            if isinstance(old, Variable):
+                old.dtype, old.shape = dtype, shape
+            else:
+                old.to_variable(dtype, shape)
+        mapping[name] = old
+
+    def mapped(tensors):
+        return [mapping[t.name] if not t.is_empty() else Variable.empty() for t in tensors]
+
+    nodes = []
+    for node in new.nodes:
+        inputs, outputs = mapped(node.inputs), mapped(node.outputs)
+        node.inputs.clear()
+        node.outputs.clear()
+        keep = old_nodes.pop((node.name, node.op), None) if node.name else None
+        if keep is None:
+            node.inputs, node.outputs = inputs, outputs
+            nodes.append(node)
+        else:
+            keep.attrs, keep.domain = node.attrs, node.domain
+            keep.inputs, keep.outputs = inputs, outputs
+            nodes.append(keep)
+    graph.nodes = nodes
+    graph.inputs = mapped(new.inputs)
+    graph.outputs = mapped(new.outputs)
+
+
+# ---- ONNX Runtime path -------------------------------------------------------------------------
+
+
+def _is_const(t):
+    return t.is_empty() or isinstance(t, Constant)
+
+
+def _set_constant(tensor, values):
+    tensor.to_constant(values)
+    tensor.inputs.clear()
+
+
+def _static_shape(t):
+    if isinstance(t, Constant):
+        return list(t.shape)
+    shape = t.shape
+    if shape is None or any(not isinstance(d, (int, np.integer)) or d < 0 for d in shape):
+        return None
+    return [int(d) for d in shape]
+
+
+def _fold_shape_nodes(graph):
+    for node in graph.nodes:
+        if node.op != "Shape" or not node.inputs or not node.outputs or isinstance(node.outputs[0], Constant):
+            continue
+        shape = _static_shape(node.inputs[0])
+        if shape is None:
+            continue
+        start, end = node.attrs.get("start", 0), node.attrs.get("end", None)
+        _set_constant(node.outputs[0], np.array(shape[start:end], dtype=np.int64))
+
+
+def _run(graph, nodes):
+    """Evaluate ``nodes`` (all-constant inputs) with onnxruntime; {tensor name: array}."""
+    import onnxruntime as ort
+
+    produced = {t.name for n in nodes for t in n.outputs}
+    inits, seen = [], set()
+    for n in nodes:
+        for t in n.inputs:
+            if isinstance(t, Constant) and t.name not in produced and t.name not in seen:
+                seen.add(t.name)
+                inits.append(constant_to_proto(t))
+    outputs = [onnx.helper.make_empty_tensor_value_info(t.name) for n in nodes for t in n.outputs if not t.is_empty()]
+    opsets = [onnx.helper.make_opsetid("", graph.opset)]
+    g = onnx.helper.make_graph([export_node(n) for n in nodes], "fold", [], outputs, initializer=inits)
+    model = onnx.helper.make_model(g, opset_imports=opsets)
+    model.ir_version = min(model.ir_version, 10)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.log_severity_level = 3
+    sess = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    names = [o.name for o in outputs]
+    return dict(zip(names, sess.run(names, {})))
+
+
+def _fold_python(graph, fold_shapes, partitioning, error_ok, size_threshold, exclude, recurse_subgraphs):
+    if recurse_subgraphs:
+        for sub in graph.subgraphs():
+            _fold_python(sub, fold_shapes, partitioning, error_ok, size_threshold, exclude, True)
+    for node in graph.nodes:
+        if node.op == "Constant" and node.outputs and not isinstance(node.outputs[0], Constant) and "value" in node.attrs:
+            value = node.attrs["value"]
+            if isinstance(value, Constant):
+                _set_constant(node.outputs[0], value.values)
+    if fold_shapes:
+        _fold_shape_nodes(graph)
+
+    values = {}
+    pending = []
+    for node in graph.nodes:
+        if all(_is_const(t) or t.name in values for t in node.inputs) and _foldable_given(node, exclude, values):
+            pending.append(node)
+            for t in node.outputs:
+                values[t.name] = None
+    pending = [n for n in pending if not all(isinstance(t, Constant) or t.is_empty() for t in n.outputs)]
+    if not pending:
+        return
+    results = _evaluate(graph, pending, partitioning, error_ok)
+    for node in pending:
+        for t in node.outputs:
+            if t.name not in results or t.is_empty():
+                continue
+            arr = results[t.name]
+            if size_threshold is not None and arr.nbytes > size_threshold:
+                log.debug("fold_constants: not folding %s (%d bytes > size_threshold)", t.name, arr.nbytes)
+                continue
+            _set_constant(t, arr)
+
+
+def _foldable_given(node, exclude, values):
+    """A node folds when deterministic, in the default domain, without subgraphs, and not excluded."""
+    if node.op in _NONDETERMINISTIC or node.domain not in (None, "", "ai.onnx") or not node.outputs:
+        return False
+    if any(True for _ in node.subgraphs()):
+        return False
+    return not exclude(node)
+
+
+def _evaluate(graph, nodes, partitioning, error_ok):
+    try:
+        return _run(graph, nodes)
+    except Exception as err:
+        if partitioning is None:
+            if not error_ok:
+                raise
+            log.warning("fold_constants: inference failed, nothing folded: %s", err)
+            return {}
+        log.debug("fold_constants: inference failed (%s); folding node by node", err)
+    results = {}
+    failed = set()
+    for node in nodes:
+        if any(t.name in failed for t in node.inputs):
+            failed.update(t.name for t in node.outputs)
+            continue
+        try:
+            results.update(_run_single(graph, node, results))
+        except Exception as err:
+            if not error_ok:
+                raise
+            log.debug("fold_constants: %s (%s) not folded: %s", node.name, node.op, err)
+            failed.update(t.name for t in node.outputs)
+    return results
+
+
+def _run_single(graph, node, results):
+    """Evaluate one node, feeding values computed earlier in this pass as constants."""
+    from .node import Node
+
+    inputs = []
+    for t in node.inputs:
+        if t.name in results:
+            inputs.append(Constant(t.name, results[t.name]))
+        else:
+            inputs.append(t)
+    clone = Node(node.op, node.name, node.attrs, inputs=inputs, outputs=[Variable(t.name) for t in node.outputs], domain=node.domain)
+    try:
+        return _run(graph, [clone])
+    finally:
+        clone.inputs.clear()
+        clone.outputs.clear()

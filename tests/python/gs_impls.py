@@ -1,0 +1,28 @@
+"""The two implementations every kiln.gs test runs against: kiln.gs and onnx_graphsurgeon."""
+
+import importlib
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
+
+IMPLS = ["kiln.gs", "onnx_graphsurgeon"]
+
+
+def load(name):
+    try:
+        return importlib.import_module(name)
+    except ImportError as err:
+        pytest.skip(f"{name} not importable: {err}")
+
+
+@pytest.fixture(params=IMPLS)
+def gs(request):
+    """The module under test: ``kiln.gs`` or the original ``onnx_graphsurgeon``."""
+    return load(request.param)
+
+
+def is_kiln(gs):
+    return gs.__name__.startswith("kiln")
