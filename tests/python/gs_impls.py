@@ -1,12 +1,8 @@
 """The two implementations every kiln.gs test runs against: kiln.gs and onnx_graphsurgeon."""
 
 import importlib
-import os
-import sys
 
 import pytest
-
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "python"))
 
 IMPLS = ["kiln.gs", "onnx_graphsurgeon"]
 
