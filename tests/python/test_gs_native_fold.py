@@ -13,11 +13,12 @@ from gs_impls import load
 @pytest.fixture
 def kgs(monkeypatch):
     gs = load("kiln.gs")
-    calls = []
+    calls, models = [], []
 
     def fold_onnx(model, fold_shapes=True, size_threshold=None, error_ok=True):
         # Stand-in for the C++ folder: fold with the ONNX Runtime path on a separate graph.
         calls.append((fold_shapes, size_threshold, error_ok))
+        models.append(onnx.load_from_string(model))
         g = gs.import_onnx(onnx.load_from_string(model))
         from kiln.gs import fold as fold_mod
 
@@ -29,7 +30,7 @@ def kgs(monkeypatch):
         fake.fold_onnx = fold_onnx
         monkeypatch.setitem(sys.modules, "kiln._kiln", fake)
         monkeypatch.setattr(sys.modules["kiln"], "_kiln", fake, raising=False)
-    gs.calls = calls
+    gs.calls, gs.models = calls, models
     return gs
 
 
@@ -65,3 +66,16 @@ def test_should_exclude_node_selects_python_path(kgs):
     g, x, a, s, y = _graph(kgs)
     g.fold_constants(should_exclude_node=lambda n: False)
     assert kgs.calls == [] and isinstance(a, kgs.Constant)
+
+
+def test_native_path_drops_nodes_without_outputs(kgs):
+    # `node.outputs.clear()` then cleanup() later is the usual surgery idiom; kiln's importer rejects a node
+    # without outputs, so such nodes must not reach fold_onnx (which removes dead nodes anyway).
+    g, x, a, s, y = _graph(kgs)
+    g.layer(op="Neg", inputs=[x], outputs=["n"])
+    g.nodes[-1].outputs.clear()
+    g.fold_constants()
+    if kgs.models:  # the stand-in records what it was given; the real extension would have raised
+        assert all(len(n.output) for n in kgs.models[-1].graph.node)
+    assert all(n.outputs for n in g.nodes) and all(n.op != "Neg" for n in g.nodes)
+    assert all(n.op != "Neg" for n in x.outputs)

@@ -70,6 +70,13 @@ def _native_folder():
 def _fold_native(graph, fold_onnx, fold_shapes, size_threshold, error_ok):
     from .importer import import_onnx
 
+    # kiln's importer rejects a node without outputs (onnx_graphsurgeon scripts leave such nodes behind after
+    # `node.outputs.clear()`); fold_onnx removes dead nodes anyway, so drop them here first.
+    dead = [node for node in graph.nodes if not node.outputs]
+    if dead:
+        for node in dead:
+            node.inputs.clear()
+        graph.nodes = [node for node in graph.nodes if node.outputs]
     model = export_onnx(graph, do_type_check=False)
     folded = fold_onnx(model.SerializeToString(), fold_shapes=fold_shapes, size_threshold=size_threshold, error_ok=error_ok)
     rebuild_in_place(graph, import_onnx(onnx.load_from_string(folded)))
