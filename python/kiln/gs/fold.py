@@ -1,8 +1,10 @@
 """fold_constants: kiln's C++ folding when the extension is built, ONNX Runtime otherwise.
 
-With ``kiln._kiln`` importable, the graph is exported, folded by ``kiln._kiln.fold_onnx``
-(which also folds shape chains onnx_graphsurgeon cannot) and rebuilt in place: tensors
-and nodes that survive keep their Python objects, as they do under onnx_graphsurgeon.
+With ``kiln._kiln`` importable, a copy of the graph is folded by ``kiln._kiln.fold_onnx``
+(which also folds shape chains onnx_graphsurgeon cannot) and every tensor it folded becomes
+a Constant in place, as under onnx_graphsurgeon: nodes stay until ``cleanup()``. Should kiln
+refuse the model, the ONNX Runtime path below runs instead (or the error is raised when
+``error_ok`` is False).
 Keywords the C++ folder has no notion of are treated as follows:
 
 - ``partitioning``: ignored; kiln folds node by node, so one failing node never
@@ -45,8 +47,8 @@ def fold_constants(graph, fold_shapes=True, recurse_subgraphs=True, partitioning
     )
     if native is not None and not needs_python:
         log.debug("fold_constants: kiln C++ folding (kiln._kiln.fold_onnx)")
-        _fold_native(graph, native, fold_shapes, size_threshold, error_ok)
-        return graph
+        if _fold_native(graph, native, fold_shapes, size_threshold, error_ok):
+            return graph
     log.debug("fold_constants: ONNX Runtime folding (%s)", "kiln._kiln not importable" if native is None else "keywords need it")
     exclude = should_exclude_node or (lambda node: False)
     _fold_python(graph, fold_shapes, partitioning, error_ok, size_threshold, exclude, recurse_subgraphs)
@@ -68,69 +70,43 @@ def _native_folder():
 
 
 def _fold_native(graph, fold_onnx, fold_shapes, size_threshold, error_ok):
-    from .importer import import_onnx
-
-    # kiln's importer rejects a node without outputs (onnx_graphsurgeon scripts leave such nodes behind after
-    # `node.outputs.clear()`); fold_onnx removes dead nodes anyway, so drop them here first.
-    dead = [node for node in graph.nodes if not node.outputs]
-    if dead:
-        for node in dead:
-            node.inputs.clear()
-        graph.nodes = [node for node in graph.nodes if node.outputs]
+    """Values from kiln's folder, applied the way onnx_graphsurgeon applies its own: every tensor that folds
+    becomes a Constant in place and the nodes stay until cleanup(). Each node output is made a graph output of
+    the exported copy, so kiln keeps (and folds) it; a tensor kiln folded comes back as an initializer."""
     model = export_onnx(graph, do_type_check=False)
-    folded = fold_onnx(model.SerializeToString(), fold_shapes=fold_shapes, size_threshold=size_threshold, error_ok=error_ok)
-    rebuild_in_place(graph, import_onnx(onnx.load_from_string(folded)))
-
-
-def rebuild_in_place(graph, new):
-    """Make ``graph`` equal to ``new``, reusing graph's tensor and node objects by name."""
-    old_tensors = graph.tensors()
-    old_nodes = {}
-    for node in graph.nodes:
-        if node.name:
-            old_nodes.setdefault((node.name, node.op), node)
-    for node in graph.nodes:
-        node.inputs.clear()
-        node.outputs.clear()
-    for t in list(graph.inputs) + list(graph.outputs):
-        t.inputs.clear()
-
-    mapping = {}
-    for name, t in new.tensors().items():
-        old = old_tensors.get(name)
-        if old is None:
-            mapping[name] = t
+    # Nodes left without outputs (scripts `node.outputs.clear()` before cleanup) compute nothing; kiln's importer
+    # refuses them, so the copy goes without.
+    live = [n for n in model.graph.node if any(model_output for model_output in n.output)]
+    del model.graph.node[:]
+    model.graph.node.extend(live)
+    outputs = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        for name in node.output:
+            if name and name not in outputs:
+                outputs.add(name)
+                model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    try:
+        folded = onnx.load_from_string(
+            fold_onnx(model.SerializeToString(), fold_shapes=fold_shapes, size_threshold=size_threshold, error_ok=error_ok))
+    except Exception as err:  # kiln refused the model: onnx_graphsurgeon's own way, with its error handling
+        if not error_ok:
+            raise
+        log.warning("fold_constants: kiln's folder failed (%s); folding with ONNX Runtime", err)
+        return False
+    values = {init.name: init for init in folded.graph.initializer}
+    for node in folded.graph.node:
+        if node.op_type == "Constant" and node.output and node.attribute and node.attribute[0].name == "value":
+            values[node.output[0]] = node.attribute[0].t
+    tensors = graph.tensors()
+    for name, proto in values.items():
+        t = tensors.get(name)
+        if t is None or isinstance(t, Constant) or t.is_empty() or not t.inputs:
             continue
-        if isinstance(t, Constant):
-            old.to_constant(t._values, export_dtype=t._export_dtype)
-        else:
-            dtype = t.dtype if t.dtype is not None else getattr(old, "dtype", None)
-            shape = t.shape if t.shape is not None else getattr(old, "shape", None)
-            if isinstance(old, Variable):
-                old.dtype, old.shape = dtype, shape
-            else:
-                old.to_variable(dtype, shape)
-        mapping[name] = old
-
-    def mapped(tensors):
-        return [mapping[t.name] if not t.is_empty() else Variable.empty() for t in tensors]
-
-    nodes = []
-    for node in new.nodes:
-        inputs, outputs = mapped(node.inputs), mapped(node.outputs)
-        node.inputs.clear()
-        node.outputs.clear()
-        keep = old_nodes.pop((node.name, node.op), None) if node.name else None
-        if keep is None:
-            node.inputs, node.outputs = inputs, outputs
-            nodes.append(node)
-        else:
-            keep.attrs, keep.domain = node.attrs, node.domain
-            keep.inputs, keep.outputs = inputs, outputs
-            nodes.append(keep)
-    graph.nodes = nodes
-    graph.inputs = mapped(new.inputs)
-    graph.outputs = mapped(new.outputs)
+        arr = onnx.numpy_helper.to_array(proto)
+        if size_threshold is not None and arr.nbytes > size_threshold:
+            continue
+        _set_constant(t, arr)
+    return True
 
 
 # ---- ONNX Runtime path -------------------------------------------------------------------------
