@@ -90,3 +90,15 @@ class SynchronizedList(list):
 
     def __reduce_ex__(self, protocol):
         return (list, (list(self),))
+
+
+def set_links(owner, name, value):
+    """``owner.inputs = value`` / ``owner.outputs = value`` for a Node or Tensor: the old list's elements are
+    unlinked, the new ones linked back (a node's inputs hold tensors whose outputs hold the node, and the reverse)."""
+    mirror = "outputs" if name == "inputs" else "inputs"
+    old = owner.__dict__.get(name)
+    if value is old:  # `node.inputs += [...]` assigns the same list back
+        return
+    if old is not None:
+        old.clear()
+    object.__setattr__(owner, name, SynchronizedList(owner, mirror, value))

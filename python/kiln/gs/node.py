@@ -3,7 +3,7 @@
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from ._synclist import SynchronizedList
+from ._synclist import set_links
 
 
 class Node:
@@ -25,16 +25,10 @@ class Node:
         self.domain = domain
 
     def __setattr__(self, name, value):
-        # node.inputs holds tensors whose .outputs hold this node (and the reverse).
         if name in ("inputs", "outputs"):
-            mirror = "outputs" if name == "inputs" else "inputs"
-            old = self.__dict__.get(name)
-            if value is old:  # `node.inputs += [...]` assigns the same list back
-                return
-            if old is not None:
-                old.clear()
-            value = SynchronizedList(self, mirror, value)
-        object.__setattr__(self, name, value)
+            set_links(self, name, value)
+        else:
+            object.__setattr__(self, name, value)
 
     def i(self, tensor_idx=0, producer_idx=0):
         """Producer of an input: ``self.inputs[tensor_idx].inputs[producer_idx]``."""

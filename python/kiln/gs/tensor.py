@@ -10,7 +10,7 @@ import onnx
 from onnx import numpy_helper
 
 from . import dtypes
-from ._synclist import SynchronizedList
+from ._synclist import set_links
 from .errors import OnnxGraphSurgeonException
 
 
@@ -65,16 +65,10 @@ class Tensor:
         raise NotImplementedError("Tensor is abstract: construct a Variable or a Constant")
 
     def __setattr__(self, name, value):
-        # Replacing .inputs/.outputs detaches the old nodes and links the new ones.
         if name in ("inputs", "outputs"):
-            mirror = "outputs" if name == "inputs" else "inputs"
-            old = self.__dict__.get(name)
-            if value is old:  # `node.inputs += [...]` assigns the same list back
-                return
-            if old is not None:
-                old.clear()
-            value = SynchronizedList(self, mirror, value)
-        object.__setattr__(self, name, value)
+            set_links(self, name, value)
+        else:
+            object.__setattr__(self, name, value)
 
     def _init_links(self, name):
         self.name = name
