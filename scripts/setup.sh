@@ -10,7 +10,7 @@ if [ "${KILN_SKIP_APT:-0}" != 1 ]; then
     libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler libdnnl-dev \
     ocl-icd-opencl-dev opencl-c-headers \
     libgtest-dev libcli11-dev nlohmann-json3-dev clang libclang-rt-14-dev \
-    python3 python3-venv python3-pip python3-numpy python3-torch python3-torchvision python3-onnx >/dev/null
+    python3 python3-dev python3-venv python3-pip python3-numpy python3-torch python3-torchvision python3-onnx >/dev/null
 fi
 # PyPI side: onnxruntime (peer and oracle), pytest, onnx >= 1.16 (onnxruntime.quantization needs onnx.reference and
 # ml_dtypes; Debian's onnx 1.12 stays for the C++ side). --system-site-packages keeps Debian's torch visible;
