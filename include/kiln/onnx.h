@@ -40,6 +40,10 @@ struct ImportOptions {
   // false: a tensor stored as external data is an error (engine files embed every weight; one that points at
   // a file is corrupt or crafted).
   bool allow_external_data = true;
+  // Reads external data from memory the caller holds instead of files: when set, every external tensor's
+  // (location, offset, length) goes to it on first use, to fill `dst` with exactly `length` bytes (or throw);
+  // locations are then names, not paths, and no file is opened. kiln.gs folds this way without copying weights.
+  std::function<void(const std::string& location, uint64_t offset, uint64_t length, void* dst)> read_external;
   // Called with each one-line warning (prefixed with the model's path) about something ONNX Runtime also
   // accepts: a graph without outputs, an output listed twice. Default: printed to stderr; empty: ignored.
   std::function<void(const std::string&)> on_warning = default_warning;

@@ -1,8 +1,12 @@
-// kiln._kiln.fold_onnx: kiln's constant folding for ONNX bytes (what `kiln surgeon sanitize --fold-constants
-// --cleanup --toposort` does to a file), for kiln.gs's Graph.fold_constants.
+// kiln._kiln.fold_onnx: kiln's constant folding for ONNX bytes, for kiln.gs's Graph.fold_constants. It
+// returns only the values that folded (not a model), and reads large weights through a callback only when
+// folding needs them, so a model's weights never cross into C++ or back as protobuf bytes.
 #include <nanobind/nanobind.h>
 #include <nanobind/stl/optional.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
 
+#include <cstring>
 #include <limits>
 #include <optional>
 #include <set>
@@ -10,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "convert.h"
 #include "kiln/error.h"
 #include "kiln/onnx.h"
 #include "kiln/passes.h"
@@ -73,50 +78,95 @@ void apply_constant_only(Graph& g, const Graph& folded) {
   }
 }
 
+// The values kiln folded: every Constant of `folded` that was not one in the model given (its initializers),
+// as {name: (ONNX Runtime type name, dims, bytes or list of str)}. Built under the GIL.
+nb::dict folded_values(const Graph& folded, const std::set<std::string>& given) {
+  nb::dict out;
+  for (const Tensor* t : folded.all_tensors()) {
+    if (!t->is_constant() || given.count(t->name)) continue;
+    const TensorData& v = static_cast<const Constant*>(t)->values();
+    if (v.dtype() == DType::Sequence || v.dtype() == DType::Optional) continue;
+    nb::object data;
+    if (v.dtype() == DType::String) {
+      nb::list strings;
+      for (const std::string& s : v.strings()) strings.append(nb::str(s.data(), s.size()));
+      data = strings;
+    } else {
+      data = nb::bytes(static_cast<const char*>(v.raw()), v.nbytes());
+    }
+    out[nb::str(std::string(t->name).c_str())] = nb::make_tuple(ort_type_name(v.dtype()), v.dims(), data);
+  }
+  return out;
+}
+
+// Fills `dst` from the Python reader's buffer; called (GIL released around it) when kiln first needs a
+// weight.
+void read_from_python(const nb::callable& reader, const std::string& location, uint64_t offset,
+                      uint64_t length, void* dst) {
+  nb::gil_scoped_acquire gil;
+  try {
+    nb::object buffer = reader(location, offset, length);
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer.ptr(), &view, PyBUF_C_CONTIGUOUS) != 0) throw nb::python_error();
+    const bool fits = static_cast<uint64_t>(view.len) == length;
+    if (fits) std::memcpy(dst, view.buf, length);
+    PyBuffer_Release(&view);
+    if (!fits) throw Error("read_external('" + location + "') returned the wrong number of bytes");
+  } catch (nb::python_error& e) {
+    throw Error("read_external('" + location + "'): " + e.what());
+  }
+}
+
+// kiln._kiln.fold_onnx (docstring below).
+nb::dict fold_onnx(nb::bytes model, std::optional<nb::callable> read_external, bool fold_shapes,
+                   std::optional<size_t> size_threshold, bool error_ok) {
+  std::vector<std::string> warnings;
+  ImportOptions import;
+  import.on_warning = [&warnings](const std::string& w) { warnings.push_back(w);
+};
+if (read_external)
+  import.read_external = [reader = *read_external](const std::string& location, uint64_t offset,
+                                                   uint64_t length, void* dst) {
+    read_from_python(reader, location, offset, length, dst);
+};  // namespace
+const std::string bytes(model.c_str(), model.size());
+std::unique_ptr<Graph> graph;
+std::set<std::string> given;
+{
+  nb::gil_scoped_release release;
+  graph = import_onnx_bytes(bytes, "<model>", ".", import);
+  for (const Tensor* t : graph->all_tensors())
+    if (t->is_constant()) given.insert(t->name);
+  PropagateOptions options;
+  options.allow_unknown_ops = error_ok;
+  // No threshold: fold everything (a 16x margin for weights stays inside size_t).
+  options.max_folded_bytes = size_threshold ? *size_threshold : std::numeric_limits<size_t>::max() / 32;
+  if (fold_shapes) {
+    fold_constants(*graph, options);
+  } else {
+    graph->toposort();
+    std::unique_ptr<Graph> folded = graph->copy();
+    fold_constants(*folded, options);
+    apply_constant_only(*graph, *folded);
+  }
+}
+for (const std::string& w : warnings) log_warning(w);
+return folded_values(*graph, given);
+}  // namespace kiln::py
+
 }  // namespace
 
 void bind_fold(nb::module_& m) {
   m.def(
-      "fold_onnx",
-      [](nb::bytes model, bool fold_shapes, std::optional<size_t> size_threshold, bool error_ok) -> nb::bytes {
-    std::vector<std::string> warnings;
-    ImportOptions import;
-    import.on_warning = [&warnings](const std::string& w) { warnings.push_back(w); };
-        std::string out;
-        {
-    std::string bytes(model.c_str(), model.size());
-    nb::gil_scoped_release release;
-    std::unique_ptr<Graph> graph = import_onnx_bytes(bytes, "<model>", ".", import);
-    PropagateOptions options;
-    options.allow_unknown_ops = error_ok;
-    // No threshold: fold everything (a 16x margin for weights stays inside size_t).
-    options.max_folded_bytes = size_threshold ? *size_threshold : std::numeric_limits<size_t>::max() / 32;
-    try {
-      if (fold_shapes) {
-        fold_constants(*graph, options);
-      } else {
-        graph->toposort();
-        std::unique_ptr<Graph> folded = graph->copy();
-        fold_constants(*folded, options);
-        apply_constant_only(*graph, *folded);
-      }
-    } catch (const Error& e) {
-      if (!error_ok) throw;
-      warnings.push_back(std::string("fold_constants: nothing folded: ") + e.what());
-      graph = import_onnx_bytes(bytes, "<model>", ".", import);
-    }
-    graph->cleanup();
-    graph->toposort();
-    out = export_onnx_bytes(*graph);
-        }
-        for (const std::string& w : warnings) log_warning(w);
-        return nb::bytes(out.data(), out.size());
-},
-      "model"_a, "fold_shapes"_a = true, "size_threshold"_a = nb::none(), "error_ok"_a = true,
-      "Folds an ONNX model's constants with kiln's folding (shape chains included), then removes dead nodes and "
-      "sorts it; returns the model's bytes. fold_shapes=False folds only what Constants alone compute. "
-      "size_threshold: largest folded tensor in bytes (None: no limit). error_ok: unknown ops are skipped and a "
-      "failing fold leaves the model unfolded (logged on logger 'kiln') instead of raising kiln.Error.");
+      "fold_onnx", &fold_onnx, "model"_a, "read_external"_a = nb::none(), "fold_shapes"_a = true,
+      "size_threshold"_a = nb::none(), "error_ok"_a = true,
+      "Folds an ONNX model's constants with kiln's folding (shape chains included); returns what folded: "
+      "{tensor name: (ONNX Runtime type name, dims, bytes, or a list of str for strings)} for every tensor "
+      "that became a constant. read_external(location, offset, length) -> a buffer of exactly `length` bytes "
+      "supplies tensors stored as external data (called only for those the folding reads; no files are "
+      "opened). fold_shapes=False folds only what Constants alone compute. size_threshold: largest folded "
+      "tensor in bytes (None: no limit). error_ok: ops kiln does not know are left unfolded instead of "
+      "raising kiln.Error; a node that fails to fold raises kiln.Error either way.");
 }
 
 }  // namespace kiln::py

@@ -33,6 +33,8 @@ struct ExternalRef {
   fs::path folder;  // the canonical model folder it must stay in
   uint64_t offset = 0;
   uint64_t length = 0;
+  std::string location;                         // as written in the model
+  decltype(ImportOptions::read_external) read;  // set: the bytes come from it, not from `file`
 };
 
 // Whether canonical path `p` lies strictly inside canonical folder `dir`.
@@ -105,6 +107,10 @@ TensorData decode_tensor(const onnx::TensorProto& tp, const TensorInfo& info, co
   TensorData out(info.dtype, info.dims);
   if (info.external) {
     const ExternalRef& ext = *info.external;
+    if (ext.read) {
+      ext.read(ext.location, ext.offset, ext.length, out.raw());
+      return out;
+    }
     // Checked again now: a lazy load may come long after import, and the folder may have changed since.
     std::error_code ec;
     const fs::path real = fs::canonical(ext.file, ec);
@@ -292,6 +298,11 @@ class Importer {
     if (ext.length != nbytes)
       fail(what + ": external data length " + std::to_string(ext.length) + " does not match its " +
            std::to_string(nbytes) + " bytes");
+    ext.location = *location;
+    if (options_.read_external) {  // memory the caller holds: no file to check
+      ext.read = options_.read_external;
+      return ext;
+    }
     if (location->find('\0') != std::string::npos)
       fail(what + ": external data location " + loc + " contains a NUL byte");
     const fs::path rel(*location);

@@ -15,23 +15,25 @@ def kgs(monkeypatch):
     """kiln.gs with kiln._kiln.fold_onnx wrapped to record its calls: the real C++ folder when the extension is
     built, else a stand-in folding with the ONNX Runtime path on a separate graph."""
     gs = load("kiln.gs")
-    calls, models = [], []
+    calls, models, reads = [], [], []
     try:
         from kiln import _kiln as ext
     except ImportError:
         ext = None
     real = getattr(ext, "fold_onnx", None)
 
-    def fold_onnx(model, fold_shapes=True, size_threshold=None, error_ok=True):
+    def fold_onnx(model, read_external=None, fold_shapes=True, size_threshold=None, error_ok=True):
         calls.append((fold_shapes, size_threshold, error_ok))
         models.append(onnx.load_from_string(model))
-        if real is not None:
-            return real(model, fold_shapes=fold_shapes, size_threshold=size_threshold, error_ok=error_ok)
-        g = gs.import_onnx(onnx.load_from_string(model))
-        from kiln.gs import fold as fold_mod
 
-        fold_mod._fold_python(g, fold_shapes, None, error_ok, size_threshold, lambda n: False, True)
-        return gs.export_onnx(g, do_type_check=False).SerializeToString()
+        def recording_reader(location, offset, length):
+            reads.append(location)
+            return read_external(location, offset, length)
+
+        if real is not None:
+            return real(model, recording_reader if read_external else None, fold_shapes=fold_shapes,
+                        size_threshold=size_threshold, error_ok=error_ok)
+        return _stand_in(gs, model, recording_reader, fold_shapes, size_threshold, error_ok)
 
     if ext is not None:
         monkeypatch.setattr(ext, "fold_onnx", fold_onnx)
@@ -40,8 +42,31 @@ def kgs(monkeypatch):
         fake.fold_onnx = fold_onnx
         monkeypatch.setitem(sys.modules, "kiln._kiln", fake)
         monkeypatch.setattr(sys.modules["kiln"], "_kiln", fake, raising=False)
-    gs.calls, gs.models = calls, models
+    gs.calls, gs.models, gs.reads = calls, models, reads
     return gs
+
+
+def _stand_in(gs, model, read_external, fold_shapes, size_threshold, error_ok):
+    """fold_onnx's contract, folded by the ONNX Runtime path: {name: (type name, dims, bytes)} of what folded."""
+    proto = onnx.load_from_string(model)
+    for init in proto.graph.initializer:
+        if init.data_location == onnx.TensorProto.EXTERNAL:
+            location = {e.key: e.value for e in init.external_data}["location"]
+            itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(init.data_type)).itemsize
+            init.raw_data = bytes(read_external(location, 0, int(np.prod(init.dims, dtype=np.int64)) * itemsize))
+            init.data_location = onnx.TensorProto.DEFAULT
+            del init.external_data[:]
+    g = gs.import_onnx(proto)
+    given = {name for name, t in g.tensors().items() if isinstance(t, gs.Constant)}
+    from kiln.gs import fold as fold_mod
+
+    fold_mod._fold_python(g, fold_shapes, None, error_ok, size_threshold, lambda n: False, True)
+    folded = {}
+    for name, t in g.tensors().items():
+        if isinstance(t, gs.Constant) and name not in given:
+            element = onnx.TensorProto.DataType.Name(onnx.helper.np_dtype_to_tensor_dtype(t.values.dtype)).lower()
+            folded[name] = (f"tensor({element})", list(t.shape), t.values.tobytes())
+    return folded
 
 
 def _graph(gs):
@@ -94,3 +119,43 @@ def test_native_path_drops_nodes_without_outputs(kgs):
     assert isinstance(a, kgs.Constant)  # folding went on around the dead node
     g.cleanup()
     assert all(n.op != "Neg" for n in g.nodes) and all(n.op != "Neg" for n in x.outputs)
+
+
+def test_large_constants_go_by_reference_and_are_read_only_when_folded(kgs):
+    # A weight that only a graph-input-fed node reads is never read (nor copied) by the folder; one that a
+    # foldable node reads is read once, through read_external, and its fold is exact.
+    rng = np.random.default_rng(0)
+    x = kgs.Variable("x", np.float32, [4, 512])
+    g = kgs.Graph(opset=13, inputs=[x])
+    w = rng.standard_normal((512, 512)).astype(np.float32)  # 1 MiB: by reference
+    folded_weight = rng.standard_normal((512, 64)).astype(np.float32)
+    wt = g.layer(op="Transpose", inputs=[folded_weight], outputs=["wt"], attrs={"perm": [1, 0]})[0]
+    y = g.layer(op="MatMul", inputs=[x, w], outputs=["y"])[0]
+    y.dtype = wt.dtype = np.float32
+    g.outputs = [y, wt]
+    g.fold_constants()
+    sent = {i.name: i for i in kgs.models[-1].graph.initializer}
+    assert all(i.data_location == onnx.TensorProto.EXTERNAL and not i.raw_data for i in sent.values())
+    assert len(sent) == 2 and len(kgs.reads) == 1, "only the Transpose's input is read"
+    assert isinstance(wt, kgs.Constant) and wt.values.flags.writeable
+    np.testing.assert_array_equal(wt.values, folded_weight.T)
+
+
+def test_lazy_weights_of_an_imported_model_fold_by_reference(kgs, tmp_path):
+    # Lazy (never loaded) initializers of an imported model are passed as their stored bytes; external-data
+    # initializers too. The folded result equals numpy's.
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((300, 5)).astype(np.float32)
+    b = rng.standard_normal((300, 5)).astype(np.float32)
+    node = onnx.helper.make_node("Add", ["a", "b"], ["c"])
+    out = onnx.helper.make_tensor_value_info("c", onnx.TensorProto.FLOAT, [300, 5])
+    graph = onnx.helper.make_graph([node], "g", [], [out], initializer=[
+        onnx.numpy_helper.from_array(a, "a"), onnx.numpy_helper.from_array(b, "b")])
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 13)])
+    path = tmp_path / "m.onnx"
+    onnx.save(model, str(path), save_as_external_data=True, location="m.data", size_threshold=0)
+    g = kgs.import_onnx(str(path))  # a path: its external data is read lazily, next to it
+    g.fold_constants()
+    c = g.outputs[0]
+    assert isinstance(c, kgs.Constant) and sorted(kgs.reads) == ["a", "b"]
+    np.testing.assert_array_equal(c.values, a + b)

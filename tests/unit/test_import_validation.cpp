@@ -6,6 +6,7 @@
 #include <onnx/onnx_pb.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
@@ -187,6 +188,32 @@ TEST_F(ImportValidation, ExternalDataSwappedForASymlinkBeforeALazyLoadIsRefused)
   }
 }
 
+TEST_F(ImportValidation, ExternalDataFromACallerReaderOpensNoFileAndReadsLazily) {
+  // kiln.gs hands weights it holds in memory this way: locations are names, no file exists, and the reader is
+  // called only when the values are wanted, with the tensor's exact byte count.
+  save(external_model({{"location", "../../weights/w"}, {"offset", "8"}}), path("m.onnx"));
+  std::vector<std::string> calls;
+  ImportOptions options;
+  options.read_external = [&calls](const std::string& location, uint64_t offset, uint64_t length, void* dst) {
+    calls.push_back(location + "@" + std::to_string(offset) + "+" + std::to_string(length));
+    const float values[2] = {1.5f, -2.f};
+    ASSERT_EQ(length, sizeof(values));
+    std::memcpy(dst, values, sizeof(values));
+  };
+  auto g = import_onnx(path("m.onnx"), options);
+  EXPECT_TRUE(calls.empty()) << "read before the values were wanted";
+  const TensorData& w = static_cast<Constant*>(g->tensor("w"))->values();
+  ASSERT_EQ(calls, std::vector<std::string>{"../../weights/w@8+8"});
+  EXPECT_EQ(w.data<float>()[0], 1.5f);
+  EXPECT_EQ(w.data<float>()[1], -2.f);
+  // A reader's error is the import's error (the loader runs inside values()).
+  options.read_external = [](const std::string&, uint64_t, uint64_t, void*) {
+    throw Error("reader says no");
+  };
+  auto failing = import_onnx(path("m.onnx"), options);
+  EXPECT_THROW(static_cast<Constant*>(failing->tensor("w"))->values(), Error);
+}
+
 TEST_F(ImportValidation, ExternalDataOffsetAndLengthParseStrictly) {
   write_file(dir_ / "w.bin", std::string(64, '\0'));
   const std::string huge = "18446744073709551608";  // 2^64 - 8: offset + 8 wraps to 0
@@ -326,7 +353,12 @@ TEST_F(ImportValidation, AttributeWithoutTypeIsRefusedSinceIrVersion2) {
 
 TEST_F(ImportValidation, NegativeDimsAreRefusedNamingTheTensorButMinusOneIsUnknown) {
   onnx::ModelProto m = relu_model();
-  auto* dim0 = m.mutable_graph()->mutable_input(0)->mutable_type()->mutable_tensor_type()->mutable_shape()->mutable_dim(0);
+  auto* dim0 = m.mutable_graph()
+                   ->mutable_input(0)
+                   ->mutable_type()
+                   ->mutable_tensor_type()
+                   ->mutable_shape()
+                   ->mutable_dim(0);
   dim0->set_dim_value(-1);  // PaddlePaddle's dynamic dim: unknown, with a warning (ONNX Runtime accepts it)
   save(m, path("in.onnx"));
   std::vector<std::string> warnings;

@@ -29,13 +29,14 @@ def _array_to_proto(name, values, export_dtype):
     return proto
 
 
-def constant_to_proto(tensor):
-    """TensorProto of a Constant; unread lazy values are copied as stored, never decoded."""
+def constant_to_proto(tensor, proto=None):
+    """TensorProto of a Constant, written into ``proto`` when given (an initializer slot of the model being
+    built: the weights are then copied once); unread lazy values are copied as stored, never decoded."""
+    proto = onnx.TensorProto() if proto is None else proto
     lazy = tensor._values
     if isinstance(lazy, LazyValues) and (
         tensor._export_dtype is None or dtypes.to_onnx(tensor._export_dtype) == lazy.tensor.data_type
     ):
-        proto = onnx.TensorProto()
         proto.CopyFrom(lazy.tensor)
         if proto.data_location == onnx.TensorProto.EXTERNAL and lazy.base_dir is not None:
             onnx.external_data_helper.load_external_data_for_tensor(proto, lazy.base_dir)
@@ -43,7 +44,8 @@ def constant_to_proto(tensor):
             del proto.external_data[:]
         proto.name = tensor.name
         return proto
-    return _array_to_proto(tensor.name, tensor.values, tensor._export_dtype)
+    proto.CopyFrom(_array_to_proto(tensor.name, tensor.values, tensor._export_dtype))
+    return proto
 
 
 def _value_info(tensor, do_type_check):
@@ -69,7 +71,7 @@ def _value_info(tensor, do_type_check):
     return helper.make_tensor_value_info(tensor.name, elem, shape)
 
 
-def _attribute(name, value, outer_names):
+def _attribute(name, value, outer_names, constant_proto=constant_to_proto):
     if isinstance(value, Node.AttributeRef):
         a = onnx.AttributeProto()
         a.name = name
@@ -77,11 +79,12 @@ def _attribute(name, value, outer_names):
         a.type = {float: 1, int: 2, str: 3, Tensor: 4, Graph: 5}.get(value.type, onnx.AttributeProto.UNDEFINED)
         return a
     if isinstance(value, Constant):
-        return helper.make_attribute(name, constant_to_proto(value))
+        return helper.make_attribute(name, constant_to_proto(value))  # attribute tensors stay inline
     if isinstance(value, Graph):
-        return helper.make_attribute(name, export_graph(value, False, outer_names))
+        return helper.make_attribute(name, export_graph(value, False, outer_names, constant_proto=constant_proto))
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Graph) for v in value):
-        return helper.make_attribute(name, [export_graph(v, False, outer_names) for v in value])
+        return helper.make_attribute(
+            name, [export_graph(v, False, outer_names, constant_proto=constant_proto) for v in value])
     if isinstance(value, (list, tuple)) and value and all(isinstance(v, Constant) for v in value):
         return helper.make_attribute(name, [constant_to_proto(v) for v in value])
     if isinstance(value, type) or isinstance(value, np.dtype):
@@ -93,7 +96,7 @@ def _attribute(name, value, outer_names):
     return helper.make_attribute(name, value)
 
 
-def export_node(node, outer_names=frozenset()):
+def export_node(node, outer_names=frozenset(), constant_proto=constant_to_proto):
     proto = helper.make_node(
         node.op,
         [t.name for t in node.inputs],
@@ -101,49 +104,50 @@ def export_node(node, outer_names=frozenset()):
         name=node.name,
         domain=node.domain,
     )
-    proto.attribute.extend(_attribute(k, v, outer_names) for k, v in node.attrs.items())
+    proto.attribute.extend(_attribute(k, v, outer_names, constant_proto) for k, v in node.attrs.items())
     return proto
 
 
-def export_graph(graph, do_type_check=True, outer_names=frozenset()):
-    """GraphProto of a graph; ``outer_names`` are tensors an enclosing graph defines."""
+def export_graph(graph, do_type_check=True, outer_names=frozenset(), into=None, constant_proto=constant_to_proto):
+    """GraphProto of a graph, filled into ``into`` when given; ``outer_names`` are tensors an enclosing graph
+    defines. ``constant_proto(tensor, slot)`` writes each initializer into its slot."""
+    proto = onnx.GraphProto() if into is None else into
     tensors = graph.tensors()
     scope_names = frozenset(outer_names) | frozenset(tensors.keys())
-    nodes = [export_node(n, scope_names) for n in graph.nodes]
-    inputs = [_value_info(t, do_type_check) for t in graph.inputs]
-    outputs = [_value_info(t, do_type_check) for t in graph.outputs]
+    proto.name = graph.name or ""
+    if graph.doc_string:
+        proto.doc_string = graph.doc_string
+    proto.node.extend(export_node(n, scope_names, constant_proto) for n in graph.nodes)
+    proto.input.extend(_value_info(t, do_type_check) for t in graph.inputs)
+    proto.output.extend(_value_info(t, do_type_check) for t in graph.outputs)
     io_names = {t.name for t in graph.inputs} | {t.name for t in graph.outputs}
-    initializers = [
-        constant_to_proto(t)
-        for name, t in tensors.items()
-        if isinstance(t, Constant) and name not in outer_names
-    ]
-    value_info = [
+    for name, t in tensors.items():
+        if isinstance(t, Constant) and name not in outer_names:
+            constant_proto(t, proto.initializer.add())
+    proto.value_info.extend(
         _value_info(t, False)
         for name, t in tensors.items()
         if not isinstance(t, Constant)
         and name not in io_names
         and name not in outer_names
         and (t.dtype is not None or t.shape is not None)
-    ]
-    return helper.make_graph(
-        nodes, graph.name, inputs, outputs, initializer=initializers, doc_string=graph.doc_string, value_info=value_info
     )
+    return proto
 
 
-def export_function(func):
+def export_function(func, constant_proto=constant_to_proto):
     opsets = [helper.make_opsetid("", func.opset)]
     for o in func.import_domains or []:
         if o.domain not in ("", "ai.onnx"):
             opsets.append(o)
     attrs = [k for k, v in func.attrs.items() if v is None]
-    defaults = [_attribute(k, v, frozenset()) for k, v in func.attrs.items() if v is not None]
+    defaults = [_attribute(k, v, frozenset(), constant_proto) for k, v in func.attrs.items() if v is not None]
     proto = helper.make_function(
         func.domain,
         func.name,
         [t.name for t in func.inputs],
         [t.name for t in func.outputs],
-        [export_node(n) for n in func.nodes],
+        [export_node(n, constant_proto=constant_proto) for n in func.nodes],
         opsets,
         attributes=attrs,
         attribute_protos=defaults,
@@ -154,7 +158,12 @@ def export_function(func):
 
 def export_onnx(graph, do_type_check=True, **kwargs):
     """ModelProto of a graph; ``kwargs`` go to ``onnx.helper.make_model``."""
-    graph_proto = export_graph(graph, do_type_check)
+    return export_model(graph, do_type_check, constant_to_proto, **kwargs)
+
+
+def export_model(graph, do_type_check, constant_proto, **kwargs):
+    """export_onnx with the initializers written by ``constant_proto(tensor, slot)``. The graph is filled into
+    the new model in place (onnx.helper.make_model would copy a finished GraphProto, weights included)."""
     opsets = []
     for o in graph.import_domains or []:
         if o.domain in ("", "ai.onnx"):
@@ -165,10 +174,11 @@ def export_onnx(graph, do_type_check=True, **kwargs):
         if func.domain not in {o.domain for o in opsets}:
             opsets.append(helper.make_opsetid(func.domain, 1))
     kwargs.setdefault("opset_imports", opsets)
-    kwargs.setdefault("functions", [export_function(f) for f in graph.functions])
+    kwargs.setdefault("functions", [export_function(f, constant_proto) for f in graph.functions])
     kwargs.setdefault("producer_name", graph.producer_name)
     kwargs.setdefault("producer_version", graph.producer_version)
-    model = helper.make_model(graph_proto, **kwargs)
+    model = helper.make_model(onnx.GraphProto(), **kwargs)
+    export_graph(graph, do_type_check, into=model.graph, constant_proto=constant_proto)
     # As in onnx_graphsurgeon, the graph's own producer fields win over keyword arguments.
     if graph.producer_name:
         model.producer_name = graph.producer_name

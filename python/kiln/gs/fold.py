@@ -23,8 +23,9 @@ import logging
 import numpy as np
 import onnx
 
-from .exporter import constant_to_proto, export_node, export_onnx
-from .tensor import Constant, Variable
+from . import dtypes
+from .exporter import constant_to_proto, export_model, export_node
+from .tensor import Constant, LazyValues, Variable
 
 log = logging.getLogger("kiln.gs")
 
@@ -72,8 +73,26 @@ def _native_folder():
 def _fold_native(graph, fold_onnx, fold_shapes, size_threshold, error_ok):
     """Values from kiln's folder, applied the way onnx_graphsurgeon applies its own: every tensor that folds
     becomes a Constant in place and the nodes stay until cleanup(). Each node output is made a graph output of
-    the exported copy, so kiln keeps (and folds) it; a tensor kiln folded comes back as an initializer."""
-    model = export_onnx(graph, do_type_check=False)
+    the exported copy, so kiln keeps (and folds) it. Constants of at least _BY_REFERENCE bytes go as external
+    data whose location is their name: kiln reads one (through read_external) only when folding needs its
+    values, so the weights are neither serialized nor copied into C++."""
+    by_name = {}
+
+    def reference(tensor, slot):
+        if _constant_nbytes(tensor) < _BY_REFERENCE:
+            return constant_to_proto(tensor, slot)
+        by_name[tensor.name] = tensor
+        slot.name = tensor.name
+        slot.data_type = dtypes.to_onnx(tensor.export_dtype)
+        slot.dims.extend(tensor.shape)
+        slot.data_location = onnx.TensorProto.EXTERNAL
+        slot.external_data.add(key="location", value=tensor.name)
+        return slot
+
+    def read_external(name, offset, length):
+        return _constant_bytes(by_name[name])
+
+    model = export_model(graph, False, reference)
     # Nodes left without outputs (scripts `node.outputs.clear()` before cleanup) compute nothing; kiln's importer
     # refuses them, so the copy goes without.
     live = [n for n in model.graph.node if any(model_output for model_output in n.output)]
@@ -86,27 +105,61 @@ def _fold_native(graph, fold_onnx, fold_shapes, size_threshold, error_ok):
                 outputs.add(name)
                 model.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
     try:
-        folded = onnx.load_from_string(
-            fold_onnx(model.SerializeToString(), fold_shapes=fold_shapes, size_threshold=size_threshold, error_ok=error_ok))
+        folded = fold_onnx(model.SerializeToString(), read_external, fold_shapes=fold_shapes,
+                           size_threshold=size_threshold, error_ok=error_ok)
     except Exception as err:  # kiln refused the model: onnx_graphsurgeon's own way, with its error handling
         if not error_ok:
             raise
         log.warning("fold_constants: kiln's folder failed (%s); folding with ONNX Runtime", err)
         return False
-    values = {init.name: init for init in folded.graph.initializer}
-    for node in folded.graph.node:
-        if node.op_type == "Constant" and node.output and node.attribute and node.attribute[0].name == "value":
-            values[node.output[0]] = node.attribute[0].t
     tensors = graph.tensors()
-    for name, proto in values.items():
+    for name, (type_name, dims, data) in folded.items():
         t = tensors.get(name)
         if t is None or isinstance(t, Constant) or t.is_empty() or not t.inputs:
             continue
-        arr = onnx.numpy_helper.to_array(proto)
+        arr = _to_array(type_name, dims, data)
         if size_threshold is not None and arr.nbytes > size_threshold:
             continue
         _set_constant(t, arr)
     return True
+
+
+# Constants this large reach kiln's folder by reference (read only if folding needs them).
+_BY_REFERENCE = 1024
+
+
+def _constant_nbytes(tensor):
+    """Bytes of a numeric Constant, without loading lazy values; 0 for strings (never passed by reference)."""
+    lazy = tensor._values
+    if isinstance(lazy, LazyValues):
+        return 0 if lazy.tensor.data_type == onnx.TensorProto.STRING else lazy.nbytes
+    values = tensor.values
+    return values.nbytes if isinstance(values, np.ndarray) and values.dtype.kind not in "OUS" else 0
+
+
+def _constant_bytes(tensor):
+    """A buffer of the Constant's bytes as ONNX stores them (little-endian, export dtype)."""
+    lazy = tensor._values
+    if (isinstance(lazy, LazyValues) and lazy.tensor.HasField("raw_data")
+            and lazy.tensor.data_type == dtypes.to_onnx(tensor.export_dtype)):
+        return lazy.tensor.raw_data
+    values = np.asarray(tensor.values)
+    if tensor._export_dtype is not None and dtypes.to_onnx(tensor._export_dtype) in dtypes.ONNX_TO_NUMPY:
+        values = values.astype(dtypes.ONNX_TO_NUMPY[dtypes.to_onnx(tensor._export_dtype)])
+    return np.ascontiguousarray(values).data  # numpy holds little-endian values on every platform kiln runs on
+
+
+def _to_array(type_name, dims, data):
+    """A writable numpy array from fold_onnx's (ONNX Runtime type name, dims, bytes | list of str)."""
+    element = type_name[len("tensor("):-1]
+    proto = onnx.TensorProto()
+    proto.data_type = getattr(onnx.TensorProto, element.upper())  # tensor(float) -> FLOAT, tensor(int64) -> INT64
+    proto.dims.extend(dims)
+    if isinstance(data, list):
+        proto.string_data.extend(s.encode() for s in data)
+    else:
+        proto.raw_data = data
+    return LazyValues(proto).load()
 
 
 # ---- ONNX Runtime path -------------------------------------------------------------------------
