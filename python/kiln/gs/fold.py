@@ -7,8 +7,10 @@ refuse the model, the ONNX Runtime path below runs instead (or the error is rais
 ``error_ok`` is False).
 Keywords the C++ folder has no notion of are treated as follows:
 
-- ``partitioning``: ignored; kiln folds node by node, so one failing node never
-  prevents others from folding (what "recursive" partitioning aims at).
+- ``partitioning``: used only on the ONNX Runtime path. kiln's folder skips ops it does not know;
+  a node that fails to evaluate (a Reshape to an impossible shape) makes it give up, and the
+  ONNX Runtime path then folds with the caller's partitioning (so "basic"/"recursive" still
+  fold around the failure).
 - ``recurse_subgraphs`` / ``flatten_subgraphs`` / ``recurse_functions``: kiln decides
   per node; passing False for any of them, or a ``should_exclude_node`` callable,
   selects the ONNX Runtime path below, which honours them.
