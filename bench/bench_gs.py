@@ -7,7 +7,9 @@ Each run of each implementation is its own subprocess, so peak RSS is that workf
 Measured in the child: wall time of that sequence, peak RSS (resource.getrusage, ru_maxrss), RSS before the
 model is loaded (interpreter + imports), node count at the end, and which folder kiln.gs used.
 Implementations: `onnx_graphsurgeon`, `kiln.gs` (kiln's C++ folder through kiln._kiln.fold_onnx when that
-extension imports) and `kiln.gs-ort` (kiln.gs with kiln._kiln hidden: its ONNX Runtime fallback).
+extension imports) and `kiln.gs-ort` (kiln.gs with kiln._kiln hidden: its ONNX Runtime fallback); the row
+`onnx.load` is the floor: onnx.load alone (it holds the file's bytes and the parsed model at once), against which
+the others' peak memory is read.
 
     .venv/bin/python bench/bench_gs.py --model /tmp/packnet_full/packnet01.onnx --runs 3 --out /tmp/gs.md
 
@@ -25,7 +27,7 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-IMPLS = ["onnx_graphsurgeon", "kiln.gs", "kiln.gs-ort"]
+IMPLS = ["onnx_graphsurgeon", "kiln.gs", "kiln.gs-ort", "onnx.load"]
 
 
 def rss_mib():
@@ -40,6 +42,18 @@ def child(impl, model_path):
     """One measured workflow; prints a JSON line."""
     import importlib
     import resource
+
+    if impl == "onnx.load":  # the floor: what loading the model costs before any surgery
+        import onnx
+
+        baseline = rss_mib()
+        start = time.perf_counter()
+        model = onnx.load(model_path)
+        seconds = time.perf_counter() - start
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"impl": impl, "seconds": seconds, "peak_mib": peak, "baseline_mib": baseline,
+                          "nodes_before": len(model.graph.node), "nodes": len(model.graph.node), "folder": "-"}))
+        return
 
     sys.path.append(os.path.join(ROOT, "python"))  # the source tree, where kiln is not installed
     gs = importlib.import_module("onnx_graphsurgeon" if impl == "onnx_graphsurgeon" else "kiln.gs")
@@ -110,7 +124,7 @@ def table(model_path, results, runs):
     if base_t:
         lines.append("")
         for impl, t in medians.items():
-            if impl != "onnx_graphsurgeon":
+            if impl not in ("onnx_graphsurgeon", "onnx.load"):
                 lines.append(f"{impl} / onnx_graphsurgeon time: {t / base_t:.2f}x")
     return "\n".join(lines) + "\n"
 
