@@ -368,3 +368,34 @@ def test_layer_attrs_and_domain(gs):
     out = g.layer(op="Plugin", name="p", inputs=[V(gs, "x")], outputs=["y"], attrs={"k": 2}, domain="d")
     assert g.nodes[0].name == "p" and g.nodes[0].attrs["k"] == 2 and g.nodes[0].domain == "d"
     assert out[0].name == "y_0"
+
+
+def test_logger_severity_and_critical(gs):
+    # Scripts written for GraphSurgeon quiet or raise its logger: `G_LOGGER.severity = G_LOGGER.ERROR`, and
+    # G_LOGGER.critical raises OnnxGraphSurgeonException.
+    from_logger = gs.logger.G_LOGGER
+    old = from_logger.severity
+    try:
+        for level in (from_logger.ERROR, from_logger.WARNING, from_logger.DEBUG, from_logger.VERBOSE):
+            from_logger.severity = level
+            assert from_logger.severity == level
+        with pytest.raises(gs.OnnxGraphSurgeonException, match="stop here"):
+            from_logger.critical("stop here")
+        with from_logger.indent():
+            from_logger.info("indented")
+    finally:
+        from_logger.severity = old
+
+
+def test_logger_goes_to_python_logging(caplog):
+    from gs_impls import load
+
+    G = load("kiln.gs").logger.G_LOGGER
+    with caplog.at_level("DEBUG", logger="kiln.gs"):
+        G.warning("twice", mode=1)
+        G.warning("twice", mode=1)  # LogMode.ONCE
+        G.debug(lambda: "lazy message")
+        with G.suppress(G.ERROR):
+            G.warning("suppressed")
+    texts = [r.getMessage() for r in caplog.records if r.name == "kiln.gs"]
+    assert texts == ["twice", "lazy message"]

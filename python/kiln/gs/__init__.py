@@ -5,6 +5,7 @@
 See docs/python_gs.md for where behaviour differs (kiln folds more).
 """
 
+from . import logger
 from .errors import OnnxGraphSurgeonException
 from .exporter import export_onnx
 from .function import Function
@@ -24,4 +25,5 @@ __all__ = [
     "Variable",
     "export_onnx",
     "import_onnx",
+    "logger",
 ]
