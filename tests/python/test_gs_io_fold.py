@@ -152,19 +152,24 @@ def test_bf16_export_dtype(gs):
     assert init.data_type == TP.BFLOAT16
 
 
-def test_ml_dtypes_constant(gs, request):
+@pytest.mark.parametrize("name,onnx_type", [("bfloat16", "BFLOAT16"), ("float8_e4m3fn", "FLOAT8E4M3FN"),
+                                             ("float8_e5m2", "FLOAT8E5M2")])
+def test_ml_dtypes_constant(gs, request, name, onnx_type):
     import ml_dtypes
 
     if not is_kiln(gs):
-        request.applymarker(pytest.mark.xfail(reason="onnx_graphsurgeon 0.6.1 cannot export ml_dtypes bf16 tensors "
+        request.applymarker(pytest.mark.xfail(reason="onnx_graphsurgeon 0.6.1 cannot export ml_dtypes tensors "
                                               "(np_dtype_to_tensor_dtype raises)", strict=True))
-    c = gs.Constant("c", np.array([1.0, 2.0], ml_dtypes.bfloat16))
-    y = gs.Variable("y", ml_dtypes.bfloat16, [2])
-    g = gs.Graph(nodes=[gs.Node("Identity", inputs=[c], outputs=[y])], outputs=[y], opset=13)
+    dtype = getattr(ml_dtypes, name)
+    c = gs.Constant("c", np.array([1.0, -2.0, 0.5], dtype))
+    y = gs.Variable("y", dtype, [3])
+    g = gs.Graph(nodes=[gs.Node("Identity", inputs=[c], outputs=[y])], outputs=[y], opset=19)
     m = gs.export_onnx(g)
-    assert m.graph.initializer[0].data_type == TP.BFLOAT16
+    assert m.graph.initializer[0].data_type == getattr(TP, onnx_type)
+    assert m.graph.output[0].type.tensor_type.elem_type == getattr(TP, onnx_type)
     back = gs.import_onnx(m).tensors()["c"]
-    assert back.values.dtype == ml_dtypes.bfloat16 and back.values.astype(np.float32).tolist() == [1.0, 2.0]
+    assert back.values.dtype == dtype and back.values.astype(np.float32).tolist() == [1.0, -2.0, 0.5]
+    back.values[0] = 4.0  # values arrays are writable
 
 
 def test_external_data_roundtrip(gs, tmp_path):

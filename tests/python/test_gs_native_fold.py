@@ -159,3 +159,16 @@ def test_lazy_weights_of_an_imported_model_fold_by_reference(kgs, tmp_path):
     c = g.outputs[0]
     assert isinstance(c, kgs.Constant) and sorted(kgs.reads) == ["a", "b"]
     np.testing.assert_array_equal(c.values, a + b)
+
+
+def test_bfloat16_weight_by_reference_folds(kgs):
+    # ml_dtypes arrays have no buffer protocol; their bytes still reach the folder.
+    ml_dtypes = pytest.importorskip("ml_dtypes")
+    w = np.random.default_rng(2).standard_normal(2048).astype(ml_dtypes.bfloat16)  # 4 KiB: by reference
+    g = kgs.Graph(opset=13)
+    f = g.layer(op="Cast", inputs=[w], outputs=["f"], attrs={"to": onnx.TensorProto.FLOAT})[0]
+    f.dtype = np.float32
+    g.outputs = [f]
+    g.fold_constants()
+    assert kgs.reads and isinstance(f, kgs.Constant)
+    np.testing.assert_array_equal(f.values, w.astype(np.float32))

@@ -148,7 +148,9 @@ def _constant_bytes(tensor):
     values = np.asarray(tensor.values)
     if tensor._export_dtype is not None and dtypes.to_onnx(tensor._export_dtype) in dtypes.ONNX_TO_NUMPY:
         values = values.astype(dtypes.ONNX_TO_NUMPY[dtypes.to_onnx(tensor._export_dtype)])
-    return np.ascontiguousarray(values).data  # numpy holds little-endian values on every platform kiln runs on
+    # Bytes, not the typed array: ml_dtypes' bfloat16/float8 arrays refuse the buffer protocol. (numpy holds
+    # little-endian values on every platform kiln runs on, as ONNX stores them.)
+    return np.ascontiguousarray(values).reshape(-1).view(np.uint8)
 
 
 def _to_array(type_name, dims, data):
