@@ -38,15 +38,22 @@ void ByInputValuesKernel::enqueue(const std::vector<backend::TensorView>&,
 
 const CudaKernel& ByInputValuesKernel::select(const std::vector<const void*>& values) const {
   if (values.size() != operands_.size()) throw Error("select() got the values of the wrong number of inputs");
-  std::string key;
+  std::vector<size_t> sizes;
+  uint64_t key = 14695981039346656037ull;  // FNV-1a over every operand's bytes
   for (size_t j = 0; j < operands_.size(); ++j) {
     const LayerDesc::Operand& o = desc_.inputs[operands_[j]];
-    const size_t bytes = static_cast<size_t>(checked_numel(o.dims).value_or(0)) * dtype_size(o.dtype);
-    key.append(static_cast<const char*>(values[j]), bytes);
+    sizes.push_back(static_cast<size_t>(checked_numel(o.dims).value_or(0)) * dtype_size(o.dtype));
+    const auto* p = static_cast<const unsigned char*>(values[j]);
+    for (size_t b = 0; b < sizes[j]; ++b) key = (key ^ p[b]) * 1099511628211ull;
   }
+  auto same_values = [&](const Variant& v) {
+    for (size_t j = 0; j < operands_.size(); ++j)
+      if (sizes[j] && std::memcmp(v.values[j].raw(), values[j], sizes[j]) != 0) return false;
+    return true;
+  };
   std::lock_guard<std::mutex> lock(mutex_);
-  if (auto it = variants_.find(key); it != variants_.end())
-    return static_cast<const CudaKernel&>(*it->second->kernel);
+  for (auto [it, end] = variants_.equal_range(key); it != end; ++it)
+    if (same_values(*it->second)) return static_cast<const CudaKernel&>(*it->second->kernel);
   const Node& n = *desc_.node;
   if (variants_.size() >= kMaxVariants)
     throw Error("the values of its inputs chose " + std::to_string(kMaxVariants) +
@@ -74,7 +81,7 @@ const CudaKernel& ByInputValuesKernel::select(const std::vector<const void*>& va
   if (!dynamic_cast<const CudaKernel*>(variant->kernel.get()))
     throw Error("the kernel chosen for op '" + n.op + "' is not a CUDA kernel");
   const CudaKernel& kernel = static_cast<const CudaKernel&>(*variant->kernel);
-  variants_.emplace(std::move(key), std::move(variant));
+  variants_.emplace(key, std::move(variant));
   return kernel;
 }
 

@@ -42,7 +42,9 @@ class ByInputValuesKernel final : public CudaKernel {
   backend::LayerDesc desc_;
   std::vector<size_t> operands_;
   mutable std::mutex mutex_;
-  mutable std::map<std::string, std::unique_ptr<Variant>> variants_;  // by the operands' bytes
+  // By a hash of the operands' bytes (a run reads them twice, to hash and to compare, and copies nothing:
+  // operands may be weights given as inputs). Equal hashes are told apart by comparing the values kept.
+  mutable std::multimap<uint64_t, std::unique_ptr<Variant>> variants_;
 };
 
 std::unique_ptr<backend::Kernel> make_by_input_values_kernel(const backend::LayerDesc& desc,
