@@ -227,8 +227,7 @@ class PerRunExecutor final : public Executor {
         continue;
       }
       made[o] = Value{outs[o].dtype, outs[o].dims, nullptr, std::nullopt};
-      made[o].device =
-          std::make_shared<DeviceBuffer>(checked_nbytes(outs[o].dtype, outs[o].dims).value_or(0));
+      made[o].device = take_buffer(checked_nbytes(outs[o].dtype, outs[o].dims).value_or(0));
       views.push_back({outs[o].dtype, outs[o].dims, made[o].device->ptr});
     }
     if (kernel.workspace_bytes() > workspace_.bytes) workspace_ = DeviceBuffer(kernel.workspace_bytes());
@@ -249,6 +248,29 @@ class PerRunExecutor final : public Executor {
     }
     for (size_t o = 0; o < outs.size(); ++o)
       if (const Tensor* t = n.output(o); t && outs[o].present) values_[t] = std::move(made[o]);
+  }
+
+  // An output buffer: a spare one of about that size (from an earlier layer or run), else a new one; it goes
+  // back to the spares when its value is dropped. (cudaMalloc per output per layer per run, and the
+  // device-wide synchronization in each cudaFree, cost more than the layers themselves on small dynamic
+  // models.) Reuse is safe: every layer runs on stream_, in order.
+  std::shared_ptr<DeviceBuffer> take_buffer(size_t bytes) {
+    DeviceBuffer buffer;
+    auto it = spare_.lower_bound(bytes);
+    if (it != spare_.end() && it->first <= 2 * bytes + 256) {
+      buffer = std::move(it->second);
+      spare_bytes_ -= it->first;
+      spare_.erase(it);
+    } else {
+      buffer = DeviceBuffer(bytes);
+    }
+    return std::shared_ptr<DeviceBuffer>(new DeviceBuffer(std::move(buffer)), [this](DeviceBuffer* p) {
+      std::unique_ptr<DeviceBuffer> owned(p);
+      if (p->ptr && spare_bytes_ + p->bytes <= kMaxSpareBytes) {
+        spare_bytes_ += p->bytes;
+        spare_.emplace(p->bytes, std::move(*p));
+      }
+    });
   }
 
   void run_on_host(const Node& n, int64_t opset) {
@@ -276,6 +298,9 @@ class PerRunExecutor final : public Executor {
   std::vector<TensorData> inputs_;
   std::unordered_map<const Tensor*, size_t> last_use_;
   std::unordered_map<const Constant*, std::shared_ptr<DeviceBuffer>> constants_;
+  static constexpr size_t kMaxSpareBytes = size_t{1} << 30;
+  std::multimap<size_t, DeviceBuffer> spare_;  // by size; declared before values_, whose buffers return here
+  size_t spare_bytes_ = 0;
   std::unordered_map<const Tensor*, Value> values_;
   std::vector<std::map<std::string, Made>> kernels_;  // per layer, per shapes and small values
   std::vector<void*> staging_;
