@@ -38,7 +38,11 @@ class InferenceSession:
         self._engines: "OrderedDict[Tuple, Tuple[Engine, Any]]" = OrderedDict()
         self._static = profiles is not None or all(_is_static(i.shape) for i in self._inputs)
         if self._static:
-            self._add_engine((), self._builder.build_model(self._model))
+            engine, _ = self._add_engine((), self._builder.build_model(self._model))
+            if profiles is None:
+                # Output dims a file declares as symbols but inference makes concrete are reported as numbers,
+                # as ONNX Runtime reports them.
+                self._outputs = engine.get_outputs()
 
     def get_inputs(self) -> List[NodeArg]:
         return list(self._inputs)

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <mutex>
+#include <set>
 
 #include "device/kernel.h"
 #include "kiln/plugin.h"
@@ -244,10 +245,19 @@ Attributes plugin_fields_of(const Node& node, const PluginCreator& creator) {
 }
 
 void load_plugin_library(const std::string& path) {
+  // Loading a library again (by any path to the same file: dlopen hands back the same handle) is a no-op, so
+  // independent parts of a program (or tests in one process) may each load the plugins they need.
+  static std::mutex mutex;
+  static std::set<void*> registered;
+  std::lock_guard<std::mutex> lock(mutex);
   void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char* e = dlerror();
     throw Error(path + ": cannot load plugin library: " + (e ? e : "unknown error"));
+  }
+  if (registered.count(handle)) {
+    dlclose(handle);  // drops the reference this call took; the library stays loaded
+    return;
   }
   using AbiFn = int (*)();
   using RegisterFn = void (*)(PluginRegistry&);
@@ -268,6 +278,7 @@ void load_plugin_library(const std::string& path) {
   } catch (const Error& e) {
     throw Error(path + ": " + e.what());
   }
+  registered.insert(handle);
 }
 
 namespace detail {

@@ -37,9 +37,9 @@ FP16_CASES = {"shufflenet", "ppocr_cls@1x3x48x192", "transformer_encoder_op17", 
 # checked to differ (xfail), so the entry must go once it is fixed. ORT reports the shape its graph resolution
 # infers for an output the file declares with symbolic dims; kiln's session reports the file's declaration
 # although its engine (sess.engine.get_outputs()) knows the concrete dims.
-_DECLARED_DIMS = "get_outputs(): the file's symbolic output dims, where ONNX Runtime reports the inferred ones"
-KNOWN_IO_DIFFS = {case: _DECLARED_DIMS for case in ("resample_op11", "resample_op13", "swin_t_op13", "swin_t_op17",
-                                                     "packnet01")}
+# Cases whose get_inputs()/get_outputs() differ from ONNX Runtime's, with why (none today: a static session
+# reports the engine's inferred output dims, as ONNX Runtime does, where the file declares symbols).
+KNOWN_IO_DIFFS = {}
 
 
 def fp16_bound(m):

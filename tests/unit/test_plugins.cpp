@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "kiln/engine.h"
@@ -58,12 +59,22 @@ TEST(Plugins, GroupNormStateRoundTrips) {
   EXPECT_THROW(c->deserialize("garbage"), Error);
 }
 
-TEST(Plugins, DuplicateRegistrationIsRefused) {
-  load_scaled_tanh();
-  // The same library again registers the same creators: a clear error, the registry unchanged.
+TEST(Plugins, LoadingALibraryAgainIsANoOpButAnotherWithTheSameCreatorsIsRefused) {
+  load_plugin_library(kScaledTanhLib);
   const size_t before = PluginRegistry::global().creators().size();
-  EXPECT_THROW(load_plugin_library(kScaledTanhLib), Error);
+  // The same library again, by its path or through a symlink (dlopen: the same handle): nothing happens.
+  const auto dir = std::filesystem::temp_directory_path() / ("kiln_plugins_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::create_symlink(kScaledTanhLib, dir / "link.so");
+  EXPECT_NO_THROW(load_plugin_library(kScaledTanhLib));
+  EXPECT_NO_THROW(load_plugin_library((dir / "link.so").string()));
   EXPECT_EQ(PluginRegistry::global().creators().size(), before);
+  // A different file registering the same creators is a conflict: a clear error, the registry unchanged.
+  std::filesystem::copy_file(kScaledTanhLib, dir / "copy.so");
+  const std::string msg = error_of([&] { load_plugin_library((dir / "copy.so").string()); });
+  EXPECT_NE(msg.find("already registered"), std::string::npos) << msg;
+  EXPECT_EQ(PluginRegistry::global().creators().size(), before);
+  std::filesystem::remove_all(dir);
 }
 
 TEST(Plugins, LoadedPluginRunsAndRoundTripsThroughEngineFile) {
