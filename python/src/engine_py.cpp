@@ -15,6 +15,7 @@
 #include "kiln/error.h"
 #include "kiln/onnx.h"
 #include "kiln/plugin.h"
+#include "log.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -81,14 +82,30 @@ BuildOptions with_python_log(BuildOptions o, nb::object log) {
 void bind_engine(nb::module_& m) {
   nb::class_<Model>(m, "Model", "An imported ONNX model (kiln::Graph).")
       .def_static(
-          "from_path", [](const std::string& path) { return Model{import_onnx(path)}; }, "path"_a,
-          nb::call_guard<nb::gil_scoped_release>())
+          "from_path",
+          [](const std::string& path) {
+            std::vector<std::string> warnings;
+            Model model;
+            {
+              nb::gil_scoped_release release;
+              model.graph = import_onnx(path, collecting_warnings(warnings));
+            }
+            log_warnings(warnings);
+            return model;
+          },
+          "path"_a)
       .def_static(
           "from_bytes",
           [](nb::bytes data, const std::string& base_dir) {
             std::string bytes(data.c_str(), data.size());
-            nb::gil_scoped_release release;
-            return Model{import_onnx_bytes(bytes, "<bytes>", base_dir)};
+            std::vector<std::string> warnings;
+            Model model;
+            {
+              nb::gil_scoped_release release;
+              model.graph = import_onnx_bytes(bytes, "<bytes>", base_dir, collecting_warnings(warnings));
+            }
+            log_warnings(warnings);
+            return model;
           },
           "data"_a, "base_dir"_a = ".")
       .def("inputs",

@@ -18,16 +18,13 @@
 #include "kiln/error.h"
 #include "kiln/onnx.h"
 #include "kiln/passes.h"
+#include "log.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
 
 namespace kiln::py {
 namespace {
-
-void log_warning(const std::string& message) {
-  nb::module_::import_("logging").attr("getLogger")("kiln").attr("warning")(message);
-}
 
 // Nodes computable from Constants alone (no graph input reaches them, no Shape of a non-constant): what
 // folding without shapes (onnx_graphsurgeon's fold_shapes=False) may replace. Nodes with subgraphs are left
@@ -150,7 +147,7 @@ std::set<std::string> given;
     apply_constant_only(*graph, *folded);
   }
 }
-for (const std::string& w : warnings) log_warning(w);
+log_warnings(warnings);
 return folded_values(*graph, given);
 }  // namespace kiln::py
 
