@@ -148,11 +148,12 @@ if [[ " $stages " == *" modelbench "* ]]; then
 fi
 if [[ " $stages " == *" python "* ]]; then
   PYDIR=/tmp/kiln_python
-  rm -rf "$PYDIR/pkg" && mkdir -p "$PYDIR/pkg"
+  rm -rf "$PYDIR/pkg" "$PYDIR/build" && mkdir -p "$PYDIR/pkg"
   PYLIB=""
   if ! python3 -c "import pytest" 2>/dev/null && [ -f "$BIN/pylib.tar.xz" ]; then
     rm -rf "$PYDIR/pylib"
-    python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])" "$BIN/pylib.tar.xz" "$PYDIR/pylib"
+    python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))" \
+      "$BIN/pylib.tar.xz" "$PYDIR/pylib"
     PYLIB=":$PYDIR/pylib"
   fi
   GEN=$(command -v ninja >/dev/null && echo "-GNinja" || true)

@@ -93,7 +93,7 @@ class ExecutionContext {
   // set_input_device: the input (dtype and dims checked as set_input's) is copied device-to-device from
   // `device_ptr` into the engine's buffer, enqueued on `stream` after the work that produced it, and run()
   // waits for that copy; the caller may reuse the memory in later work on `stream`. A dynamic engine copies at
-  // run(): keep the memory valid until then. An input a layer reads on the host (a by-input-values operand)
+  // each run(): keep the memory valid until the input is set again. An input a layer reads on the host (a by-input-values operand)
   // and a data-dependent plan's inputs also go to the host (`stream` is synchronized).
   void set_input_device(const std::string& name, const void* device_ptr, DType dtype,
                         const std::vector<int64_t>& dims, void* stream = nullptr);

@@ -80,7 +80,9 @@ class Context:
         arrays, or as torch CUDA tensors with output_device="cuda" (InferenceSession.run says how)."""
         device_memory = self._engine.device == "cuda"
         on_device = _convert.check_output_device(output_device, self._engine.device)
-        for name, value in input_feed.items():
+        # Converted inputs stay referenced until run(): a dynamic engine reads them there, not at set_input.
+        feed = {name: _convert.input_array(name, value, device_memory) for name, value in input_feed.items()}
+        for name, value in feed.items():
             _convert.set_input(self._native, name, value, device_memory)
         if device_memory:
             self._native.set_data_transfers(not on_device)

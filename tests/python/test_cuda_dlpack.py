@@ -252,3 +252,35 @@ def test_output_device_argument_checks():
     with pytest.raises(kiln.Error, match="cuda engine"):
         ctx.run({"x": x}, output_device="cuda")
     assert isinstance(ctx.run({"x": x}, ["h"], output_device=None)[0], np.ndarray)
+
+
+def test_cuda_arrays_go_to_the_device_call():
+    """The Python layer's dispatch, without a GPU: a CUDA DLPack producer goes to Context.set_input_device on a
+    cuda engine (stream 0 for producers other than torch), host arrays to set_input; a CPU engine refuses a
+    CUDA producer that cannot copy itself to the host."""
+    from kiln import _convert
+
+    class FakeCuda:
+        def __dlpack__(self, stream=None):
+            raise AssertionError("the recorder never reads it")
+
+        def __dlpack_device__(self):
+            return (2, 0)
+
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def set_input_device(self, name, array, stream):
+            self.calls.append(("device", name, array, stream))
+
+        def set_input(self, name, array):
+            self.calls.append(("host", name, array))
+
+    ctx, x, a = Recorder(), FakeCuda(), np.ones(3, np.float32)
+    _convert.set_input(ctx, "x", x, device_memory=True)
+    _convert.set_input(ctx, "a", a, device_memory=True)
+    assert ctx.calls[0] == ("device", "x", x, 0)
+    assert ctx.calls[1][:2] == ("host", "a") and ctx.calls[1][2] is a
+    with pytest.raises(kiln.Error, match="'x'"):
+        _convert.set_input(ctx, "x", x, device_memory=False)
