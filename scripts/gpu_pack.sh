@@ -29,7 +29,7 @@ done
 # pytest (pure Python, ~1 MB packed) for `scripts/gpu.sh python`, whose Python may lack it: from .venv.
 if [ -d .venv/lib ]; then
   site=$(ls -d .venv/lib/python3*/site-packages | head -1)
-  (cd "$site" && tar cJf "$OLDPWD/.devbin/pylib.tar.xz" --exclude=__pycache__ pytest _pytest pluggy iniconfig packaging py.py pygments)
+  (cd "$site" && tar chJf "$OLDPWD/.devbin/pylib.tar.xz" --exclude=__pycache__ pytest _pytest pluggy iniconfig packaging py.py pygments)
 fi
 # libkiln (mostly CUDA kernel images, ~47 MB) travels xz-compressed: with the models it would not fit the carry;
 # scripts/gpu.sh unpacks it before anything runs.
