@@ -3,7 +3,7 @@
 # conformance on CUDA, kernel benchmark, PackNet01 end to end and the side-by-side benchmark against PyTorch, in
 # one call.
 #   bash scripts/gpu.sh [tests] [sweep] [conformance] [sanitize] [kernels] [packnet] [bench] [profile] [models]
-#                       [modelbench] [modelprofile]
+#                       [modelbench] [modelprofile] [python]
 #   (default: tests sweep conformance kernels packnet bench)
 # sweep: kiln_backend_sweep --device=cuda, every registered CUDA kernel against the CPU reference
 # (docs/backend_sweep.md); SWEEP_ARGS adds options (e.g. "--perf", "--filter=Conv").
@@ -17,6 +17,10 @@
 # Both stop starting cases after MODELS_BUDGET seconds (default 540: run each in its own call) and name the cases
 # left; MODELS="substring ..." (suite case ids or file paths, e.g. "light/ ppocr/" or "torch/"; =NAME exact)
 # picks a part, to split the work across calls.
+# python: builds the extension kiln._kiln HERE against .devbin's libkiln (python/prebuilt/CMakeLists.txt: this
+# machine's Python is not the wheel's), then runs tests/python/test_cuda_dlpack.py (torch CUDA tensors in and out
+# of a cuda session without host copies, against ONNX Runtime) and test_python_api.py with it; pytest comes from
+# .devbin/pylib.tar.xz where this Python lacks it. Prints "python: PASS" or "python: FAIL (...)".
 # Writes logs and reports under $OUT (or out/gpu when run elsewhere).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -141,5 +145,41 @@ if [[ " $stages " == *" modelbench "* ]]; then
     --out "$OUT/bench_models_cuda.md" --json "$OUT/bench_models_cuda.json" > "$OUT/bench_models_cuda.log" 2>&1
   grep -E "failed|error|Error|Traceback|time budget" "$OUT/bench_models_cuda.log" | head -20
   cat "$OUT/bench_models_cuda.md" 2>/dev/null
+fi
+if [[ " $stages " == *" python "* ]]; then
+  PYDIR=/tmp/kiln_python
+  rm -rf "$PYDIR/pkg" "$PYDIR/build" && mkdir -p "$PYDIR/pkg"
+  PYLIB=""
+  if ! python3 -c "import pytest" 2>/dev/null && [ -f "$BIN/pylib.tar.xz" ]; then
+    rm -rf "$PYDIR/pylib"
+    python3 -c "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2], **({'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}))" \
+      "$BIN/pylib.tar.xz" "$PYDIR/pylib"
+    PYLIB=":$PYDIR/pylib"
+  fi
+  GEN=$(command -v ninja >/dev/null && echo "-GNinja" || true)
+  echo "== python: building kiln._kiln for $(python3 --version) against $BIN/libkiln.so (log: $OUT/python_build.log)"
+  if cmake -S python/prebuilt -B "$PYDIR/build" $GEN -DKILN_LIB="$BIN/libkiln.so" \
+       -DPython_EXECUTABLE="$(command -v python3)" > "$OUT/python_build.log" 2>&1 &&
+     cmake --build "$PYDIR/build" -j 8 >> "$OUT/python_build.log" 2>&1; then
+    cp -r python/kiln "$PYDIR/pkg/kiln"
+    cp "$PYDIR"/build/_kiln*.so "$PYDIR/pkg/kiln/"
+    mkdir -p "$PYDIR/pkg/kiln/bin" && ln -sf "$BIN/kiln" "$PYDIR/pkg/kiln/bin/kiln"  # `python -m kiln`
+    (cd /tmp && PYTHONPATH="$PYDIR/pkg$PYLIB" python3 -c "import kiln, torch; print('== python: kiln', kiln.__version__, 'from', kiln.__file__, '| torch', torch.__version__, 'cuda', torch.cuda.is_available())")
+    PYTHONPATH="$PYDIR/pkg$PYLIB" python3 -m pytest -q -rs -p no:cacheprovider \
+      tests/python/test_cuda_dlpack.py tests/python/test_python_api.py > "$OUT/python_tests.log" 2>&1
+    rc=$?
+    grep -E "passed|failed|error|SKIPPED|^FAILED|^ERROR" "$OUT/python_tests.log" | tail -30
+    if [ $rc -eq 0 ] && ! grep -q "SKIPPED.*test_cuda_dlpack" "$OUT/python_tests.log"; then
+      echo "python: PASS"
+    else
+      echo "python: FAIL (pytest rc $rc or CUDA tests skipped; $OUT/python_tests.log)"
+      grep -E "^E |Error" "$OUT/python_tests.log" | head -30
+      status=1
+    fi
+  else
+    echo "python: FAIL (extension build; $OUT/python_build.log)"
+    tail -25 "$OUT/python_build.log"
+    status=1
+  fi
 fi
 exit $status

@@ -26,6 +26,11 @@ for d in light ppocr; do
     echo "gpu_pack: no out/models/$d/*.onnx (run scripts/fetch_models.sh): the models stage will skip them"
   fi
 done
+# pytest (pure Python, ~1 MB packed) for `scripts/gpu.sh python`, whose Python may lack it: from .venv.
+if [ -d .venv/lib ]; then
+  site=$(ls -d .venv/lib/python3*/site-packages | head -1)
+  (cd "$site" && tar chJf "$OLDPWD/.devbin/pylib.tar.xz" --exclude=__pycache__ pytest _pytest pluggy iniconfig packaging py.py pygments)
+fi
 # libkiln (mostly CUDA kernel images, ~47 MB) travels xz-compressed: with the models it would not fit the carry;
 # scripts/gpu.sh unpacks it before anything runs.
 xz -T0 -6 -f .devbin/libkiln.so

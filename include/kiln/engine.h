@@ -84,6 +84,23 @@ class ExecutionContext {
   void set_input_shape(const std::string& name, const std::vector<int64_t>& dims);
   void run();
   const TensorData& output(const std::string& name) const;
+  // The output's name, dtype and dims after run(), without downloading it (a data-dependent plan's dims come
+  // from its host copy).
+  TensorInfo output_info(const std::string& name) const;
+
+  // Caller-owned device memory on an engine whose device has its own (cuda), as TensorRT's setTensorAddress;
+  // a host engine (cpu) throws. `stream` is the caller's cudaStream_t (nullptr: the legacy default stream).
+  // set_input_device: the input (dtype and dims checked as set_input's) is copied device-to-device from
+  // `device_ptr` into the engine's buffer, enqueued on `stream` after the work that produced it, and run()
+  // waits for that copy; the caller may reuse the memory in later work on `stream`. A dynamic engine copies at
+  // each run(): keep the memory valid until the input is set again. An input a layer reads on the host (a by-input-values operand)
+  // and a data-dependent plan's inputs also go to the host (`stream` is synchronized).
+  void set_input_device(const std::string& name, const void* device_ptr, DType dtype,
+                        const std::vector<int64_t>& dims, void* stream = nullptr);
+  // After run(): the output copied into `device_ptr` (at least `capacity_bytes`), enqueued on `stream` (its
+  // later work sees the values); the next run() waits for the copy.
+  void copy_output_to_device(const std::string& name, void* device_ptr, size_t capacity_bytes,
+                             void* stream = nullptr);
 
   // Per-layer times (on CUDA: device events around each layer, no CUDA graph while profiling).
   void set_profiling(bool on) { profiling_ = on; }
@@ -102,14 +119,18 @@ class ExecutionContext {
  private:
   friend class Engine;
   explicit ExecutionContext(const Engine& engine);
-  size_t input_index(const std::string& name) const;  // throws listing the inputs
+  size_t input_index(const std::string& name) const;   // throws listing the inputs
+  size_t output_index(const std::string& name) const;  // of the last run's plan; throws unless run() ran
+  void check_input(const std::string& name, DType dtype, const std::vector<int64_t>& dims) const;
   const Engine& engine_;
   std::shared_ptr<const EnginePlan> plan_;  // the plan executor_ runs
   std::unique_ptr<Executor> executor_;
   std::map<std::string, std::vector<int64_t>> shapes_;  // dynamic engines: the next run's input shapes
-  std::vector<TensorData> bound_;                       // dynamic engines: inputs kept until run() picks a plan
+  std::vector<TensorData> bound_;    // dynamic engines: inputs kept until run() picks a plan
+  std::vector<void*> bound_stream_;  // per bound_: the caller's stream when it views device memory, else null
+  std::vector<bool> bound_device_;   // per bound_: it views device memory
   mutable std::map<std::string, TensorData> outputs_;  // filled by run(), or on demand without transfers
-  bool profiling_ = false, use_graph_ = true, data_transfers_ = true;
+  bool profiling_ = false, use_graph_ = true, data_transfers_ = true, ran_ = false;
   std::vector<double> layer_times_ms_;
   RunTimes times_;
 };

@@ -74,13 +74,26 @@ class Context:
         self._engine = engine
         self._native = native
 
-    def run(self, input_feed: Mapping[str, Any], output_names: Optional[Sequence[str]] = None) -> List[np.ndarray]:
-        """Sets the inputs, runs, and returns the outputs named (all, in the engine's order, for None)."""
-        for name, value in input_feed.items():
-            _convert.set_input(self._native, name, value)
+    def run(self, input_feed: Mapping[str, Any], output_names: Optional[Sequence[str]] = None, *,
+            output_device: Optional[str] = None) -> List[Any]:
+        """Sets the inputs, runs, and returns the outputs named (all, in the engine's order, for None) as numpy
+        arrays, or as torch CUDA tensors with output_device="cuda" (InferenceSession.run says how)."""
+        device_memory = self._engine.device == "cuda"
+        on_device = _convert.check_output_device(output_device, self._engine.device)
+        # Converted inputs stay referenced until run(): a dynamic engine reads them there, not at set_input.
+        feed = {name: _convert.input_array(name, value, device_memory) for name, value in input_feed.items()}
+        for name, value in feed.items():
+            _convert.set_input(self._native, name, value, device_memory)
+        if device_memory:
+            self._native.set_data_transfers(not on_device)
         self._native.run()
-        names = [o.name for o in self._engine.get_outputs()] if output_names is None else list(output_names)
-        return [_convert.output(self._native, n) for n in names]
+        outputs = self._engine.get_outputs()
+        names = [o.name for o in outputs] if output_names is None else list(output_names)
+        types = {o.name: o.type for o in outputs}
+        for n in names:
+            if n not in types:
+                raise Error(f"no output '{n}'; the engine's outputs are: {', '.join(types)}")
+        return _convert.outputs(self._native, names, [types[n] for n in names], on_device)
 
     def profile(self, input_feed: Mapping[str, Any], runs: int = 1) -> Dict[str, float]:
         """Runs `runs` times with per-layer timing; returns {layer name: mean milliseconds} in layer order."""
@@ -158,9 +171,10 @@ class Engine:
     def create_context(self) -> Context:
         return Context(self, self._native.create_context())
 
-    def run(self, input_feed: Mapping[str, Any], output_names: Optional[Sequence[str]] = None) -> List[np.ndarray]:
+    def run(self, input_feed: Mapping[str, Any], output_names: Optional[Sequence[str]] = None, *,
+            output_device: Optional[str] = None) -> List[Any]:
         """One run on a fresh context (create_context() once to run many times)."""
-        return self.create_context().run(input_feed, output_names)
+        return self.create_context().run(input_feed, output_names, output_device=output_device)
 
 
 class Builder:

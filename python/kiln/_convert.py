@@ -1,14 +1,18 @@
 """Turning what users pass as inputs (numpy arrays, torch tensors, anything with __dlpack__, lists) into what
-kiln._kiln.Context.set_input takes.
+kiln._kiln.Context.set_input takes, and outputs into numpy arrays or torch CUDA tensors.
 
 Zero-copy: a C-contiguous numpy array or CPU tensor exported through DLPack is read in place by the binding;
 kiln's ExecutionContext.set_input then copies it once into the engine's own memory (as TensorRT's and ONNX
-Runtime's host inputs are copied). Copied first: non-contiguous arrays (made contiguous), tensors that require
-grad (detached, no copy), CUDA tensors (copied to the host: kiln's public API takes host tensors; a device
-pointer path is future work). Outputs are always new numpy arrays (the engine reuses its output buffers on the
-next run); torch.from_numpy(out) wraps them without a copy.
+Runtime's host inputs are copied). On a cuda engine a CUDA array (a torch CUDA tensor, anything with a CUDA
+__dlpack__) is copied device-to-device into the engine's memory, never through the host, on torch's current
+stream (stream 0 for other producers), so work queued there before is seen; a CPU engine copies it to the host
+first. Copied first: non-contiguous arrays (made contiguous), tensors that require grad (detached, no copy).
+Outputs are new numpy arrays by default (the engine reuses its output buffers on the next run);
+torch.from_numpy(out) wraps them without a copy. With output_device="cuda" (cuda engines) they are new torch
+CUDA tensors on cuda:0, filled device-to-device on torch's current stream, without a host copy.
 """
-from typing import Any
+import sys
+from typing import Any, List, Optional, Sequence
 
 import numpy as np
 
@@ -44,8 +48,40 @@ def _c_order(a: np.ndarray) -> np.ndarray:
     return a if a.flags.c_contiguous else a.copy(order="C")
 
 
-def set_input(context: Any, name: str, value: Any) -> None:
-    array = host_array(name, value)
+def _dlpack_device(value: Any) -> int:
+    if isinstance(value, np.ndarray) or not hasattr(value, "__dlpack_device__"):
+        return _DLPACK_CPU
+    return int(value.__dlpack_device__()[0])
+
+
+def input_array(name: str, value: Any, device_memory: bool) -> Any:
+    """host_array(), except that a CUDA array stays on the device when the engine takes device memory."""
+    if not device_memory or _dlpack_device(value) != _DLPACK_CUDA:
+        return host_array(name, value)
+    if getattr(value, "requires_grad", False):
+        value = value.detach()
+    if hasattr(value, "is_contiguous") and not value.is_contiguous():
+        value = value.contiguous()
+    return value
+
+
+def _stream(value: Any) -> int:
+    """torch's current stream on the tensor's device (the one that produced it, as a rule); else stream 0."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return int(torch.cuda.current_stream(value.device).cuda_stream)
+    return 0
+
+
+def set_input(context: Any, name: str, value: Any, device_memory: bool = False) -> None:
+    """Binds one input; device_memory: the engine runs on cuda (CUDA arrays go in device-to-device)."""
+    array = input_array(name, value, device_memory)
+    if _dlpack_device(array) == _DLPACK_CUDA:
+        try:
+            context.set_input_device(name, array, _stream(array))
+        except TypeError as e:
+            raise Error(f"input '{name}': {type(value).__name__} cannot be read as a CUDA tensor: {e}") from None
+        return
     if isinstance(array, np.ndarray) and array.dtype.kind in "OUS":
         context.set_input_strings(name, list(array.shape), [str(s) for s in array.reshape(-1)])
         return
@@ -60,3 +96,42 @@ def output(context: Any, name: str) -> np.ndarray:
     if isinstance(value, list):  # strings
         return np.array(value, dtype=object).reshape(context.output_dims(name))
     return value
+
+
+# ONNX Runtime's type names (NodeArg.type) -> torch dtype names.
+_TORCH_DTYPES = {"tensor(float)": "float32", "tensor(double)": "float64", "tensor(float16)": "float16",
+                 "tensor(bfloat16)": "bfloat16", "tensor(bool)": "bool", "tensor(int8)": "int8",
+                 "tensor(int16)": "int16", "tensor(int32)": "int32", "tensor(int64)": "int64",
+                 "tensor(uint8)": "uint8", "tensor(uint16)": "uint16", "tensor(uint32)": "uint32",
+                 "tensor(uint64)": "uint64", "tensor(complex64)": "complex64", "tensor(complex128)": "complex128"}
+
+
+def check_output_device(output_device: Optional[str], engine_device: str) -> bool:
+    """True when outputs are to stay on the GPU (output_device "cuda"); None and "cpu" give numpy arrays."""
+    if output_device in (None, "cpu"):
+        return False
+    if output_device not in ("cuda", "cuda:0"):
+        raise Error(f"output_device must be 'cpu' or 'cuda', not {output_device!r}")
+    if engine_device != "cuda":
+        raise Error(f"output_device='cuda' needs a cuda engine; this one runs on '{engine_device}'")
+    return True
+
+
+def outputs(context: Any, names: Sequence[str], types: Sequence[str], on_device: bool) -> List[Any]:
+    """The outputs as numpy arrays, or (on_device) as new torch CUDA tensors filled without a host copy."""
+    if not on_device:
+        return [output(context, n) for n in names]
+    try:
+        import torch
+    except ImportError:
+        raise Error("output_device='cuda' returns torch tensors: torch is not importable") from None
+    device = torch.device("cuda", 0)
+    stream = int(torch.cuda.current_stream(device).cuda_stream)
+    result = []
+    for name, type_name in zip(names, types):
+        if type_name not in _TORCH_DTYPES:
+            raise Error(f"output '{name}' is {type_name}: torch has no such tensors; use the default output_device")
+        out = torch.empty(context.output_dims(name), dtype=getattr(torch, _TORCH_DTYPES[type_name]), device=device)
+        context.copy_output_to_device(name, out, stream)
+        result.append(out)
+    return result

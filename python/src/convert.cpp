@@ -1,5 +1,6 @@
 // numpy/DLPack <-> TensorData. Inputs are viewed in place (ExecutionContext::set_input copies them once into
 // the engine's memory); outputs are copied out, because the next run() reuses the engine's output buffers.
+// (CUDA arrays go to ExecutionContext's device-memory calls directly: engine_py.cpp.)
 #include "convert.h"
 
 #include <cstring>
@@ -13,6 +14,8 @@ namespace kiln::py {
 namespace {
 
 using Code = nb::dlpack::dtype_code;
+
+}  // namespace
 
 DType dtype_of(nb::dlpack::dtype t) {
   const auto code = static_cast<Code>(t.code);
@@ -51,6 +54,8 @@ DType dtype_of(nb::dlpack::dtype t) {
   throw Error("array element type (DLPack code " + std::to_string(t.code) + ", " + std::to_string(t.bits) +
               " bits) has no kiln dtype");
 }
+
+namespace {
 
 nb::dlpack::dtype dlpack_of(DType t) {
   nb::dlpack::dtype d{};

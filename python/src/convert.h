@@ -10,6 +10,12 @@ namespace kiln::py {
 // A C-contiguous host array, read only: numpy arrays and torch CPU tensors arrive without a copy.
 using HostArray = nanobind::ndarray<nanobind::ro, nanobind::c_contig, nanobind::device::cpu>;
 
+// A C-contiguous CUDA array (a torch CUDA tensor, through DLPack): read or written in place.
+using CudaArray = nanobind::ndarray<nanobind::c_contig, nanobind::device::cuda>;
+
+// kiln's dtype of a DLPack element type; throws kiln::Error for those kiln has none for.
+DType dtype_of(nanobind::dlpack::dtype t);
+
 // A view of `array`'s memory (no copy); valid while `array` is alive. Throws kiln::Error for element types
 // kiln has no DType for.
 TensorData view_of(const HostArray& array);

@@ -51,6 +51,16 @@ nb::list describe(const std::vector<TensorInfo>& infos) {
   return out;
 }
 
+// A CUDA array's dims; kiln engines run on the first GPU (cuda:0), so arrays elsewhere are refused.
+std::vector<int64_t> dims_of(const std::string& name, const CudaArray& a) {
+  if (a.device_id() != 0)
+    throw Error("'" + name + "' is on cuda:" + std::to_string(a.device_id()) +
+                "; kiln engines run on cuda:0");
+  std::vector<int64_t> dims(a.ndim());
+  for (size_t k = 0; k < a.ndim(); ++k) dims[k] = a.shape(k);
+  return dims;
+}
+
 struct Model {
   std::unique_ptr<Graph> graph;
 };
@@ -171,6 +181,24 @@ void bind_engine(nb::module_& m) {
             c.set_input(name, t);
           },
           "name"_a, "dims"_a, "strings"_a)
+      .def(
+          "set_input_device",
+          [](ExecutionContext& c, const std::string& name, const CudaArray& a, uintptr_t stream) {
+            c.set_input_device(name, a.data(), dtype_of(a.dtype()), dims_of(name, a),
+                               reinterpret_cast<void*>(stream));
+          },
+          "name"_a, "array"_a, "stream"_a = 0, nb::call_guard<nb::gil_scoped_release>())
+      .def(
+          "copy_output_to_device",
+          [](ExecutionContext& c, const std::string& name, const CudaArray& a, uintptr_t stream) {
+            const TensorInfo out = c.output_info(name);
+            if (dtype_of(a.dtype()) != out.dtype || dims_of(name, a) != out.dims)
+              throw Error("output '" + name + "' is " + dtype_name(out.dtype) + " " +
+                          to_string(make_shape(out.dims)) + ", the destination " +
+                          dtype_name(dtype_of(a.dtype())) + " " + to_string(make_shape(dims_of(name, a))));
+            c.copy_output_to_device(name, a.data(), a.nbytes(), reinterpret_cast<void*>(stream));
+          },
+          "name"_a, "array"_a, "stream"_a = 0, nb::call_guard<nb::gil_scoped_release>())
       .def("set_input_shape", &ExecutionContext::set_input_shape, "name"_a, "dims"_a)
       .def("run", &ExecutionContext::run, nb::call_guard<nb::gil_scoped_release>())
       .def(
@@ -179,7 +207,9 @@ void bind_engine(nb::module_& m) {
           "name"_a)
       .def(
           "output_dims",
-          [](const ExecutionContext& c, const std::string& name) { return c.output(name).dims(); }, "name"_a)
+          [](const ExecutionContext& c, const std::string& name) { return c.output_info(name).dims; },
+          "name"_a)
+      .def("set_data_transfers", &ExecutionContext::set_data_transfers, "on"_a)
       .def("set_profiling", &ExecutionContext::set_profiling, "on"_a)
       .def("set_use_graph", &ExecutionContext::set_use_graph, "on"_a)
       .def("layer_times_ms", &ExecutionContext::layer_times_ms)

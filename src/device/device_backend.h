@@ -35,6 +35,12 @@ class Executor {
   virtual void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) = 0;
   // The engine's output `index` of the last run (downloaded now if transfers were off).
   virtual TensorData output(size_t index) = 0;
+  // Caller-owned device memory (ExecutionContext::set_input_device, copy_output_to_device; `stream`: the
+  // caller's cudaStream_t). Only devices with their own memory override these; the context checks names,
+  // dtypes, sizes.
+  virtual void set_input_device(size_t index, const void* src, const std::vector<int64_t>& dims,
+                                void* stream);
+  virtual void copy_output_to_device(size_t index, void* dst, void* stream);
 };
 
 struct DeviceBackend {

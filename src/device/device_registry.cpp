@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "device/device_backend.h"
+#include "kiln/error.h"
 
 namespace kiln {
 namespace {
@@ -20,6 +21,13 @@ std::deque<DeviceBackend>& backends() {
 }
 
 }  // namespace
+
+void Executor::set_input_device(size_t, const void*, const std::vector<int64_t>&, void*) {
+  throw Error("this executor takes host memory only");
+}
+void Executor::copy_output_to_device(size_t, void*, void*) {
+  throw Error("this executor gives host memory only");
+}
 
 bool register_device_backend(DeviceBackend backend) {
   std::lock_guard<std::mutex> lock(backends_mutex());

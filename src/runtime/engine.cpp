@@ -107,6 +107,8 @@ ExecutionContext::ExecutionContext(const Engine& engine) : engine_(engine), plan
   executor_ = make_executor(*plan_);
   if (!engine.dynamic_) return;
   bound_.resize(plan_->inputs.size());
+  bound_stream_.assign(plan_->inputs.size(), nullptr);
+  bound_device_.assign(plan_->inputs.size(), false);
   for (const TensorInfo& in : plan_->inputs) shapes_[in.name] = in.dims;  // the opt shape until told otherwise
 }
 
@@ -143,18 +145,46 @@ void ExecutionContext::set_input_shape(const std::string& name, const std::vecto
   shapes_[name] = dims;
 }
 
+void ExecutionContext::check_input(const std::string& name, DType dtype,
+                                   const std::vector<int64_t>& dims) const {
+  const TensorInfo& in = engine_.inputs_[input_index(name)];
+  if (dtype != in.dtype || (!engine_.dynamic_ && dims != in.dims))
+    throw Error("input '" + name + "' must be " + dtype_name(in.dtype) + " " +
+                to_string(make_shape(in.dims)) + ", got " + dtype_name(dtype) + " " +
+                to_string(make_shape(dims)));
+}
+
 void ExecutionContext::set_input(const std::string& name, const TensorData& value) {
+  check_input(name, value.dtype(), value.dims());
   const size_t k = input_index(name);
-  const TensorInfo& in = engine_.inputs_[k];
-  if (value.dtype() != in.dtype || (!engine_.dynamic_ && value.dims() != in.dims))
-    throw Error("input '" + name + "' must be " + dtype_name(in.dtype) + " " + to_string(make_shape(in.dims)) +
-                ", got " + dtype_name(value.dtype()) + " " + to_string(make_shape(value.dims())));
   if (!engine_.dynamic_) {
     executor_->set_input(k, value);
     return;
   }
   set_input_shape(name, value.dims());
   bound_[k] = value;
+  bound_device_[k] = false;
+}
+
+void ExecutionContext::set_input_device(const std::string& name, const void* device_ptr, DType dtype,
+                                        const std::vector<int64_t>& dims, void* stream) {
+  if (find_device_backend(plan_->options.device)->host)
+    throw Error("input '" + name + "': a " + plan_->options.device +
+                " engine takes host tensors, not device memory");
+  check_input(name, dtype, dims);
+  const size_t k = input_index(name);
+  const std::optional<uint64_t> bytes = checked_nbytes(dtype, dims);
+  if (dtype == DType::String || dtype_is_container(dtype) || !bytes || (!device_ptr && *bytes))
+    throw Error("input '" + name + "': " + dtype_name(dtype) + " " + to_string(make_shape(dims)) + " at " +
+                (device_ptr ? "a device pointer" : "a null pointer") + " cannot be read from device memory");
+  if (!engine_.dynamic_) {
+    executor_->set_input_device(k, device_ptr, dims, stream);
+    return;
+  }
+  set_input_shape(name, dims);
+  bound_[k] = TensorData::view(dtype, dims, const_cast<void*>(device_ptr));  // run() hands it to the executor
+  bound_stream_[k] = stream;
+  bound_device_[k] = true;
 }
 
 void ExecutionContext::run() {
@@ -170,7 +200,10 @@ void ExecutionContext::run() {
       if (bound_[k].dims() != shapes_[name])
         throw Error("input '" + name + "' holds " + to_string(make_shape(bound_[k].dims())) +
                     " but set_input_shape gave " + to_string(make_shape(shapes_[name])) + " after it");
-      executor_->set_input(k, bound_[k]);
+      if (bound_device_[k])
+        executor_->set_input_device(k, bound_[k].raw(), bound_[k].dims(), bound_stream_[k]);
+      else
+        executor_->set_input(k, bound_[k]);
     }
   }
   Executor::RunOptions o;
@@ -178,7 +211,9 @@ void ExecutionContext::run() {
   o.use_graph = use_graph_;
   o.data_transfers = data_transfers_;
   outputs_.clear();
+  ran_ = false;
   executor_->run(o, layer_times_ms_, times_);
+  ran_ = true;
   if (!data_transfers_) return;  // output() downloads on demand
   const EnginePlan& plan = *plan_;
   for (size_t k = 0; k < plan.outputs.size(); ++k) outputs_[plan.outputs[k].name] = executor_->output(k);
@@ -195,6 +230,33 @@ const TensorData& ExecutionContext::output(const std::string& name) const {
   for (size_t k = 0; k < plan.outputs.size(); ++k)
     if (plan.outputs[k].name == name && !data_transfers_) return outputs_[name] = executor_->output(k);
   throw Error("no output '" + name + "' (run() first, and check the name)");
+}
+
+size_t ExecutionContext::output_index(const std::string& name) const {
+  for (size_t k = 0; ran_ && k < plan_->outputs.size(); ++k)
+    if (plan_->outputs[k].name == name) return k;
+  throw Error("no output '" + name + "' (run() first, and check the name)");
+}
+
+TensorInfo ExecutionContext::output_info(const std::string& name) const {
+  TensorInfo info = plan_->outputs[output_index(name)];
+  if (plan_->data_dependent) info.dims = output(name).dims();
+  return info;
+}
+
+void ExecutionContext::copy_output_to_device(const std::string& name, void* device_ptr, size_t capacity_bytes,
+                                             void* stream) {
+  if (find_device_backend(plan_->options.device)->host)
+    throw Error("output '" + name + "': a " + plan_->options.device +
+                " engine gives host tensors, not device memory");
+  const TensorInfo info = output_info(name);
+  const std::optional<uint64_t> bytes = checked_nbytes(info.dtype, info.dims);
+  if (info.dtype == DType::String || dtype_is_container(info.dtype) || !bytes)
+    throw Error("output '" + name + "' (" + dtype_name(info.dtype) + ") cannot be copied to device memory");
+  if (*bytes > capacity_bytes || (!device_ptr && *bytes))
+    throw Error("output '" + name + "' needs " + std::to_string(*bytes) + " bytes, the buffer has " +
+                std::to_string(device_ptr ? capacity_bytes : 0));
+  executor_->copy_output_to_device(output_index(name), device_ptr, stream);
 }
 
 }  // namespace kiln

@@ -152,6 +152,28 @@ TEST(Engine, WrongInputsGiveClearErrors) {
   EXPECT_THROW(ctx->output("y"), Error);  // not run yet
 }
 
+// Caller-owned device memory is for devices with their own (tests/gpu/test_cuda_device_io.cpp runs it); a CPU
+// engine refuses it naming the tensor. output_info gives the last run's output without downloading it.
+TEST(Engine, DeviceMemoryCallsOnACpuEngine) {
+  auto engine = Engine::build(*make_graph(random_tensor({4}, 7)));
+  auto ctx = engine->create_context();
+  EXPECT_THROW(ctx->output_info("y"), Error);  // not run yet
+  float dummy[24] = {};
+  try {
+    ctx->set_input_device("x", dummy, DType::Float, {2, 3, 4});
+    ADD_FAILURE() << "a cpu engine took device memory";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("'x'"), std::string::npos) << e.what();
+  }
+  ctx->set_input("x", random_tensor({2, 3, 4}, 1));
+  ctx->run();
+  const TensorInfo info = ctx->output_info("y");
+  EXPECT_EQ(info.dtype, ctx->output("y").dtype());
+  EXPECT_EQ(info.dims, ctx->output("y").dims());
+  EXPECT_THROW(ctx->output_info("nope"), Error);
+  EXPECT_THROW(ctx->copy_output_to_device("y", dummy, sizeof(dummy)), Error);
+}
+
 TEST(Engine, SymbolicInputNeedsShapes) {
   Graph g;
   g.set_opset("", 13);

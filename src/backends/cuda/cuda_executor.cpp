@@ -96,6 +96,9 @@ class CudaExecutor final : public Executor {
       output_staging_.push_back(pinned(value_bytes(plan.output_values[k])));
     input_set_.assign(plan.inputs.size(), false);
     input_dirty_.assign(plan.inputs.size(), false);
+    input_on_device_.assign(plan.inputs.size(), false);
+    host_reads_input_.assign(plan.inputs.size(), false);
+    KILN_CUDA_CHECK(cudaEventCreateWithFlags(&io_event_, cudaEventDisableTiming));
     for (const PlannedLayer& layer : plan.layers) {
       std::vector<backend::TensorView> ins, outs;
       for (int v : layer.inputs) ins.push_back(view(v));
@@ -117,6 +120,7 @@ class CudaExecutor final : public Executor {
           const auto at = std::find(plan.input_values.begin(), plan.input_values.end(), plan.layers[k].inputs[i]);
           if (at == plan.input_values.end()) throw Error(layer_label(plan.layers[k]) + ": operand is not an input");
           entry.inputs.push_back(static_cast<size_t>(at - plan.input_values.begin()));
+          host_reads_input_[entry.inputs.back()] = true;
         }
         by_values_.push_back(std::move(entry));
         continue;  // its kernel is known once the inputs are
@@ -131,6 +135,7 @@ class CudaExecutor final : public Executor {
     if (graph_) cudaGraphDestroy(graph_);
     for (cudaEvent_t e : events_) cudaEventDestroy(e);
     for (cudaEvent_t e : layer_events_) cudaEventDestroy(e);
+    if (io_event_) cudaEventDestroy(io_event_);
     for (void* p : input_staging_) cudaFreeHost(p);
     for (void* p : output_staging_) cudaFreeHost(p);
     for (void* p : host_staging_) cudaFreeHost(p);
@@ -140,6 +145,33 @@ class CudaExecutor final : public Executor {
   void set_input(size_t index, const TensorData& value) override {
     std::memcpy(input_staging_[index], value.raw(), value.nbytes());
     input_set_[index] = input_dirty_[index] = true;
+    input_on_device_[index] = false;
+  }
+
+  // Enqueued on the caller's stream, so the copy follows the work that wrote `src` and precedes the caller's
+  // later reuse of it; stream_ waits for it. Runs are synchronous, so the arena is idle here.
+  void set_input_device(size_t index, const void* src, const std::vector<int64_t>&, void* stream) override {
+    const auto caller = static_cast<cudaStream_t>(stream);
+    const int v = plan_.input_values[index];
+    if (const size_t bytes = value_bytes(v)) {
+      KILN_CUDA_CHECK(cudaMemcpyAsync(device_ptr(v), src, bytes, cudaMemcpyDeviceToDevice, caller));
+      if (host_reads_input_[index]) {  // a by-input-values layer picks its kernel from the value on the host
+        KILN_CUDA_CHECK(cudaMemcpyAsync(input_staging_[index], src, bytes, cudaMemcpyDeviceToHost, caller));
+        KILN_CUDA_CHECK(cudaStreamSynchronize(caller));
+      }
+    }
+    after_caller(caller);
+    input_set_[index] = input_on_device_[index] = true;
+    input_dirty_[index] = false;
+  }
+
+  // From the arena, on the caller's stream; the next run (on stream_) waits for it before overwriting.
+  void copy_output_to_device(size_t index, void* dst, void* stream) override {
+    const auto caller = static_cast<cudaStream_t>(stream);
+    const int v = plan_.output_values[index];
+    if (const size_t bytes = value_bytes(v))
+      KILN_CUDA_CHECK(cudaMemcpyAsync(dst, device_ptr(v), bytes, cudaMemcpyDeviceToDevice, caller));
+    after_caller(caller);
   }
 
   void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) override {
@@ -148,7 +180,7 @@ class CudaExecutor final : public Executor {
     select_kernels_by_input_values();
     KILN_CUDA_CHECK(cudaEventRecord(events_[0], stream_));
     for (size_t k = 0; k < plan_.inputs.size(); ++k) {
-      if (!options.data_transfers && !input_dirty_[k]) continue;
+      if (input_on_device_[k] || (!options.data_transfers && !input_dirty_[k])) continue;
       const int v = plan_.input_values[k];
       KILN_CUDA_CHECK(
           cudaMemcpyAsync(device_ptr(v), input_staging_[k], value_bytes(v), cudaMemcpyHostToDevice, stream_));
@@ -206,6 +238,11 @@ class CudaExecutor final : public Executor {
     void* p = nullptr;
     KILN_CUDA_CHECK(cudaMallocHost(&p, std::max<size_t>(bytes, 1)));
     return p;
+  }
+  // stream_'s later work waits for what the caller's stream holds now.
+  void after_caller(cudaStream_t caller) {
+    KILN_CUDA_CHECK(cudaEventRecord(io_event_, caller));
+    KILN_CUDA_CHECK(cudaStreamWaitEvent(stream_, io_event_, 0));
   }
   size_t value_bytes(int v) const { return plan_.values[static_cast<size_t>(v)].nbytes(); }
   void* device_ptr(int v) const {
@@ -317,6 +354,9 @@ class CudaExecutor final : public Executor {
   std::vector<cudaEvent_t> layer_events_;
   std::vector<void*> input_staging_, output_staging_;
   std::vector<bool> input_set_, input_dirty_;
+  std::vector<bool> input_on_device_;   // set by set_input_device: already in the arena, no upload
+  std::vector<bool> host_reads_input_;  // an operand of a by-input-values layer
+  cudaEvent_t io_event_ = nullptr;      // orders stream_ after the caller's stream
   std::vector<std::vector<backend::TensorView>> inputs_, outputs_;
   cudaGraph_t graph_ = nullptr;
   cudaGraphExec_t graph_exec_ = nullptr;

@@ -53,6 +53,25 @@ class PerRunExecutor final : public Executor {
 
   void set_input(size_t index, const TensorData& value) override { inputs_[index] = value; }
 
+  // Shape inference reads values on the host, so device memory comes and goes through it here (on the
+  // caller's stream, which is synchronized before returning).
+  void set_input_device(size_t index, const void* src, const std::vector<int64_t>& dims,
+                        void* stream) override {
+    const auto caller = static_cast<cudaStream_t>(stream);
+    TensorData value(input_tensors_[index]->dtype, dims);
+    if (value.nbytes())
+      KILN_CUDA_CHECK(cudaMemcpyAsync(value.raw(), src, value.nbytes(), cudaMemcpyDeviceToHost, caller));
+    KILN_CUDA_CHECK(cudaStreamSynchronize(caller));
+    inputs_[index] = std::move(value);
+  }
+  void copy_output_to_device(size_t index, void* dst, void* stream) override {
+    const auto caller = static_cast<cudaStream_t>(stream);
+    const TensorData value = output(index);
+    if (value.nbytes())
+      KILN_CUDA_CHECK(cudaMemcpyAsync(dst, value.raw(), value.nbytes(), cudaMemcpyHostToDevice, caller));
+    KILN_CUDA_CHECK(cudaStreamSynchronize(caller));  // `value` is pageable and freed on return
+  }
+
   void run(const RunOptions& options, std::vector<double>& layer_ms, RunTimes& times) override {
     const auto start = std::chrono::steady_clock::now();
     values_.clear();
