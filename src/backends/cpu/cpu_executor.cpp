@@ -68,7 +68,8 @@ const bool registered = register_device_backend({
     .host = true,
     .data_dependent_shapes = true,
     .unavailable_reason = [] { return std::string(); },
-    .host_fallback = nullptr,  // every op's reference kernel is a cpu kernel already
+    .host_fallback = nullptr,    // every op's reference kernel is a cpu kernel already
+    .by_input_values = nullptr,  // the CPU's kernels take any operand as an engine input
     .prepare = [](const EnginePlan&) { return std::shared_ptr<DeviceState>(); },
     .create_executor = [](const EnginePlan& plan) -> std::unique_ptr<Executor> {
       if (plan.data_dependent) return make_per_run_executor(plan);
