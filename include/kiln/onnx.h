@@ -28,10 +28,12 @@ namespace kiln {
 // The newest default-domain ("" / "ai.onnx") opset whose operator semantics kiln implements; import refuses
 // models that import a newer one, as ONNX Runtime does (their ops may mean something kiln doesn't know).
 constexpr int64_t kMaxOpset = 21;
-// The newest IR version import accepts. Newer IR versions than the libonnx kiln is built with (Debian's: 8) only
-// add fields and element types (float8 in 9, int4 in 10); unknown fields are kept and unknown element types are
-// refused where they are used, so models from current exporters import. Beyond this, refused as ONNX Runtime does.
-constexpr int64_t kMaxIrVersion = 11;
+// The newest IR version import accepts: what ONNX Runtime 1.32 (the peer) reads, and what current onnx's
+// helper.make_model writes (onnx 1.23: 14). Newer IR versions than the libonnx kiln is built with (Debian's: 8)
+// only add fields and element types (float8 in 9, int4 in 10, ...); unknown fields are kept and unknown element
+// types are refused where they are used, so models from current exporters import. Beyond this, refused as ONNX
+// Runtime does.
+constexpr int64_t kMaxIrVersion = 14;
 
 struct ImportOptions {
   // true: external data is read on first Constant::values(); its files are only checked (existence and
