@@ -16,6 +16,10 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+# The IR version the test models declare: what every ONNX Runtime the tests meet reads (the GPU machine's
+# onnx 1.23 would write 14, which its ONNX Runtime 1.30 refuses).
+IR = 10
+
 try:
     import torch
 except ImportError:  # the argument checks below still run
@@ -47,7 +51,7 @@ def mlp_model(batch=4):
     graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 16])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 8]),
                                helper.make_tensor_value_info("h", TensorProto.FLOAT, [batch, 32])], [w1, b1, w2])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=IR)
 
 
 def conv_model(batch="N"):
@@ -58,7 +62,7 @@ def conv_model(batch="N"):
              helper.make_node("Relu", ["c"], ["y"])]
     graph = helper.make_graph(nodes, "conv", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4, 8, 8])], [w, b])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=IR)
 
 
 def ort_run(model, feed):

@@ -16,6 +16,10 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
+# The IR version the test models declare: what every ONNX Runtime the tests meet reads (the GPU machine's
+# onnx 1.23 would write 14, which its ONNX Runtime 1.30 refuses).
+IR = 10
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = pathlib.Path(os.environ.get("KILN_MODELS_DIR", ROOT / "out" / "models"))
 
@@ -33,7 +37,7 @@ def small_model(batch="N"):
     graph = helper.make_graph(nodes, "small", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 8, 8])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4, 8, 8]),
                                helper.make_tensor_value_info("z", TensorProto.FLOAT, [batch, 4])], [w, b])
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=IR)
 
 
 def ort_run(model, feed, names=None):
@@ -164,7 +168,7 @@ def shape_chain_model():
              numpy_helper.from_array(np.full(12, -1.0, np.float32), "c2")]
     graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 12])], inits)
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=IR)
 
 
 def _folded(model, **kwargs):
@@ -195,7 +199,7 @@ def test_fold_onnx_errors():
     bad = helper.make_model(helper.make_graph([helper.make_node("NoSuchOp", ["x"], ["y"])], "g",
                                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]),
-                            opset_imports=[helper.make_opsetid("", 13)])
+                            opset_imports=[helper.make_opsetid("", 13)], ir_version=IR)
     assert kiln._kiln.fold_onnx(bad.SerializeToString(), error_ok=True) == {}
     with pytest.raises(kiln.Error, match="NoSuchOp"):
         kiln._kiln.fold_onnx(bad.SerializeToString(), error_ok=False)
@@ -230,7 +234,7 @@ def test_import_warnings_go_to_logging(caplog, capfd):
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])
     graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])], [y, y])
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=IR)
     with caplog.at_level("WARNING", logger="kiln"):
         sess = kiln.InferenceSession(model.SerializeToString())
     warnings = [r.getMessage() for r in caplog.records if r.name == "kiln"]
