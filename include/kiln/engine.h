@@ -68,7 +68,7 @@ class Engine {
   std::shared_ptr<const EnginePlan> plan_for(const std::map<std::string, std::vector<int64_t>>& dims) const;
   std::shared_ptr<EnginePlan> plan_;  // fixed shapes, or a dynamic engine's plan at the first opt shape
   std::unique_ptr<DynamicShapes> dynamic_;
-  std::vector<TensorInfo> inputs_;    // with -1 for dims that vary
+  std::vector<TensorInfo> inputs_;  // with -1 for dims that vary
 };
 
 // Per-inference state: the activation arena and bound inputs/outputs. One context per thread.
@@ -92,9 +92,10 @@ class ExecutionContext {
   // a host engine (cpu) throws. `stream` is the caller's cudaStream_t (nullptr: the legacy default stream).
   // set_input_device: the input (dtype and dims checked as set_input's) is copied device-to-device from
   // `device_ptr` into the engine's buffer, enqueued on `stream` after the work that produced it, and run()
-  // waits for that copy; the caller may reuse the memory in later work on `stream`. A dynamic engine copies at
-  // each run(): keep the memory valid until the input is set again. An input a layer reads on the host (a by-input-values operand)
-  // and a data-dependent plan's inputs also go to the host (`stream` is synchronized).
+  // waits for that copy; the caller may reuse the memory in later work on `stream`. A dynamic engine copies
+  // at each run(): keep the memory valid until the input is set again. An input a layer reads on the host (a
+  // by-input-values operand) and a data-dependent plan's inputs also go to the host (`stream` is
+  // synchronized).
   void set_input_device(const std::string& name, const void* device_ptr, DType dtype,
                         const std::vector<int64_t>& dims, void* stream = nullptr);
   // After run(): the output copied into `device_ptr` (at least `capacity_bytes`), enqueued on `stream` (its
