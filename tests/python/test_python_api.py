@@ -9,16 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-kiln = pytest.importorskip("kiln", reason="the kiln Python package is not installed (scripts/build_python.sh)")
-if not hasattr(kiln, "InferenceSession"):
-    pytest.skip("an unbuilt kiln folder shadows the package", allow_module_level=True)
-onnx = pytest.importorskip("onnx")
-ort = pytest.importorskip("onnxruntime")
+from installed_kiln import IR, kiln, onnx, ort  # noqa: E402  (skips this module without them)
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-# The IR version the test models declare: what every ONNX Runtime the tests meet reads (the GPU machine's
-# onnx 1.23 would write 14, which its ONNX Runtime 1.30 refuses).
-IR = 10
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 MODELS = pathlib.Path(os.environ.get("KILN_MODELS_DIR", ROOT / "out" / "models"))

@@ -23,10 +23,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "models"))
 import runner  # noqa: E402
 import suite  # noqa: E402
 
-kiln = pytest.importorskip("kiln", reason="the kiln Python package is not installed (scripts/build_python.sh)")
-if not hasattr(kiln, "InferenceSession"):
-    pytest.skip("an unbuilt kiln folder shadows the package", allow_module_level=True)
-ort = pytest.importorskip("onnxruntime")
+from installed_kiln import kiln, ort  # noqa: E402  (skips this module without them)
 
 # bench/bench_models_cuda.py's fp16 bound: 5e-3, or the entry's looser tol / its own tol_fp16.
 FP16_BOUND = 5e-3
