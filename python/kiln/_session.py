@@ -20,12 +20,16 @@ class InferenceSession:
     (strict, ONNX Runtime's), "tf32", "fp16" or "bf16" (inputs and outputs stay fp32). profile: shape ranges
     {input: (min, opt, max)} (or a list of such dicts) for inputs with dynamic dims: one engine runs every shape
     inside them. Without a profile, a model with dynamic inputs is built on its first run() for the shapes fed,
-    and again for each new combination of shapes (the last few engines are kept). Other keyword arguments go to
-    kiln.Builder (threads, timing_cache, allow_host_fallback, plugins, progress, ...).
+    and again for each new combination of shapes (the last few engines are kept). providers: ONNX Runtime's
+    list, for scripts moving over: the first of "CUDAExecutionProvider" / "TensorrtExecutionProvider" (device
+    "cuda") and "CPUExecutionProvider" (device "cpu") picks the device; give device or providers, not both.
+    Other keyword arguments go to kiln.Builder (threads, timing_cache, allow_host_fallback, plugins, progress, ...).
     """
 
-    def __init__(self, path_or_bytes: ModelSource, device: str = "cpu", precision: str = "fp32",
-                 profile: Optional[Any] = None, **builder_options: Any) -> None:
+    def __init__(self, path_or_bytes: ModelSource, device: Optional[str] = None, precision: str = "fp32",
+                 profile: Optional[Any] = None, providers: Optional[Sequence[Any]] = None,
+                 **builder_options: Any) -> None:
+        device = _device_for(device, providers)
         profiles: Optional[List[Profile]] = None
         if profile is not None:
             profiles = [profile] if isinstance(profile, Mapping) else list(profile)
@@ -116,6 +120,23 @@ class InferenceSession:
         while len(self._engines) > _MAX_SHAPE_ENGINES:
             self._engines.popitem(last=False)
         return entry
+
+
+_PROVIDER_DEVICES = {"CUDAExecutionProvider": "cuda", "TensorrtExecutionProvider": "cuda",
+                     "CPUExecutionProvider": "cpu"}
+
+
+def _device_for(device: Optional[str], providers: Optional[Sequence[Any]]) -> str:
+    if providers is None:
+        return device or "cpu"
+    if device is not None:
+        raise Error("give device= or providers=, not both")
+    # ONNX Runtime takes names or (name, options) pairs, in order of preference.
+    names = [p[0] if isinstance(p, (tuple, list)) else p for p in providers]
+    for name in names:
+        if name in _PROVIDER_DEVICES:
+            return _PROVIDER_DEVICES[name]
+    raise Error(f"none of the providers {names} maps to a kiln device (known: {', '.join(_PROVIDER_DEVICES)})")
 
 
 def _is_static(shape: Optional[Iterable[Any]]) -> bool:

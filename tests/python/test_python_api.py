@@ -235,3 +235,16 @@ def test_import_warnings_go_to_logging(caplog, capfd):
     assert "warning" not in capfd.readouterr().err
     x = np.array([-1.0, 2.0], np.float32)
     np.testing.assert_array_equal(sess.run(["y"], {"x": x})[0], np.maximum(x, 0))
+
+
+def test_providers_pick_the_device_as_onnx_runtime_scripts_pass_them():
+    model = small_model(batch=2).SerializeToString()
+    sess = kiln.InferenceSession(model, providers=[("CPUExecutionProvider", {})])
+    assert sess.get_providers() == ["CPUExecutionProvider"]
+    x = np.random.default_rng(5).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], ort_run(small_model(batch=2), {"x": x})[0],
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(kiln.Error, match="not both"):
+        kiln.InferenceSession(model, device="cpu", providers=["CPUExecutionProvider"])
+    with pytest.raises(kiln.Error, match="OpenVINOExecutionProvider"):
+        kiln.InferenceSession(model, providers=["OpenVINOExecutionProvider"])
