@@ -73,4 +73,22 @@ inline unsigned int blocks_for(int64_t n, int threads) {
   return static_cast<unsigned int>(b < 1 ? 1 : (b > 1 << 30 ? 1 << 30 : b));
 }
 
+// Calls f(U{}) with U the unsigned type of an element's size: for kernels that move elements without
+// looking at their values (copies, gathers, Where, MaxUnpool).
+template <typename F>
+void dispatch_bits(size_t size, F&& f) {
+  switch (size) {
+    case 1:
+      return f(uint8_t{});
+    case 2:
+      return f(uint16_t{});
+    case 4:
+      return f(uint32_t{});
+    case 8:
+      return f(uint64_t{});
+    default:
+      throw Error("CUDA kernel: unsupported element size " + std::to_string(size));
+  }
+}
+
 }  // namespace kiln::cuda

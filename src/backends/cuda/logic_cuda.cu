@@ -188,23 +188,6 @@ __global__ void where_kernel(const uint8_t* c, const U* x, const U* z, U* y, I n
   }
 }
 
-// Where's x and y move as bits: the unsigned type of their size.
-template <typename F>
-void dispatch_bits(size_t size, F&& f) {
-  switch (size) {
-    case 1:
-      return f(uint8_t{});
-    case 2:
-      return f(uint16_t{});
-    case 4:
-      return f(uint32_t{});
-    case 8:
-      return f(uint64_t{});
-    default:
-      throw Error("cuda.logic: unsupported element size " + std::to_string(size));
-  }
-}
-
 std::optional<bcast::Params<3>> where_plan(const LayerDesc& d) {
   if (!plain_layer(d, 3)) return std::nullopt;
   const DType t = d.inputs[1].dtype;

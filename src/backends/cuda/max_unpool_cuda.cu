@@ -44,22 +44,6 @@ __global__ void gather_kernel(const B* __restrict__ x, const long long* __restri
   }
 }
 
-template <typename F>
-void dispatch_bits(size_t size, F&& f) {
-  switch (size) {
-    case 1:
-      return f(uint8_t{});
-    case 2:
-      return f(uint16_t{});
-    case 4:
-      return f(uint32_t{});
-    case 8:
-      return f(uint64_t{});
-    default:
-      throw Error("cuda.max_unpool: unsupported element size " + std::to_string(size));
-  }
-}
-
 class MaxUnpoolKernel final : public CudaKernel {
  public:
   MaxUnpoolKernel(size_t element_size, int64_t n, int64_t total)

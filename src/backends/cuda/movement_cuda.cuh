@@ -31,26 +31,7 @@ inline bool fits32(int64_t n) {
   return n < (int64_t{1} << 31);
 }
 
-// Elements moved as bits: the unsigned type of the element's size.
-template <typename F>
-void dispatch_bits(size_t size, F&& f) {
-  switch (size) {
-    case 1:
-      f(uint8_t{});
-      break;
-    case 2:
-      f(uint16_t{});
-      break;
-    case 4:
-      f(uint32_t{});
-      break;
-    case 8:
-      f(uint64_t{});
-      break;
-    default:
-      throw Error("CUDA movement kernel: unsupported element size " + std::to_string(size));
-  }
-}
+using cuda::dispatch_bits;
 
 // The float dtypes the movement kernels take (all elements of one layer share it).
 inline bool float_data(const LayerDesc& d, size_t n_inputs) {
