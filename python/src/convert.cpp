@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <memory>
+#include <utility>
 
 #include "kiln/error.h"
 
@@ -15,81 +16,39 @@ namespace {
 
 using Code = nb::dlpack::dtype_code;
 
+// kiln's dtypes and their DLPack type codes, one table for both directions (the bit width is the dtype's
+// size).
+constexpr std::pair<DType, Code> kDLPackCodes[] = {
+    {DType::Bool, Code::Bool},    {DType::Float16, Code::Float},     {DType::Float, Code::Float},
+    {DType::Double, Code::Float}, {DType::BFloat16, Code::Bfloat},   {DType::Int8, Code::Int},
+    {DType::Int16, Code::Int},    {DType::Int32, Code::Int},         {DType::Int64, Code::Int},
+    {DType::UInt8, Code::UInt},   {DType::UInt16, Code::UInt},       {DType::UInt32, Code::UInt},
+    {DType::UInt64, Code::UInt},  {DType::Complex64, Code::Complex}, {DType::Complex128, Code::Complex},
+};
+
 }  // namespace
 
 DType dtype_of(nb::dlpack::dtype t) {
-  const auto code = static_cast<Code>(t.code);
   if (t.lanes != 1) throw Error("arrays with vector lanes are not supported");
-  switch (code) {
-    case Code::Bool:
-      if (t.bits == 8) return DType::Bool;
-      break;
-    case Code::Float:
-      if (t.bits == 16) return DType::Float16;
-      if (t.bits == 32) return DType::Float;
-      if (t.bits == 64) return DType::Double;
-      break;
-    case Code::Bfloat:
-      if (t.bits == 16) return DType::BFloat16;
-      break;
-    case Code::Int:
-      if (t.bits == 8) return DType::Int8;
-      if (t.bits == 16) return DType::Int16;
-      if (t.bits == 32) return DType::Int32;
-      if (t.bits == 64) return DType::Int64;
-      break;
-    case Code::UInt:
-      if (t.bits == 8) return DType::UInt8;
-      if (t.bits == 16) return DType::UInt16;
-      if (t.bits == 32) return DType::UInt32;
-      if (t.bits == 64) return DType::UInt64;
-      break;
-    case Code::Complex:
-      if (t.bits == 64) return DType::Complex64;
-      if (t.bits == 128) return DType::Complex128;
-      break;
-    default:
-      break;
-  }
+  for (const auto& [dtype, code] : kDLPackCodes)
+    if (static_cast<uint8_t>(code) == t.code && dtype_size(dtype) * 8 == t.bits) return dtype;
   throw Error("array element type (DLPack code " + std::to_string(t.code) + ", " + std::to_string(t.bits) +
               " bits) has no kiln dtype");
 }
 
 namespace {
 
+// Only numpy's dtypes reach here: to_python turns bfloat16 into float32 first.
 nb::dlpack::dtype dlpack_of(DType t) {
-  nb::dlpack::dtype d{};
-  d.lanes = 1;
-  d.bits = static_cast<uint8_t>(dtype_size(t) * 8);
-  switch (t) {
-    case DType::Bool:
-      d.code = static_cast<uint8_t>(Code::Bool);
-      break;
-    case DType::Float16:
-    case DType::Float:
-    case DType::Double:
-      d.code = static_cast<uint8_t>(Code::Float);
-      break;
-    case DType::Int8:
-    case DType::Int16:
-    case DType::Int32:
-    case DType::Int64:
-      d.code = static_cast<uint8_t>(Code::Int);
-      break;
-    case DType::UInt8:
-    case DType::UInt16:
-    case DType::UInt32:
-    case DType::UInt64:
-      d.code = static_cast<uint8_t>(Code::UInt);
-      break;
-    case DType::Complex64:
-    case DType::Complex128:
-      d.code = static_cast<uint8_t>(Code::Complex);
-      break;
-    default:
-      throw Error(std::string("outputs of dtype ") + dtype_name(t) + " cannot become numpy arrays");
-  }
-  return d;
+  for (const auto& [dtype, code] : kDLPackCodes)
+    if (dtype == t && t != DType::BFloat16) {
+      nb::dlpack::dtype d{};
+      d.lanes = 1;
+      d.bits = static_cast<uint8_t>(dtype_size(t) * 8);
+      d.code = static_cast<uint8_t>(code);
+      return d;
+    }
+  throw Error(std::string("outputs of dtype ") + dtype_name(t) + " cannot become numpy arrays");
 }
 
 }  // namespace
