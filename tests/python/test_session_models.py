@@ -30,14 +30,6 @@ FP16_BOUND = 5e-3
 # Entries cheap enough to build twice on 2 cores (a second, fp16 engine) that fp16 can represent.
 FP16_CASES = {"shufflenet", "ppocr_cls@1x3x48x192", "transformer_encoder_op17", "resample_op11", "seq_gru_op17"}
 
-# Cases where kiln's get_inputs()/get_outputs() still differ from ONNX Runtime's (the outputs' values match):
-# checked to differ (xfail), so the entry must go once it is fixed. ORT reports the shape its graph resolution
-# infers for an output the file declares with symbolic dims; kiln's session reports the file's declaration
-# although its engine (sess.engine.get_outputs()) knows the concrete dims.
-# Cases whose get_inputs()/get_outputs() differ from ONNX Runtime's, with why (none today: a static session
-# reports the engine's inferred output dims, as ONNX Runtime does, where the file declares symbols).
-KNOWN_IO_DIFFS = {}
-
 
 def fp16_bound(m):
     return m.get("tol_fp16") or max(FP16_BOUND, m["tol"])
@@ -64,12 +56,8 @@ def check_outputs(case, names, got, want, bound):
 
 
 def check_io(case, sess, ort_sess):
-    """get_inputs()/get_outputs() as ONNX Runtime's session describes them: names, types, shapes, in order."""
-    same = (describe(sess.get_inputs()) == describe(ort_sess.get_inputs())
-            and describe(sess.get_outputs()) == describe(ort_sess.get_outputs()))
-    if case in KNOWN_IO_DIFFS:
-        assert not same, f"{case}: now described as ONNX Runtime does: remove it from KNOWN_IO_DIFFS"
-        pytest.xfail(KNOWN_IO_DIFFS[case])
+    """get_inputs()/get_outputs() as ONNX Runtime's session describes them: names, types, shapes, in order
+    (output dims a file declares as symbols are the inferred numbers for a static session, as in ONNX Runtime)."""
     assert describe(sess.get_inputs()) == describe(ort_sess.get_inputs()), f"{case}: get_inputs()"
     assert describe(sess.get_outputs()) == describe(ort_sess.get_outputs()), f"{case}: get_outputs()"
 
